@@ -1,0 +1,347 @@
+"""Recurrent cells: one step and its exact one-step Jacobian, nothing more (DESIGN.md, cell contract).
+
+A cell maps (x_t, s_{t-1}) to s_t for a batch:
+
+    forward(x_t, s_prev) -> (s_t, a_t)     x_t (B, D), s_prev (B, S), s_t (B, S), a_t (B, A)
+    step(x_t, s_prev)    -> s_t
+    jacobian(x_t, s_prev)-> ds_t/ds_{t-1}  (B, S, S), column-vector convention J[b, i, j] = d s_t[i] / d s_{t-1}[j]
+    vjp(x_t, s_prev, g)  -> g^T ds_t/ds_{t-1}  (B, S), without forming J where the cell allows
+
+a_t are the pre-activations, the arguments of the step's nonlinearities (where units saturate).
+Legend: T time, B batch, S state size, D input size, H hidden size (S = H, or S = 2H for LSTM).
+
+Seed 002 writes the Jacobian as W_hh^T diag(phi'(a)): that is the row-vector (transposed) convention.
+Here J = diag(phi'(a)) W_hh, whose transpose it is; norms and singular values are the same.
+
+Time loops never live here: see unroll.py and the backward sweeps in bptt.py and flow.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .activations import Activation, get_activation
+from .errors import InputError
+
+__all__ = ["Cell", "ElmanCell", "PalCell", "LSTMCell", "GRUCell", "FunctionCell", "CELL_KINDS"]
+
+CELL_KINDS = ("elman", "pal", "lstm", "gru")
+
+
+def _check_matrix(name: str, m: torch.Tensor, shape: tuple[int, ...]) -> None:
+    if not isinstance(m, torch.Tensor):
+        raise InputError(f"{name}: expected a torch.Tensor of shape {shape}, got {type(m).__name__}")
+    if tuple(m.shape) != tuple(shape):
+        raise InputError(f"{name}: expected shape {tuple(shape)}, got {tuple(m.shape)}")
+    if not torch.isfinite(m).all():
+        raise InputError(f"{name}: expected finite numbers, got NaN or Inf")
+
+
+class Cell:
+    """Base class: the contract. Subclasses implement forward and jacobian; vjp defaults to g^T J."""
+
+    kind: str = "cell"
+    state_size: int
+    input_size: int
+    state_label: str = "h"  # what the state s is, for reports: "h" or "(h, c)"
+
+    @property
+    def dtype(self) -> torch.dtype:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, s_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def step(self, x: torch.Tensor, s_prev: torch.Tensor) -> torch.Tensor:
+        """s_t = f(x_t, s_{t-1}); x (B, D), s_prev (B, S) -> (B, S)."""
+        return self.forward(x, s_prev)[0]
+
+    def jacobian(self, x: torch.Tensor, s_prev: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def vjp(self, x: torch.Tensor, s_prev: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """g^T ds_t/ds_{t-1}: g (B, S) -> (B, S). Default: through the formed Jacobian, O(B S^2)."""
+        return torch.bmm(g.unsqueeze(1), self.jacobian(x, s_prev)).squeeze(1)
+
+    def zero_state(self, batch: int) -> torch.Tensor:
+        return torch.zeros(batch, self.state_size, dtype=self.dtype)
+
+
+@dataclass(frozen=True)
+class _Vanilla(Cell):
+    """Shared fields of the two vanilla forms (Elman and Pal)."""
+
+    W_hh: torch.Tensor  # (S, S)
+    W_xh: torch.Tensor  # (S, D)
+    b_h: torch.Tensor  # (S,)
+    activation: Activation = field(default_factory=lambda: get_activation("tanh"))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "activation", get_activation(self.activation))
+        if not isinstance(self.W_hh, torch.Tensor) or self.W_hh.dim() != 2:
+            got = tuple(self.W_hh.shape) if isinstance(self.W_hh, torch.Tensor) else type(self.W_hh).__name__
+            raise InputError(f"W_hh: expected a square matrix (S, S), got {got}")
+        S = self.W_hh.shape[0]
+        _check_matrix("W_hh", self.W_hh, (S, S))
+        if not isinstance(self.W_xh, torch.Tensor) or self.W_xh.dim() != 2:
+            raise InputError(f"W_xh: expected a matrix (S={S}, D), got {getattr(self.W_xh, 'shape', self.W_xh)!r}")
+        _check_matrix("W_xh", self.W_xh, (S, self.W_xh.shape[1]))
+        _check_matrix("b_h", self.b_h, (S,))
+
+    @property
+    def state_size(self) -> int:  # type: ignore[override]
+        return self.W_hh.shape[0]
+
+    @property
+    def input_size(self) -> int:  # type: ignore[override]
+        return self.W_xh.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W_hh.dtype
+
+
+@dataclass(frozen=True)
+class ElmanCell(_Vanilla):
+    """Elman RNN (seeds 000, 002, 003, 004):
+
+        a_t = W_hh h_{t-1} + W_xh x_t + b_h        (B, S)
+        h_t = phi(a_t)
+        dh_t/dh_{t-1} = diag(phi'(a_t)) W_hh       (B, S, S)
+
+    Example:
+        >>> cell = ElmanCell(torch.eye(2) * 0.5, torch.ones(2, 1), torch.zeros(2), "tanh")
+        >>> cell.jacobian(torch.zeros(1, 1), torch.zeros(1, 2))[0]   # tanh'(0) = 1
+        tensor([[0.5000, 0.0000],
+                [0.0000, 0.5000]])
+    """
+
+    kind = "elman"
+
+    def forward(self, x, s_prev):
+        a = s_prev @ self.W_hh.T + x @ self.W_xh.T + self.b_h  # (B, S)
+        return self.activation.phi(a), a
+
+    def preactivation(self, x, s_prev):
+        return s_prev @ self.W_hh.T + x @ self.W_xh.T + self.b_h  # (B, S)
+
+    def jacobian(self, x, s_prev):
+        d = self.activation.dphi(self.preactivation(x, s_prev))  # (B, S) phi'(a_t)
+        return d.unsqueeze(-1) * self.W_hh  # (B, S, S) rows of W_hh scaled by phi'(a_t)
+
+    def vjp(self, x, s_prev, g):
+        # g^T diag(phi'(a)) W_hh: through phi' first, then back through W_hh.
+        return (g * self.activation.dphi(self.preactivation(x, s_prev))) @ self.W_hh  # (B, S)
+
+
+@dataclass(frozen=True)
+class PalCell(_Vanilla):
+    """Pascanu/Pal form (seed 001 eq. 1, Pascanu et al. 2013 eq. 11):
+
+        h_t = W_hh phi(h_{t-1}) + W_xh x_t + b_h   (B, S)
+        dh_t/dh_{t-1} = W_hh diag(phi'(h_{t-1}))   (B, S, S)
+
+    The pre-activation of step t (the argument of phi) is h_{t-1}.
+    """
+
+    kind = "pal"
+
+    def forward(self, x, s_prev):
+        return self.activation.phi(s_prev) @ self.W_hh.T + x @ self.W_xh.T + self.b_h, s_prev
+
+    def jacobian(self, x, s_prev):
+        d = self.activation.dphi(s_prev)  # (B, S) phi'(h_{t-1})
+        return self.W_hh * d.unsqueeze(-2)  # (B, S, S) columns of W_hh scaled by phi'(h_{t-1})
+
+    def vjp(self, x, s_prev, g):
+        # g^T W_hh diag(phi'(h_{t-1})): back through W_hh, then through phi'.
+        return (g @ self.W_hh) * self.activation.dphi(s_prev)  # (B, S)
+
+
+def _dsig(z: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(z)
+    return s * (1 - s)
+
+
+def _dtanh_of_value(t: torch.Tensor) -> torch.Tensor:
+    return 1 - t * t
+
+
+@dataclass(frozen=True)
+class _Gated(Cell):
+    """Shared fields of LSTM and GRU, in PyTorch's layout (gate blocks stacked along rows)."""
+
+    W_xh: torch.Tensor  # (G H, D)   PyTorch weight_ih_l0
+    W_hh: torch.Tensor  # (G H, H)   PyTorch weight_hh_l0
+    b_xh: torch.Tensor  # (G H,)     PyTorch bias_ih_l0
+    b_hh: torch.Tensor  # (G H,)     PyTorch bias_hh_l0
+    gates = 1
+
+    def __post_init__(self) -> None:
+        G = self.gates
+        if not isinstance(self.W_hh, torch.Tensor) or self.W_hh.dim() != 2 or self.W_hh.shape[0] != G * self.W_hh.shape[1]:
+            got = tuple(self.W_hh.shape) if isinstance(self.W_hh, torch.Tensor) else type(self.W_hh).__name__
+            raise InputError(f"W_hh: expected shape ({G}*H, H) for {self.kind}, got {got}")
+        H = self.W_hh.shape[1]
+        _check_matrix("W_hh", self.W_hh, (G * H, H))
+        if not isinstance(self.W_xh, torch.Tensor) or self.W_xh.dim() != 2:
+            raise InputError(f"W_xh: expected shape ({G * H}, D), got {getattr(self.W_xh, 'shape', self.W_xh)!r}")
+        _check_matrix("W_xh", self.W_xh, (G * H, self.W_xh.shape[1]))
+        _check_matrix("b_xh", self.b_xh, (G * H,))
+        _check_matrix("b_hh", self.b_hh, (G * H,))
+
+    @property
+    def hidden_size(self) -> int:
+        return self.W_hh.shape[1]
+
+    @property
+    def input_size(self) -> int:  # type: ignore[override]
+        return self.W_xh.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W_hh.dtype
+
+    def block(self, i: int) -> torch.Tensor:
+        H = self.hidden_size
+        return self.W_hh[i * H:(i + 1) * H]  # (H, H)
+
+
+@dataclass(frozen=True)
+class LSTMCell(_Gated):
+    """LSTM with PyTorch's exact math, gate order (i, f, g, o) and both biases; state s = [h, c] (B, 2H):
+
+        z = W_xh x_t + b_xh + W_hh h_{t-1} + b_hh       (B, 4H) = [z_i, z_f, z_g, z_o]
+        i, f, o = sigmoid(z_i, z_f, z_o);  g = tanh(z_g)
+        c_t = f * c_{t-1} + i * g
+        h_t = o * tanh(c_t)
+
+    One-step Jacobian over the full state (B, 2H, 2H):
+        dc_t/dh = diag(c_{t-1} f') W_f + diag(g i') W_i + diag(i g') W_g      dc_t/dc = diag(f)
+        dh_t/dh = diag(tanh(c_t) o') W_o + diag(o tanh'(c_t)) dc_t/dh        dh_t/dc = diag(o tanh'(c_t) f)
+    """
+
+    kind = "lstm"
+    gates = 4
+    state_label = "(h, c)"
+
+    @property
+    def state_size(self) -> int:  # type: ignore[override]
+        return 2 * self.hidden_size
+
+    def forward(self, x, s_prev):
+        H = self.hidden_size
+        h, c = s_prev[:, :H], s_prev[:, H:]
+        z = x @ self.W_xh.T + self.b_xh + h @ self.W_hh.T + self.b_hh  # (B, 4H)
+        i, f, g, o = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H:2 * H]), torch.tanh(z[:, 2 * H:3 * H]), torch.sigmoid(z[:, 3 * H:])
+        c_new = f * c + i * g  # (B, H)
+        h_new = o * torch.tanh(c_new)  # (B, H)
+        return torch.cat([h_new, c_new], dim=1), z
+
+    def jacobian(self, x, s_prev):
+        H = self.hidden_size
+        s, z = self.forward(x, s_prev)
+        c_prev, c_new = s_prev[:, H:], s[:, H:]
+        zi, zf, zg, zo = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        i, f, g, o = torch.sigmoid(zi), torch.sigmoid(zf), torch.tanh(zg), torch.sigmoid(zo)
+        tc = torch.tanh(c_new)
+        col = lambda v: v.unsqueeze(-1)  # noqa: E731  (B, H) -> (B, H, 1): scales rows
+        dc_dh = col(c_prev * _dsig(zf)) * self.block(1) + col(g * _dsig(zi)) * self.block(0) + col(i * _dtanh_of_value(g)) * self.block(2)
+        dh_dh = col(tc * _dsig(zo)) * self.block(3) + col(o * _dtanh_of_value(tc)) * dc_dh
+        J = torch.zeros(s.shape[0], 2 * H, 2 * H, dtype=s.dtype)
+        J[:, :H, :H] = dh_dh
+        J[:, H:, :H] = dc_dh
+        J[:, :H, H:] = torch.diag_embed(o * _dtanh_of_value(tc) * f)  # dh_t/dc_{t-1}
+        J[:, H:, H:] = torch.diag_embed(f)  # dc_t/dc_{t-1}: the cell path
+        return J
+
+
+@dataclass(frozen=True)
+class GRUCell(_Gated):
+    """GRU with PyTorch's exact math, gate order (r, z, n), b_hn inside the reset product:
+
+        r = sigmoid(W_xr x + b_xr + W_hr h + b_hr)
+        z = sigmoid(W_xz x + b_xz + W_hz h + b_hz)
+        n = tanh(W_xn x + b_xn + r * (W_hn h + b_hn))
+        h_t = (1 - z) * n + z * h_{t-1}
+
+    One-step Jacobian (B, H, H):
+        dn/dh   = diag(tanh'(a_n)) [diag(r) W_hn + diag((W_hn h + b_hn) r') W_hr]
+        dh_t/dh = diag(1 - z) dn/dh + diag(z) + diag((h - n) z') W_hz
+    """
+
+    kind = "gru"
+    gates = 3
+
+    @property
+    def state_size(self) -> int:  # type: ignore[override]
+        return self.hidden_size
+
+    def _parts(self, x, h):
+        H = self.hidden_size
+        gi = x @ self.W_xh.T + self.b_xh  # (B, 3H)
+        gh = h @ self.W_hh.T + self.b_hh  # (B, 3H)
+        a_r = gi[:, :H] + gh[:, :H]
+        a_z = gi[:, H:2 * H] + gh[:, H:2 * H]
+        r = torch.sigmoid(a_r)
+        a_n = gi[:, 2 * H:] + r * gh[:, 2 * H:]
+        return a_r, a_z, a_n, gh[:, 2 * H:]
+
+    def forward(self, x, s_prev):
+        a_r, a_z, a_n, _ = self._parts(x, s_prev)
+        z, n = torch.sigmoid(a_z), torch.tanh(a_n)
+        return (1 - z) * n + z * s_prev, torch.cat([a_r, a_z, a_n], dim=1)
+
+    def jacobian(self, x, s_prev):
+        a_r, a_z, a_n, hn = self._parts(x, s_prev)
+        r, z, n = torch.sigmoid(a_r), torch.sigmoid(a_z), torch.tanh(a_n)
+        col = lambda v: v.unsqueeze(-1)  # noqa: E731
+        dn_dh = col(_dtanh_of_value(n)) * (col(r) * self.block(2) + col(hn * _dsig(a_r)) * self.block(0))
+        return col(1 - z) * dn_dh + torch.diag_embed(z) + col((s_prev - n) * _dsig(a_z)) * self.block(1)
+
+
+class FunctionCell(Cell):
+    """Any user step function s_t = fn(x_t, s_{t-1}) on one example (x (D,), s (S,)) -> (S,).
+
+    Batched with torch.func.vmap; the Jacobian is torch.func.jacrev (vmapped), the VJP torch.func.vjp.
+
+    Example:
+        >>> W = torch.randn(3, 3, dtype=torch.float64)
+        >>> cell = FunctionCell(lambda x, h: torch.tanh(W @ h + x), state_size=3, input_size=3)
+        >>> cell.jacobian(torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)).shape
+        torch.Size([2, 3, 3])
+    """
+
+    kind = "function"
+
+    def __init__(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], state_size: int, input_size: int,
+                 dtype: torch.dtype = torch.float64):
+        if not callable(fn):
+            raise InputError(f"fn: expected a callable step function, got {type(fn).__name__}")
+        self.fn = fn
+        self.state_size = int(state_size)
+        self.input_size = int(input_size)
+        self._dtype = dtype
+        self._step = torch.func.vmap(fn)
+        self._jac = torch.func.vmap(torch.func.jacrev(fn, argnums=1))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    def forward(self, x, s_prev):
+        s = self._step(x, s_prev)
+        if s.shape != s_prev.shape:
+            raise InputError(f"step function: expected it to return a state of shape {tuple(s_prev.shape[1:])}, "
+                             f"got {tuple(s.shape[1:])}")
+        return s, s.new_zeros(s.shape[0], 0)
+
+    def jacobian(self, x, s_prev):
+        return self._jac(x, s_prev)  # (B, S, S)
+
+    def vjp(self, x, s_prev, g):
+        _, pullback = torch.func.vjp(lambda s: self._step(x, s), s_prev)
+        return pullback(g)[0]

@@ -1,0 +1,66 @@
+"""Reading user files (.npz weights, .npy arrays) with errors that say what was expected and what arrived.
+
+Example:
+    >>> arrays = load_npz("weights.npz")            # doctest: +SKIP
+    >>> x = load_npy("inputs.npy", "inputs")        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["load_npz", "load_npy"]
+
+
+def _check_file(path, what: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{what}: expected an existing file, got {str(p)!r} (no such file)")
+    if not p.is_file():
+        raise InputError(f"{what}: expected a file, got {str(p)!r} (a directory or special file)")
+    return p
+
+
+def _check_numeric(name: str, a: np.ndarray, what: str) -> np.ndarray:
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
+        raise InputError(f"{what}: expected a numeric array for {name}, got dtype {a.dtype}")
+    if np.iscomplexobj(a):
+        raise InputError(f"{what}: expected real numbers for {name}, got dtype {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+        raise InputError(f"{what}: expected finite numbers in {name}, got NaN or Inf")
+    return a
+
+
+def load_npz(path, what: str = "weights") -> dict[str, np.ndarray]:
+    """All arrays of an .npz file, checked to be numeric and finite (pickled objects are refused)."""
+    p = _check_file(path, what)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise InputError(f"{what}: expected an .npz archive of named arrays, got a single .npy array in {str(p)!r}")
+            arrays = {k: z[k] for k in z.files}
+    except InputError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise InputError(f"{what}: expected a readable .npz archive, got {str(p)!r} ({type(e).__name__}: {e})") from None
+    for k, a in arrays.items():
+        _check_numeric(k, a, what)
+    return arrays
+
+
+def load_npy(path, what: str) -> np.ndarray:
+    """One array from an .npy file, checked to be numeric and finite."""
+    p = _check_file(path, what)
+    try:
+        a = np.load(p, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise InputError(f"{what}: expected a readable .npy array, got {str(p)!r} ({type(e).__name__}: {e})") from None
+    if isinstance(a, np.lib.npyio.NpzFile):
+        a.close()
+        raise InputError(f"{what}: expected a single .npy array, got an .npz archive {str(p)!r}")
+    return _check_numeric("the array", a, what)

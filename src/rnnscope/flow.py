@@ -1,0 +1,232 @@
+"""The Jacobian-product profile ||ds_t/ds_k|| for every k, exact, streamed and in the log domain.
+
+    P_t = I,      P_k = ds_t/ds_k = P_{k+1} J_{k+1},     J_{k+1} = ds_{k+1}/ds_k       (B, S, S)
+
+One running product, O(t B S^3) in all (seed 002 recomputes the product for every k: O(t^2 B S^3)).
+
+Numerics (DESIGN.md, "not optional"):
+- Log domain. The running product is stored as exp(L) * P_hat. Inside a chunk every GEMM also scales
+  by exp(-g), g the growth per step measured on the previous chunk, so P_hat stays near norm 1 at no
+  extra cost; L is carried apart and the product is renormalised at the end of every chunk. A chunk
+  whose P_hat leaves [tiny^(1/3), tiny^(-1/3)] (over- or underflow ahead) is redone with
+  renormalisation after every step, so no digit is lost either way. t = 100,000 in the exploding
+  regime gives finite log-norms.
+- Streaming. Jacobians are formed a chunk of C steps at a time and dropped: memory beyond the Trace is
+  O(C B S^2), C fixed (<= 128, fewer for large B S^2), never O(t S^2).
+- Spectral norms without an SVD per k. The top left singular vector u_k of P_k = J_t ... J_{k+1}
+  converges as k decreases (appending factors on the right fixes the output space; Oseledets).
+  So every chunk starts from the previous chunk's u and
+    1. carries w_k = P_k^T u along in the product itself, as one extra row of the GEMM
+       ([P_{k+1}; u^T P_{k+1}] J_{k+1}), so the first power half-step costs ~1/S of the product;
+    2. alternates z = P_k w / ||w||, w = P_k^T z / ||z||: each ratio ||P v|| / ||v|| is a lower bound of
+       sigma_max(P_k) and the sequence never decreases; an entry stops when two successive bounds agree
+       to rel_tol. For a stopping gap eps the relative error of sigma_max is at most about
+       sqrt(S eps / 2) even for near-degenerate top singular values (each non-top direction i adds at
+       most min(c_i^2 (1 - q_i), eps_i / (1 - q_i^2)) with q_i = (sigma_i/sigma_1)^2), and in practice
+       it is at rounding level;
+    3. entries that have not converged after max_iter half-steps are computed by torch.linalg.svdvals.
+  Tests compare every k with svdvals, near-degenerate and rank-deficient cases included.
+
+Legend: T time, B batch, S state size, C chunk length.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .cells import Cell
+from .unroll import Trace
+
+__all__ = ["JacobianProfile", "jacobian_profile"]
+
+_CHUNK_BYTES = 48 * 1024**2
+_MAX_CHUNK = 128
+_LN10 = math.log(10.0)
+
+
+@dataclass(frozen=True)
+class JacobianProfile:
+    """log10 ||ds_t/ds_k|| for k = 1..t, per sequence: column k-1 is step k (so column t-1 is 0 / log10 sqrt(S))."""
+
+    log10_spectral: torch.Tensor  # (B, t) log10 ||ds_t/ds_k||_2 (NaN when spectral=False)
+    log10_frobenius: torch.Tensor  # (B, t) log10 ||ds_t/ds_k||_F
+    t: int
+    power_half_steps: int  # matrix-vector products spent on spectral norms beyond the free first one
+    svd_fallbacks: int  # (k, b) entries whose spectral norm came from svdvals instead
+    renormalised_chunks: int  # chunks redone with per-step renormalisation (underflow guard)
+
+
+def _chunk_length(B: int, S: int) -> int:
+    return max(1, min(_MAX_CHUNK, _CHUNK_BYTES // (2 * 8 * B * S * (S + 1))))
+
+
+def _products(P: torch.Tensor, J: torch.Tensor, out: torch.Tensor, alpha: float) -> torch.Tensor:
+    """out[i] = alpha^(i+1) P J[n-1] J[n-2] ... J[n-1-i] for i = 0..n-1: one GEMM per step, nothing else.
+
+    P (B, R, S), J (n, B, S, S) in ascending k, out (n, B, R, S). Returns out[n-1].
+    """
+    n, B = J.shape[0], J.shape[1]
+    if B == 1:  # plain 2-D GEMMs are the cheapest call
+        P, J, out = P[0], J[:, 0], out[:, 0]
+    Js, outs = J.unbind(0), out.unbind(0)
+    mm = torch.addmm if B == 1 else torch.baddbmm
+    for i in range(n):  # k = k_hi - i: P_k = alpha P_{k+1} J_{k+1} (beta = 0: out is only written)
+        mm(outs[i], P, Js[n - 1 - i], beta=0, alpha=alpha, out=outs[i])
+        P = outs[i]
+    return P.unsqueeze(0) if B == 1 else P
+
+
+def _spectral(M: torch.Tensor, w: torch.Tensor, rel_tol: float, max_half_steps: int,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """sigma_max of each M (N, S, S) given w = M^T u for unit u (N, S).
+
+    Returns (sigma (N,), u_left (N, S) the top left singular vector estimate, half-steps, svd fallbacks).
+    """
+    N, S, _ = M.shape
+    fro = torch.linalg.matrix_norm(M)  # (N,) an upper bound, and the zero test
+    safe = torch.where(fro > 0, fro, torch.ones_like(fro))
+    M, w = M / safe[:, None, None], w / safe[:, None]  # unit Frobenius norm: no underflow in the norms below
+    sigma = torch.zeros(N, dtype=M.dtype)
+    u_left = torch.zeros(N, S, dtype=M.dtype)
+    # a start vector nearly orthogonal to the range of M: restart it from a random direction
+    wn = torch.linalg.vector_norm(w, dim=1)
+    poor = (wn <= 1e-8) & (fro > 0)
+    if poor.any():
+        r = torch.randn(int(poor.sum()), S, dtype=M.dtype, generator=gen)
+        r = r / torch.linalg.vector_norm(r, dim=1, keepdim=True)
+        w = w.clone()
+        w[poor] = torch.bmm(M[poor].transpose(1, 2), r.unsqueeze(-1)).squeeze(-1)
+        wn = torch.linalg.vector_norm(w, dim=1)
+    active = torch.nonzero(fro > 0).squeeze(1)  # exact zero products have sigma = 0
+    Ma = M if active.numel() == N else M[active]  # the unfinished matrices, compacted as entries finish
+    bound = wn[active]  # ||M^T u|| for unit u: the first lower bound
+    w = w[active] / bound.unsqueeze(-1)
+    half = 0
+    left = True  # the next product is M w (giving a left vector)
+    for _ in range(max_half_steps):
+        if active.numel() == 0:
+            break
+        if left:
+            v = torch.bmm(Ma, w.unsqueeze(-1)).squeeze(-1)  # z = M w
+        else:
+            v = torch.bmm(Ma.transpose(1, 2), w.unsqueeze(-1)).squeeze(-1)  # w = M^T z
+        half += active.numel()
+        new = torch.linalg.vector_norm(v, dim=1)  # ||M w|| / ||w|| with ||w|| = 1: the next lower bound
+        done = (new - bound) <= rel_tol * new
+        v = v / new.unsqueeze(-1)
+        if left:
+            u_left[active] = v
+        bound = torch.maximum(bound, new)
+        sigma[active[done]] = bound[done]
+        if done.any():
+            keep = ~done
+            active, bound, v, Ma = active[keep], bound[keep], v[keep], Ma[keep]
+        w = v
+        left = not left
+    fallbacks = int(active.numel())
+    if fallbacks:  # not certified by the stopping rule: exact singular values
+        U, Sv, _ = torch.linalg.svd(Ma)
+        sigma[active] = Sv[:, 0]
+        u_left[active] = U[:, :, 0]
+    return sigma * fro, u_left, half, fallbacks
+
+
+def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral: bool = True,
+                     rel_tol: float | None = None, max_half_steps: int = 200, chunk: int | None = None,
+                     seed: int = 0) -> JacobianProfile:
+    """log10 ||ds_t/ds_k||_2 and ||ds_t/ds_k||_F for k = 1..t (default t = T), per sequence.
+
+    Cost O(t B S^3) (one running product plus about one matrix-vector product per k); memory beyond
+    the trace O(C B S^2).
+
+    Example:
+        >>> cell = ElmanCell(2 * torch.eye(3, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64),
+        ...                  torch.zeros(3, dtype=torch.float64), "identity")
+        >>> prof = jacobian_profile(cell, unroll(cell, torch.zeros(4, 1, 1, dtype=torch.float64)))
+        >>> prof.log10_spectral[0].tolist()   # ||2^(4-k) I||_2 for k = 1..4
+        [0.9030899869919435, 0.6020599913279624, 0.3010299956639812, 0.0]
+    """
+    t = trace.T if t is None else t
+    tr = trace.truncated(t)
+    B, S, dt = tr.B, cell.state_size, cell.dtype
+    finfo = torch.finfo(dt)
+    rel_tol = 64 * finfo.eps if rel_tol is None else rel_tol
+    lo_ok, hi_ok = finfo.tiny ** (1 / 3), finfo.tiny ** (-1 / 3)  # stored products stay in here
+    C = chunk or _chunk_length(B, S)
+    gen = torch.Generator().manual_seed(seed)
+    log_spec = torch.full((B, t), float("nan"), dtype=dt)
+    log_fro = torch.empty(B, t, dtype=dt)
+    log_spec[:, t - 1] = 0.0  # ds_t/ds_t = I
+    log_fro[:, t - 1] = 0.5 * math.log10(S)
+    rows = S + 1 if spectral else S  # the extra row carries u^T P
+    P = torch.zeros(B, rows, S, dtype=dt)  # [P_k / exp(L); u^T P_k / exp(L)]
+    P[:, :S] = torch.eye(S, dtype=dt)
+    L = torch.zeros(B, dtype=dt)  # natural-log scale of P
+    u = torch.randn(B, S, dtype=dt, generator=gen)
+    u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
+    if spectral:
+        P[:, S] = u  # u^T I
+    g = 0.0  # predicted per-step natural-log growth of the product (one number for the batch)
+    half_steps = fallbacks = redone = 0
+    buf = torch.empty(C, B, rows, S, dtype=dt)
+    with torch.no_grad():
+        k_hi, c_next = t - 1, min(8, C)
+        while k_hi >= 1:
+            # chunks grow 8, 16, ... C: early on the top singular vector still moves, so warm starts
+            # must be recent; later it has converged and long chunks amortise the per-call overhead
+            k_lo = max(1, k_hi - c_next + 1)
+            n = k_hi - k_lo + 1
+            c_next = min(2 * c_next, C)
+            # J_{k+1} = ds_{k+1}/ds_k for k = k_lo..k_hi, formed together and dropped after the chunk
+            J = cell.jacobian(tr.inputs[k_lo:k_hi + 1].reshape(n * B, -1),
+                              tr.states[k_lo:k_hi + 1].reshape(n * B, S)).reshape(n, B, S, S)
+            out = buf[:n]
+            P_start, L_start = P, L
+            # every step is scaled by exp(-g) inside the GEMM, so the stored products stay near norm 1
+            P = _products(P, J, out, math.exp(-g))
+            Lk = L_start + g * torch.arange(1, n + 1, dtype=dt).unsqueeze(1)  # (n, B) log scale of each product
+            fro_hat = torch.linalg.matrix_norm(out[:, :, :S])  # (n, B)
+            if (((fro_hat < lo_ok) | (fro_hat > hi_ok) | ~torch.isfinite(fro_hat)) & torch.isfinite(Lk)).any():
+                # the product left the safe range inside the chunk: redo it, renormalising every step
+                redone += 1
+                P, Lc = P_start, L_start
+                for i in range(n):
+                    torch.matmul(P, J[n - 1 - i], out=out[i])
+                    nn = torch.linalg.matrix_norm(out[i][:, :S])  # (B,)
+                    out[i] /= torch.where(nn > 0, nn, torch.ones_like(nn))[:, None, None]
+                    Lc = Lc + torch.log(nn)
+                    Lk[i] = Lc
+                    P = out[i]
+                fro_hat = torch.linalg.matrix_norm(out[:, :, :S])
+            # predicted growth for the next chunk: this chunk's mean per-step log growth of ||P||_F
+            growth = (Lk[-1] + torch.log(fro_hat[-1]) - L_start) / n  # (B,)
+            finite = torch.isfinite(growth)
+            g = float(growth[finite].mean().clamp(-600.0 / C, 600.0 / C)) if finite.any() else 0.0
+            log_fro[:, k_lo - 1:k_hi] = torch.flip((Lk + torch.log(fro_hat)).T, [1]) / _LN10
+            if spectral:
+                M = out[:, :, :S].reshape(n * B, S, S)
+                w = out[:, :, S].reshape(n * B, S)  # = P_k^T u, carried through the GEMM
+                sig, ul, hs, fb = _spectral(M, w, rel_tol, max_half_steps, gen)
+                half_steps += hs
+                fallbacks += fb
+                sig = sig.reshape(n, B)
+                log_spec[:, k_lo - 1:k_hi] = torch.flip((Lk + torch.log(sig)).T, [1]) / _LN10
+                u = ul.reshape(n, B, S)[-1]  # warm start for the next chunk: the deepest entry's left vector
+            # renormalise the running product and restart the carried row from the new u
+            last = out[n - 1]
+            nrm = torch.linalg.matrix_norm(last[:, :S])
+            safe = torch.where(nrm > 0, nrm, torch.ones_like(nrm))
+            P = torch.empty(B, rows, S, dtype=dt)
+            P[:, :S] = last[:, :S] / safe[:, None, None]
+            L = Lk[-1] + torch.log(nrm)
+            if spectral:
+                un = torch.linalg.vector_norm(u, dim=1, keepdim=True)
+                u = torch.where(un > 0, u / torch.where(un > 0, un, torch.ones_like(un)), u)
+                P[:, S] = torch.bmm(u.unsqueeze(1), P[:, :S]).squeeze(1)  # u^T P
+            k_hi = k_lo - 1
+    if not spectral:
+        log_spec = torch.full_like(log_fro, float("nan"))
+    return JacobianProfile(log_spec, log_fro, t, half_steps, fallbacks, redone)
