@@ -7,7 +7,6 @@ Example:
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -27,10 +26,10 @@ def _check_file(path, what: str) -> Path:
 
 
 def _check_numeric(name: str, a: np.ndarray, what: str) -> np.ndarray:
-    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_):
-        raise InputError(f"{what}: expected a numeric array for {name}, got dtype {a.dtype}")
-    if np.iscomplexobj(a):
+    if a.dtype.kind == "c":
         raise InputError(f"{what}: expected real numbers for {name}, got dtype {a.dtype}")
+    if a.dtype.kind not in "biuf":  # bool, int, uint, float; not timedelta, datetime, strings, objects, records
+        raise InputError(f"{what}: expected a numeric array for {name}, got dtype {a.dtype}")
     if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
         raise InputError(f"{what}: expected finite numbers in {name}, got NaN or Inf")
     return a
@@ -40,13 +39,16 @@ def load_npz(path, what: str = "weights") -> dict[str, np.ndarray]:
     """All arrays of an .npz file, checked to be numeric and finite (pickled objects are refused)."""
     p = _check_file(path, what)
     try:
-        with np.load(p, allow_pickle=False) as z:
+        # open the file here, not in np.load: numpy leaks its own handle when the zip is corrupt
+        with open(p, "rb") as fh:
+            z = np.load(fh, allow_pickle=False)
             if not isinstance(z, np.lib.npyio.NpzFile):
                 raise InputError(f"{what}: expected an .npz archive of named arrays, got a single .npy array in {str(p)!r}")
-            arrays = {k: z[k] for k in z.files}
+            with z:
+                arrays = {k: z[k] for k in z.files}
     except InputError:
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+    except Exception as e:  # a corrupt file fails in many ways (BadZipFile, zlib.error, EOFError, MemoryError, ...)
         raise InputError(f"{what}: expected a readable .npz archive, got {str(p)!r} ({type(e).__name__}: {e})") from None
     for k, a in arrays.items():
         _check_numeric(k, a, what)
@@ -57,10 +59,13 @@ def load_npy(path, what: str) -> np.ndarray:
     """One array from an .npy file, checked to be numeric and finite."""
     p = _check_file(path, what)
     try:
-        a = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
+        with open(p, "rb") as fh:  # our handle, closed on every path (see load_npz)
+            a = np.load(fh, allow_pickle=False)
+            if isinstance(a, np.lib.npyio.NpzFile):
+                a.close()
+                raise InputError(f"{what}: expected a single .npy array, got an .npz archive {str(p)!r}")
+    except InputError:
+        raise
+    except Exception as e:  # a corrupt file fails in many ways (see load_npz)
         raise InputError(f"{what}: expected a readable .npy array, got {str(p)!r} ({type(e).__name__}: {e})") from None
-    if isinstance(a, np.lib.npyio.NpzFile):
-        a.close()
-        raise InputError(f"{what}: expected a single .npy array, got an .npz archive {str(p)!r}")
     return _check_numeric("the array", a, what)

@@ -19,12 +19,12 @@ Numerics (DESIGN.md, "not optional"):
     1. carries w_k = P_k^T u along in the product itself, as one extra row of the GEMM
        ([P_{k+1}; u^T P_{k+1}] J_{k+1}), so the first power half-step costs ~1/S of the product;
     2. alternates z = P_k w / ||w||, w = P_k^T z / ||z||: each ratio ||P v|| / ||v|| is a lower bound of
-       sigma_max(P_k) and the sequence never decreases; an entry stops when two successive bounds agree
-       to rel_tol. For a stopping gap eps the relative error of sigma_max is at most about
-       sqrt(S eps / 2) even for near-degenerate top singular values (each non-top direction i adds at
-       most min(c_i^2 (1 - q_i), eps_i / (1 - q_i^2)) with q_i = (sigma_i/sigma_1)^2), and in practice
-       it is at rounding level;
-    3. entries that have not converged after max_iter half-steps are computed by torch.linalg.svdvals.
+       sigma_max(P_k) and the sequence never decreases. An entry stops when two successive bounds agree
+       to rel_tol, at rounding level: for a stopping gap eps the relative error is at most about
+       sqrt(S eps / 2) even for near-degenerate top singular values, since each non-top direction i
+       adds at most min(c_i^2 (1 - q_i), eps_i / (1 - q_i^2)), q_i = (sigma_i/sigma_1)^2;
+    3. entries that have not converged after max_half_steps, or whose measured rate q says they would
+       not (a cluster of top singular values), are computed by torch.linalg.svd instead.
   Tests compare every k with svdvals, near-degenerate and rank-deficient cases included.
 
 Legend: T time, B batch, S state size, C chunk length.
@@ -79,8 +79,8 @@ def _products(P: torch.Tensor, J: torch.Tensor, out: torch.Tensor, alpha: float)
     return P.unsqueeze(0) if B == 1 else P
 
 
-def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: float, max_half_steps: int,
-              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: float,
+              max_half_steps: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """sigma_max of each M (N, S, S) given w = M^T u for unit u (N, S) and fro = ||M||_F (N,).
 
     The caller keeps every ||M||_F within [tiny^(1/3), tiny^(-1/3)], so no norm below under- or overflows.
@@ -102,9 +102,12 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
     Ma = M if active.numel() == N else M[active]  # the unfinished matrices, compacted as entries finish
     bound = wn[active]  # ||M^T u|| for unit u: the first lower bound
     w = w[active] / bound.unsqueeze(-1)
+    prev = torch.full_like(bound, float("inf"))  # the previous increase of the bound
+    slow: list[torch.Tensor] = []  # entries whose convergence would cost more than an SVD
+    slow_M: list[torch.Tensor] = []
     half = 0
     left = True  # the next product is M w (giving a left vector)
-    for _ in range(max_half_steps):
+    for it in range(max_half_steps):
         if active.numel() == 0:
             break
         if left:
@@ -113,27 +116,43 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
             v = torch.bmm(Ma.transpose(1, 2), w.unsqueeze(-1)).squeeze(-1)  # w = M^T z
         half += active.numel()
         new = torch.linalg.vector_norm(v, dim=1)  # ||M w|| / ||w|| with ||w|| = 1: the next lower bound
-        done = (new - bound) <= rel_tol * new
+        diff = new - bound
+        done = diff <= rel_tol * new
+        # once one direction dominates, the increases shrink geometrically, by q = (sigma_2/sigma_1)^2
+        # per half-step: a cluster of top singular values (q near 1) would need more half-steps than
+        # are left (about as many as one SVD costs), so it goes to the SVD at once. (The increases say
+        # nothing safe about the error itself: a start vector with a tiny component along the top
+        # direction first converges towards sigma_2. Only the rounding-level rule above stops.)
+        q = diff / prev
+        needed = torch.log(rel_tol * new / diff) / torch.log(q)
+        hopeless = ~done & (it >= 3) & (q > 0) & (q < 1) & (it + needed > max_half_steps)
+        prev = diff
         v = v / new.unsqueeze(-1)
         if left:
             u_left[active] = v
         bound = torch.maximum(bound, new)
         sigma[active[done]] = bound[done]
-        if done.any():
-            keep = ~done
-            active, bound, v, Ma = active[keep], bound[keep], v[keep], Ma[keep]
+        if hopeless.any():
+            slow.append(active[hopeless])
+            slow_M.append(Ma[hopeless])
+        if done.any() or hopeless.any():
+            keep = ~(done | hopeless)
+            active, bound, v, Ma, prev = active[keep], bound[keep], v[keep], Ma[keep], prev[keep]
         w = v
         left = not left
-    fallbacks = int(active.numel())
-    if fallbacks:  # not certified by the stopping rule: exact singular values
-        U, Sv, _ = torch.linalg.svd(Ma)
-        sigma[active] = Sv[:, 0]
-        u_left[active] = U[:, :, 0]
+    slow.append(active)
+    slow_M.append(Ma)
+    idx, Ms = torch.cat(slow), torch.cat(slow_M)
+    fallbacks = int(idx.numel())
+    if fallbacks:  # not certified by the stopping rules, or not worth it: exact singular values
+        U, Sv, _ = torch.linalg.svd(Ms)
+        sigma[idx] = Sv[:, 0]
+        u_left[idx] = U[:, :, 0]
     return sigma, u_left, half, fallbacks
 
 
 def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral: bool = True,
-                     rel_tol: float | None = None, max_half_steps: int = 200, chunk: int | None = None,
+                     rel_tol: float | None = None, max_half_steps: int = 64, chunk: int | None = None,
                      seed: int = 0) -> JacobianProfile:
     """log10 ||ds_t/ds_k||_2 and ||ds_t/ds_k||_F for k = 1..t (default t = T), per sequence.
 

@@ -1,0 +1,568 @@
+"""The command line: `rnnscope profile`, `rnnscope bptt`, `rnnscope demo`.
+
+    rnnscope profile [--cell elman|pal|lstm|gru] [--activation sigmoid|tanh|relu|identity]
+                     [--hidden S --input-size D --gain g --init normal|orthogonal|identity --seed N]
+                     [--weights W.npz] [--inputs X.npy | --length T --batch B --input-scale X] [--h0 H.npy]
+                     [--t t] [--dtype float64|float32] [--json] [--plot FILE.png|.svg|.pdf]
+    rnnscope bptt    --cell elman|pal --activation ... --weights W.npz --inputs X.npy --targets Y.npy
+                     [--head mse|ce] [--loss-at all|last] [--h0 H.npy] [--json]
+    rnnscope demo    [--out DIR] [--quick]
+
+Human-readable tables by default (rich), the same data as one JSON object with --json.
+
+Errors: bad input of any kind (an option value, a file, a shape, an unknown option) gives exactly one
+line on stderr, `rnnscope <command>: error: <what was expected>, got <what arrived>`, and exit code 2;
+anything unexpected gives one line and exit code 1. Never a traceback, never a usage box: `main`
+runs the typer/click command with standalone_mode=False and turns the exceptions into that line.
+
+Example:
+    >>> main(["profile", "--hidden", "8", "--length", "50", "--gain", "0.5", "--json"])   # doctest: +SKIP
+    {"cell": "elman", "activation": "tanh", ...}
+    0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Callable, Sequence
+
+import numpy as np
+import torch
+import typer
+from typer._click import exceptions as click_exc
+from typer._click.core import ParameterSource
+from typer.main import get_command
+
+from .activations import ACTIVATIONS
+from .analysis import Profile, profile_trace
+from .bptt import bptt as run_bptt
+from .cells import CELL_KINDS
+from .errors import InputError
+from .files import load_npy, load_npz
+from .heads import HEAD_KINDS, LOSS_AT
+from .models import DTYPES, INITS, cell_from_arrays, get_dtype, head_from_arrays, random_cell
+from .results import jsonable
+from .unroll import unroll
+
+__all__ = ["app", "main"]
+
+COMMANDS = ("profile", "bptt", "demo")
+_MEMORY_LIMIT = 4 * 1024**3  # bytes: the trace and working space a CLI run may ask for
+_BPTT_MAX_T = 4096  # the T x T contributions table (JSON) and the O(T^2 S^2) per-step partials
+_BPTT_ROWS_BYTES = 1024**3  # one backward step holds up to T rows of (S, S + D + 1) partials
+
+app = typer.Typer(
+    name="rnnscope",
+    help="rnnscope: a gradient-flow laboratory for recurrent neural networks. "
+         "Exact Jacobian-product profiles, hand-derived BPTT, and a demo of vanishing and exploding gradients.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=False,
+)
+
+
+# ----------------------------------------------------------------------------- option parsers
+# Each parser gets the raw value (a string from the command line, or the default) and returns the
+# converted value or raises ValueError("expected X, got Y"); main() prefixes the option's name.
+
+def _choice(choices: Sequence[str]) -> Callable[[object], str]:
+    def parse(v: object) -> str:
+        s = str(v)
+        if s not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {s!r}")
+        return s
+    return parse
+
+
+def _int_text(v: object) -> int:
+    if isinstance(v, bool):
+        raise ValueError
+    if isinstance(v, int):
+        return v
+    return int(str(v).strip())  # "3.0", "1e3", "" -> ValueError
+
+
+def _positive_int(v: object) -> int:
+    try:
+        i = _int_text(v)
+    except ValueError:
+        raise ValueError(f"expected a positive integer, got {str(v)!r}") from None
+    if i < 1:
+        raise ValueError(f"expected a positive integer, got {i}")
+    return i
+
+
+def _seed(v: object) -> int:
+    try:
+        i = _int_text(v)
+    except ValueError:
+        raise ValueError(f"expected an integer seed in [0, 2^63), got {str(v)!r}") from None
+    if not 0 <= i < 2**63:
+        raise ValueError(f"expected an integer seed in [0, 2^63), got {i}")
+    return i
+
+
+def _finite_float(v: object) -> float:
+    try:
+        f = float(str(v).strip()) if not isinstance(v, (int, float)) or isinstance(v, bool) else float(v)
+    except ValueError:
+        raise ValueError(f"expected a finite number, got {str(v)!r}") from None
+    if not math.isfinite(f):
+        raise ValueError(f"expected a finite number, got {str(v)!r}")
+    return f
+
+
+def _nonnegative_float(v: object) -> float:
+    f = _finite_float(v)
+    if f < 0:
+        raise ValueError(f"expected a finite number >= 0, got {f}")
+    return f
+
+
+def _path(v: object) -> Path:
+    s = str(v)
+    if not s or "\x00" in s:
+        raise ValueError(f"expected a file name, got {s!r}")
+    return Path(s)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _explicit(ctx: typer.Context, name: str) -> bool:
+    """Whether the option was given on the command line (not its default)."""
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+
+
+def _check_memory(T: int, B: int, S: int, D: int, A: int, itemsize: int) -> None:
+    """Refuse a run whose weights, trace and working space would exceed the CLI's memory limit, before
+    allocating anything. S state size, D input size, A pre-activation width (S; 4H for LSTM, 3H for GRU)."""
+    numbers = A * (S + D) + (T + 1) * B * (3 * S + A + D) + 6 * B * S * S
+    need = numbers * itemsize
+    if need > _MEMORY_LIMIT:
+        raise InputError(f"size: expected a problem that fits in {_MEMORY_LIMIT / 1024**3:.0f} GiB, got T={T}, B={B}, "
+                         f"S={S}, D={D} (about {need / 1024**3:.3g} GiB); use the Python API for larger runs")
+
+
+def _sizes(cell) -> tuple[int, int, int]:
+    """(S, D, A) of a built cell."""
+    A = cell.W_hh.shape[0] if hasattr(cell, "W_hh") else cell.state_size
+    return cell.state_size, cell.input_size, A
+
+
+def _check_finite_states(trace, dtype: str) -> None:
+    """The forward pass must stay finite: an overflowing RNN (e.g. identity or relu with huge weights) has no profile."""
+    bad = ~torch.isfinite(trace.states.reshape(trace.states.shape[0], -1)).all(1)  # (T+1,)
+    if bool(bad.any()):
+        k = int(torch.nonzero(bad)[0])
+        raise InputError(f"weights/inputs: expected a forward pass with finite states, got inf or NaN in s_{k} "
+                         f"(the RNN overflows {dtype}; scale down the weights or inputs)")
+
+
+def _float64(a: np.ndarray) -> np.ndarray:
+    """A loaded array as float64 (float16, longdouble, ints, bool alike). Values beyond float64's range become
+    inf, which the cells, unroll and heads refuse with their own 'expected finite numbers' errors."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(a, dtype=np.float64)
+
+
+def _targets(a: np.ndarray) -> np.ndarray:
+    """Targets as int64 class indices (integer files) or float64 (float files); bool stays bool (and is refused)."""
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)  # uint64 beyond 2^63 wraps negative: refused by the class-range check
+    return a if a.dtype.kind == "b" else _float64(a)
+
+
+def _console():
+    from .demo import make_console
+    return make_console()
+
+
+def _fmt(v, spec: str = ".4g") -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return format(v, spec)
+
+
+def _echo_json(d: dict) -> None:
+    sys.stdout.write(json.dumps(jsonable(d), allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _distances(t: int) -> list[int]:
+    """Distances d = t - k to tabulate: 0, 1, 2, 5, 10, 20, 50, ... below t, and the farthest, t - 1."""
+    out, base = [0], 1
+    while base < t:
+        out += [m * base for m in (1, 2, 5) if m * base < t]
+        base *= 10
+    return sorted(set(out) | {t - 1})
+
+
+# ----------------------------------------------------------------------------- profile
+
+@app.command(help="The gradient-flow profile log10 ||ds_t/ds_k|| (spectral, Frobenius) and log10 ||dL/ds_k|| "
+                  "for every k, with gamma, sigma_max, rho, the bound (gamma sigma_max)^(t-k) and the verdict. "
+                  "A random model by default; --weights FILE.npz to analyse given numbers.")
+def profile(
+    ctx: typer.Context,
+    cell: Annotated[str, typer.Option(parser=_choice(CELL_KINDS), metavar="KIND",
+                                      help="elman, pal, lstm or gru; lstm profiles the full state (h, c).")] = "elman",
+    activation: Annotated[str, typer.Option(parser=_choice(tuple(ACTIVATIONS)), metavar="PHI",
+                                            help="sigmoid, tanh, relu or identity: phi of the vanilla cells.")] = "tanh",
+    hidden: Annotated[int, typer.Option(parser=_positive_int, metavar="S", help="Random model: hidden size.")] = 32,
+    input_size: Annotated[int, typer.Option("--input-size", parser=_positive_int, metavar="D",
+                                            help="Random model: input size.")] = 1,
+    length: Annotated[int, typer.Option(parser=_positive_int, metavar="T",
+                                        help="Steps T when no --inputs file is given.")] = 100,
+    batch: Annotated[int, typer.Option(parser=_positive_int, metavar="B",
+                                       help="Sequences B when no --inputs file is given.")] = 1,
+    gain: Annotated[float, typer.Option(parser=_finite_float, metavar="g",
+                                        help="Random model: W_hh gain (normal: N(0, g^2/S)).")] = 1.0,
+    init: Annotated[str, typer.Option(parser=_choice(INITS), metavar="INIT",
+                                      help="Random model: W_hh = normal, orthogonal or identity (times g).")] = "normal",
+    seed: Annotated[int, typer.Option(parser=_seed, metavar="N", help="Seed of the random model and inputs.")] = 0,
+    dtype: Annotated[str, typer.Option(parser=_choice(tuple(DTYPES)), metavar="DTYPE",
+                                       help="float64 or float32: the analysis' floating point type.")] = "float64",
+    weights: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE.npz",
+                                                 help="Arrays W_hh, W_xh, b_h (optional W_hy, b_y; b_hh for lstm/gru).")] = None,
+    inputs: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE.npy",
+                                                help="Inputs (T, D) or (T, B, D); zeros of --length steps if omitted.")] = None,
+    h0: Annotated[Path | None, typer.Option("--h0", parser=_path, metavar="FILE.npy",
+                                            help="Initial state (S,) or (B, S) (lstm: (h, c) stacked, 2H); zeros if omitted.")] = None,
+    t: Annotated[int | None, typer.Option("--t", parser=_positive_int, metavar="t",
+                                          help="Profile into step t instead of T.")] = None,
+    input_scale: Annotated[float, typer.Option("--input-scale", parser=_nonnegative_float, metavar="X",
+                                               help="Random inputs N(0, X^2) (seeded) instead of zeros; 0 = zeros.")] = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    plot: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE",
+                                              help="Write the profile against the bound to FILE (.png, .svg, .pdf).")] = None,
+) -> None:
+    if plot is not None:
+        from .plots import check_plot_path  # matplotlib only when a figure is asked for
+        check_plot_path(plot)
+    dt = get_dtype(dtype)
+    gated = cell in ("lstm", "gru")
+    if gated and _explicit(ctx, "activation"):
+        raise InputError(f"activation: expected no --activation for the gated cell {cell} (its nonlinearities are "
+                         f"fixed: sigmoid gates, tanh), got {activation!r}")
+    if weights is not None:
+        given = [f"--{n.replace('_', '-')}" for n in ("hidden", "input_size", "gain", "init") if _explicit(ctx, n)]
+        if given:
+            raise InputError(f"weights: expected either --weights or the random model's {', '.join(given)}, got both")
+        arrays = {k: _float64(v) for k, v in load_npz(weights, "weights").items()}
+        model_cell = cell_from_arrays(cell, activation, arrays, dtype=dt)
+        allowed = {"W_hh", "W_xh", "b_h", "W_hy", "b_y"} | ({"b_hh"} if gated else set())
+        extra = sorted(set(arrays) - allowed)
+        if extra:
+            raise InputError(f"weights: expected only arrays named {', '.join(sorted(allowed))}, got also {', '.join(map(repr, extra))}")
+        head_from_arrays(arrays, getattr(model_cell, "hidden_size", model_cell.state_size), dtype=dt)  # shape checks only
+        model = {"source": "weights", "weights": str(weights)}
+    else:
+        G = {"lstm": 4, "gru": 3}.get(cell, 1)
+        S_rand = 2 * hidden if cell == "lstm" else hidden
+        _check_memory(length if inputs is None else 1, batch if inputs is None else 1, S_rand, input_size,
+                      G * hidden, torch.finfo(dt).bits // 8)
+        model_cell = random_cell(cell, activation, hidden=hidden, input_size=input_size, gain=gain, init=init,
+                                 seed=seed, dtype=dt)
+        model = {"source": "random", "hidden": hidden, "input_size": input_size, "gain": gain, "init": init, "seed": seed}
+    model["dtype"] = dtype
+    D = model_cell.input_size
+    if inputs is not None:
+        given = [f"--{n.replace('_', '-')}" for n in ("length", "batch", "input_scale") if _explicit(ctx, n)]
+        if given:
+            raise InputError(f"inputs: expected either --inputs or {', '.join(given)}, got both")
+        x = _float64(load_npy(inputs, "inputs"))
+        if x.ndim not in (2, 3):
+            raise InputError(f"inputs: expected shape (T, D) or (T, B, D), got {x.shape}")
+        T, B = x.shape[0], (x.shape[1] if x.ndim == 3 else 1)
+        if T < 1 or B < 1:
+            raise InputError(f"inputs: expected at least one step and one sequence, got shape {x.shape}")
+        if x.shape[-1] != D:
+            raise InputError(f"inputs: expected input size D = {D} (the weights' W_xh has {D} columns), got D = {x.shape[-1]}")
+        input_desc = f"file {inputs}"
+        _check_memory(T, B, *_sizes(model_cell), torch.finfo(dt).bits // 8)
+    else:
+        T, B = length, batch
+        _check_memory(T, B, *_sizes(model_cell), torch.finfo(dt).bits // 8)
+        if input_scale > 0:
+            rng = np.random.default_rng([seed, 1])  # its own stream, apart from the weights' generator
+            x = input_scale * rng.standard_normal((T, B, D))
+            input_desc = f"random N(0, {input_scale:g}^2), seed {seed}"
+        else:
+            x = np.zeros((T, B, D))
+            input_desc = "zeros"
+    s0 = _float64(load_npy(h0, "h0")) if h0 is not None else None
+    if t is not None and t > T:
+        raise InputError(f"t: expected 1 <= t <= T = {T}, got {t}")
+    start = time.perf_counter()
+    trace = unroll(model_cell, torch.as_tensor(x), None if s0 is None else torch.as_tensor(s0))
+    _check_finite_states(trace, dtype)
+    p = profile_trace(model_cell, trace, t=t)
+    p = dataclasses.replace(p, seconds=time.perf_counter() - start)  # unroll and analysis, as analysis.profile
+    if plot is not None:
+        from .plots import plot_profile
+        plot_profile(p, plot)
+    extra = {"model": model, "inputs": input_desc, "T": T, "h0": "zeros" if h0 is None else f"file {h0}",
+             "plot": None if plot is None else str(plot)}
+    if as_json:
+        _echo_json({**p.to_dict(), **extra})
+    else:
+        _print_profile(p, extra)
+
+
+def _print_profile(p: Profile, extra: dict) -> None:
+    from rich.table import Table
+    con = _console()
+    what = p.cell if p.activation is None else f"{p.cell} ({p.activation})"
+    con.print(f"[bold]rnnscope profile[/bold]: {what}, state {p.state} (S = {p.state_size}), "
+              f"T = {extra['T']}, t = {p.t}, B = {p.batch}; model {extra['model']['source']}, inputs {extra['inputs']}")
+    con.print(f"[bold]verdict[/bold]: {p.verdict}")
+    con.print(f"note: {p.note}")
+    facts = Table(show_header=False, box=None, pad_edge=False)
+    inv = None if not p.gamma else 1.0 / p.gamma
+    for name, v in (("gamma = sup|phi'|", _fmt(p.gamma)), ("1/gamma", _fmt(inv)), ("sigma_max(W_hh)", _fmt(p.sigma_max)),
+                    ("rho(W_hh)", _fmt(p.spectral_radius)),
+                    ("rate (log10 / step, tail)", _fmt(p.rate_per_step, "+.4f")),
+                    ("horizon (10^3)", "none within t" if p.horizon is None else f"{p.horizon} steps ({p.horizon_kind})"),
+                    ("seconds", _fmt(p.seconds, ".3f"))):
+        facts.add_row(name, v)
+    con.print(facts)
+    tab = Table(title=f"log10 norms into step t = {p.t} (batch mean)")
+    for col in ("k", "t - k", "||ds_t/ds_k||_2", "||ds_t/ds_k||_F", "||dL/ds_k||", "bound (g s)^(t-k)"):
+        tab.add_column(col, justify="right")
+    spec, frob, adj = p.log10_spectral.tolist(), p.log10_frobenius.tolist(), p.log10_adjoint.tolist()
+    bound = None if p.log10_bound is None else p.log10_bound.tolist()
+    for d in _distances(p.t):
+        i = p.t - d - 1  # element k-1 with k = t - d
+        tab.add_row(str(i + 1), str(d), _fmt(spec[i], ".4f"), _fmt(frob[i], ".4f"), _fmt(adj[i], ".4f"),
+                    "-" if bound is None else _fmt(bound[i], ".4f"))
+    con.print(tab)
+    if extra["plot"]:
+        con.print(f"figure written to {extra['plot']}")
+
+
+# ----------------------------------------------------------------------------- bptt
+
+@app.command(help="Hand-derived BPTT of an Elman or Pal RNN with an MSE or cross-entropy head: the loss, every "
+                  "gradient and the per-step contributions ||part of dE_t/dW_hh through step k||_F.")
+def bptt(
+    cell: Annotated[str, typer.Option(parser=_choice(("elman", "pal")), metavar="KIND",
+                                      help="elman or pal.")] = "elman",
+    activation: Annotated[str, typer.Option(parser=_choice(tuple(ACTIVATIONS)), metavar="PHI",
+                                            help="sigmoid, tanh, relu or identity.")] = "tanh",
+    weights: Annotated[Path, typer.Option(parser=_path, metavar="FILE.npz",
+                                          help="Arrays W_hh (S,S), W_xh (S,D), b_h (S,), optional W_hy (O,S), b_y (O,); "
+                                               "without W_hy the identity head o_t = h_t.")] = ...,
+    inputs: Annotated[Path, typer.Option(parser=_path, metavar="FILE.npy", help="Inputs (T, D) or (T, B, D).")] = ...,
+    targets: Annotated[Path, typer.Option(parser=_path, metavar="FILE.npy",
+                                          help="mse: floats (T, O) or (T, B, O); ce: class indices (T,) or (T, B).")] = ...,
+    head: Annotated[str, typer.Option(parser=_choice(HEAD_KINDS), metavar="HEAD",
+                                      help="mse (0.5 ||o_t - y_t||^2) or ce (softmax cross-entropy), batch mean.")] = "mse",
+    loss_at: Annotated[str, typer.Option("--loss-at", parser=_choice(LOSS_AT), metavar="WHERE",
+                                         help="all (E = sum_t E_t) or last (E = E_T).")] = "all",
+    h0: Annotated[Path | None, typer.Option("--h0", parser=_path, metavar="FILE.npy",
+                                            help="Initial state (S,) or (B, S); zeros if omitted.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+) -> None:
+    arrays = {k: _float64(v) for k, v in load_npz(weights, "weights").items()}
+    model_cell = cell_from_arrays(cell, activation, arrays)
+    extra = sorted(set(arrays) - {"W_hh", "W_xh", "b_h", "W_hy", "b_y"})
+    if extra:
+        raise InputError(f"weights: expected only arrays named W_hh, W_xh, b_h, W_hy, b_y, got also {', '.join(map(repr, extra))}")
+    S, D = model_cell.state_size, model_cell.input_size
+    out_head = head_from_arrays(arrays, S, head)
+    readout = "W_hy h_t + b_y (from the weights)" if "W_hy" in arrays else "identity: o_t = h_t (no W_hy in the weights)"
+    x = _float64(load_npy(inputs, "inputs"))
+    if x.ndim not in (2, 3):
+        raise InputError(f"inputs: expected shape (T, D) or (T, B, D), got {x.shape}")
+    if x.shape[-1] != D:
+        raise InputError(f"inputs: expected input size D = {D} (the weights' W_xh has {D} columns), got D = {x.shape[-1]}")
+    T = x.shape[0]
+    if T > _BPTT_MAX_T or T * S * (S + D + 1) * 8 > _BPTT_ROWS_BYTES:
+        raise InputError(f"inputs: expected T <= {_BPTT_MAX_T} and T*S*(S+D+1) <= {_BPTT_ROWS_BYTES // 8} for the "
+                         f"T x T contributions, got T = {T}, S = {S}, D = {D}")
+    y = _targets(load_npy(targets, "targets"))
+    s0 = _float64(load_npy(h0, "h0")) if h0 is not None else None
+    _check_finite_states(unroll(model_cell, torch.as_tensor(x), None if s0 is None else torch.as_tensor(s0)), "float64")
+    start = time.perf_counter()
+    r = run_bptt(model_cell, out_head, torch.as_tensor(x), torch.as_tensor(y),
+                 None if s0 is None else torch.as_tensor(s0), loss_at=loss_at, contributions="norms")
+    seconds = time.perf_counter() - start
+    if not (torch.isfinite(r.loss) and all(bool(torch.isfinite(g).all()) for g in r.grads.values())):
+        raise InputError(f"weights/targets: expected a finite loss and gradients, got loss {float(r.loss)} "
+                         f"(an overflow in float64; scale down the weights, inputs or targets)")
+    B = r.adjoints.shape[1]
+    d = {
+        "cell": cell, "activation": activation, "head": head, "readout": readout,
+        "identity_head": "W_hy" not in arrays, "loss_at": loss_at,
+        "T": T, "B": B, "S": S, "D": D, "O": out_head.output_size,
+        "loss": float(r.loss), "grads": r.grads,
+        "contributions_norm": r.contributions_norm["W_hh"],
+        "contributions_norm_by_parameter": r.contributions_norm,
+        "seconds": seconds,
+    }
+    if as_json:
+        _echo_json(d)
+    else:
+        _print_bptt(d)
+
+
+def _print_bptt(d: dict) -> None:
+    from rich.table import Table
+    con = _console()
+    con.print(f"[bold]rnnscope bptt[/bold]: {d['cell']} ({d['activation']}), head {d['head']}, loss at {d['loss_at']}, "
+              f"T = {d['T']}, B = {d['B']}, S = {d['S']}, D = {d['D']}, O = {d['O']}")
+    con.print(f"readout: {d['readout']}")
+    con.print(f"loss E = {d['loss']:.10g}   ({d['seconds']:.3f} s)")
+    g = Table(title="gradients")
+    g.add_column("parameter")
+    g.add_column("shape", justify="right")
+    g.add_column("||dE/dW||_F", justify="right")
+    for name, v in d["grads"].items():
+        g.add_row(name, "x".join(map(str, v.shape)) or "scalar", f"{float(torch.linalg.vector_norm(v)):.6g}")
+    con.print(g)
+    C = d["contributions_norm"]  # (T, T) tensor
+    T = C.shape[0]
+    rows = list(range(1, T + 1)) if d["loss_at"] == "all" else [T]  # the steps t that carry a loss E_t
+    cols = list(range(1, T + 1))
+    note = ""
+    if len(rows) > 8 or len(cols) > 8:
+        rows = _spread(rows, 8)
+        cols = _spread(cols, 8)
+        note = " (a selection of t and k; --json gives all)"
+    tab = Table(title="per-step contributions ||part of dE_t/dW_hh through step k||_F" + note)
+    tab.add_column("t \\ k", justify="right")
+    for k in cols:
+        tab.add_column(str(k), justify="right", no_wrap=True)
+    for t in rows:
+        tab.add_row(str(t), *[("." if k > t else f"{float(C[t - 1, k - 1]):.2e}") for k in cols])
+    con.print(tab)
+
+
+def _spread(items: list[int], n: int) -> list[int]:
+    """At most n items, evenly spread, first and last included."""
+    if len(items) <= n:
+        return items
+    return sorted({items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)})
+
+
+# ----------------------------------------------------------------------------- demo
+
+@app.command(help="The main job: sigmoid and tanh Elman RNNs below and above 1/gamma and a non-normal W_hh "
+                  "with rho < 1/gamma < sigma_max; figures and summary.json in DIR, a summary table here.")
+def demo(
+    out: Annotated[Path, typer.Option(parser=_path, metavar="DIR", help="Folder for the figures and summary.json.")]
+    = Path("rnnscope-report"),
+    quick: Annotated[bool, typer.Option("--quick", help="A smaller, faster run (S = 32, T = 100, B = 2).")] = False,
+) -> None:
+    from .demo import run_demo
+    run_demo(out, quick=quick)
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def _one_line(s: str) -> str:
+    return " ".join(str(s).split())
+
+
+def _option_name(e: click_exc.ClickException) -> str | None:
+    param = getattr(e, "param", None)
+    if param is not None:
+        opts = getattr(param, "opts", None) or []
+        return opts[0] if opts else getattr(param, "name", None)
+    return None
+
+
+def _usage_message(e: click_exc.UsageError, command: str | None) -> str:
+    """Rewrite click's usage errors into 'what: expected X, got Y'."""
+    where = f"rnnscope {command} --help" if command else "rnnscope --help"
+    if isinstance(e, click_exc.NoSuchOption):
+        cmd = getattr(getattr(e, "ctx", None), "command", None)
+        known = sorted({o for p in getattr(cmd, "params", []) for o in getattr(p, "opts", []) if o.startswith("-")})
+        hint = f" (did you mean {', '.join(sorted(e.possibilities))}?)" if e.possibilities else ""
+        return f"option: expected one of {', '.join(known) or 'the options in ' + where}, got {e.option_name!r}{hint}"
+    if isinstance(e, click_exc.MissingParameter):
+        return f"{_option_name(e)}: expected a value (the option is required), got none"
+    if isinstance(e, click_exc.BadParameter):
+        msg = e.message.removeprefix("Value error, ")
+        if "expected" not in msg:
+            msg = f"expected a valid value, got: {msg}"
+        return f"{_option_name(e) or 'argument'}: {msg}"
+    if isinstance(e, click_exc.BadOptionUsage):
+        if "requires an argument" in e.message:
+            return f"{e.option_name}: expected a value after the option, got none"
+        return f"{e.option_name}: expected a valid use (see {where}), got: {e.message}"
+    msg = e.format_message()
+    if msg.startswith("Got unexpected extra argument"):
+        return f"arguments: expected only options (see {where}), got unexpected extra{msg.removeprefix('Got unexpected extra')}"
+    return f"expected valid arguments (see {where}), got: {msg}"
+
+
+def _error(command: str | None, msg: str) -> None:
+    prefix = f"rnnscope {command}" if command else "rnnscope"
+    try:
+        sys.stderr.write(f"{prefix}: error: {_one_line(msg)}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # pragma: no cover - stderr closed
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with argv (default sys.argv[1:]) and return the exit code (0, 1 or 2)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    args = [a if isinstance(a, str) else str(a) for a in args]
+    command = args[0] if args and args[0] in COMMANDS else None
+    cmd = get_command(app)
+    try:
+        if not args:
+            args = ["--help"]
+        elif not args[0].startswith("-") and command is None:
+            raise InputError(f"command: expected one of {', '.join(COMMANDS)}, got {args[0]!r}")
+        rv = cmd.main(args=args, prog_name="rnnscope", standalone_mode=False)
+    except InputError as e:
+        _error(command, str(e))
+        return 2
+    except click_exc.UsageError as e:
+        _error(command, _usage_message(e, command))
+        return 2
+    except click_exc.ClickException as e:
+        _error(command, e.format_message())
+        return 2
+    except typer.Abort:
+        _error(command, "aborted")
+        return 1
+    except KeyboardInterrupt:
+        _error(command, "interrupted")
+        return 130
+    except MemoryError:
+        _error(command, "out of memory: expected a problem that fits in this machine's memory, got a larger one")
+        return 1
+    except OSError as e:
+        if e.errno == errno.EPIPE:  # output piped into a reader that closed (e.g. | head)
+            if argv is None:  # the console script: keep the interpreter's final flush quiet
+                try:
+                    import os
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                except (OSError, ValueError):  # pragma: no cover
+                    pass
+            return 1
+        _error(command, f"unexpected {type(e).__name__}: {e}")
+        return 1
+    except Exception as e:  # never a traceback: one line, exit 1
+        _error(command, f"unexpected {type(e).__name__}: {e} (a bug in rnnscope; please report it with the command)")
+        return 1
+    if rv == 130:  # typer turns KeyboardInterrupt into Exit(130), which non-standalone mode returns
+        _error(command, "interrupted")
+        return 130
+    return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
