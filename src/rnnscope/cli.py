@@ -240,7 +240,7 @@ def profile(
                                           help="Profile into step t instead of T.")] = None,
     input_scale: Annotated[float, typer.Option("--input-scale", parser=_nonnegative_float, metavar="X",
                                                help="Random inputs N(0, X^2) (seeded) instead of zeros; 0 = zeros.")] = 0.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object instead of tables.")] = False,
     plot: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE",
                                               help="Write the profile against the bound to FILE (.png, .svg, .pdf).")] = None,
 ) -> None:
@@ -369,7 +369,7 @@ def bptt(
                                          help="all (E = sum_t E_t) or last (E = E_T).")] = "all",
     h0: Annotated[Path | None, typer.Option("--h0", parser=_path, metavar="FILE.npy",
                                             help="Initial state (S,) or (B, S); zeros if omitted.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object instead of tables.")] = False,
 ) -> None:
     arrays = {k: _float64(v) for k, v in load_npz(weights, "weights").items()}
     model_cell = cell_from_arrays(cell, activation, arrays)
@@ -460,7 +460,7 @@ def _spread(items: list[int], n: int) -> list[int]:
 def demo(
     out: Annotated[Path, typer.Option(parser=_path, metavar="DIR", help="Folder for the figures and summary.json.")]
     = Path("rnnscope-report"),
-    quick: Annotated[bool, typer.Option("--quick", help="A smaller, faster run (S = 32, T = 100, B = 2).")] = False,
+    quick: Annotated[bool, typer.Option("--quick", metavar="", help="A smaller, faster run (S = 32, T = 100, B = 2).")] = False,
 ) -> None:
     from .demo import run_demo
     run_demo(out, quick=quick)

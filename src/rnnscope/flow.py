@@ -16,13 +16,19 @@ Numerics (DESIGN.md, "not optional"):
 - Spectral norms without an SVD per k. The top left singular vector u_k of P_k = J_t ... J_{k+1}
   converges as k decreases (appending factors on the right fixes the output space; Oseledets).
   So every chunk starts from the previous chunk's u and
-    1. carries w_k = P_k^T u along in the product itself, as one extra row of the GEMM
-       ([P_{k+1}; u^T P_{k+1}] J_{k+1}), so the first power half-step costs ~1/S of the product;
+    1. starts from v = (u + 0.3 r) / ||.||, r a fresh random unit vector orthogonal to u, and carries
+       w_k = P_k^T v along in the product itself, as one extra row of the GEMM
+       ([P_{k+1}; v^T P_{k+1}] J_{k+1}), so the first power half-step costs ~1/S of the product. The
+       random part gives every direction a component ~ 0.3 / sqrt(S) even when u sits exactly on an
+       invariant subspace of the products (commuting factors; W_hh = I with tanh);
     2. alternates z = P_k w / ||w||, w = P_k^T z / ||z||: each ratio ||P v|| / ||v|| is a lower bound of
        sigma_max(P_k) and the sequence never decreases. An entry stops when two successive bounds agree
-       to rel_tol, at rounding level: for a stopping gap eps the relative error is at most about
-       sqrt(S eps / 2) even for near-degenerate top singular values, since each non-top direction i
-       adds at most min(c_i^2 (1 - q_i), eps_i / (1 - q_i^2)), q_i = (sigma_i/sigma_1)^2;
+       to rel_tol = 4 eps, at rounding level. For a stopping gap eps the relative error is at most about
+       sqrt(S eps / 2) even for near-degenerate top singular values (each non-top direction i adds at
+       most min(c_i^2 (1 - q_i), eps_i / (1 - q_i^2)), q_i = (sigma_i/sigma_1)^2), provided the top
+       direction's component c_1 is not tiny; in general the bound is about sqrt(eps) / c_1 (a start with
+       a tiny c_1 first converges towards sigma_2): with c_1 ~ 0.3 / sqrt(S) from the random part, well
+       below the 1e-6 promised;
     3. entries that have not converged after max_half_steps, or whose measured rate q says they would
        not (a cluster of top singular values), are computed by torch.linalg.svd instead.
   Tests compare every k with svdvals, near-degenerate and rank-deficient cases included.
@@ -79,9 +85,28 @@ def _products(P: torch.Tensor, J: torch.Tensor, out: torch.Tensor, alpha: float)
     return P.unsqueeze(0) if B == 1 else P
 
 
+def _start_vector(u: torch.Tensor, gen: torch.Generator, mix: float = 0.3) -> torch.Tensor:
+    """v = (u + mix r) / ||.|| (B, S): the warm start u (unit) plus a fresh random unit r orthogonal to it.
+
+    The random part is what keeps the warm start honest. When the products act on an invariant subspace
+    (commuting factors; W_hh = I with tanh makes every J diagonal) u can sit exactly on a smaller singular
+    direction, and power iteration from u alone never leaves it. With the random part every direction has
+    a component ~ mix / sqrt(S), so the stopping rule's error bound sqrt(eps) / c applies (see above).
+    """
+    B, S = u.shape
+    r = torch.randn(B, S, dtype=u.dtype, generator=gen)
+    un = torch.linalg.vector_norm(u, dim=1, keepdim=True)
+    if S == 1:
+        return torch.ones(B, 1, dtype=u.dtype)
+    u = torch.where(un > 0, u / torch.where(un > 0, un, torch.ones_like(un)), r / torch.linalg.vector_norm(r, dim=1, keepdim=True))
+    r = r - (r * u).sum(1, keepdim=True) * u  # Gram-Schmidt: r orthogonal to u
+    v = u + mix * r / torch.linalg.vector_norm(r, dim=1, keepdim=True)
+    return v / torch.linalg.vector_norm(v, dim=1, keepdim=True)
+
+
 def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: float,
               max_half_steps: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """sigma_max of each M (N, S, S) given w = M^T u for unit u (N, S) and fro = ||M||_F (N,).
+    """sigma_max of each M (N, S, S) given w = M^T v for a unit start v (N, S) and fro = ||M||_F (N,).
 
     The caller keeps every ||M||_F within [tiny^(1/3), tiny^(-1/3)], so no norm below under- or overflows.
     Returns (sigma (N,), u_left (N, S) the top left singular vector estimate, half-steps, svd fallbacks).
@@ -89,8 +114,8 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
     N, S, _ = M.shape
     sigma = torch.zeros(N, dtype=M.dtype)
     u_left = torch.zeros(N, S, dtype=M.dtype)
-    # a start vector nearly orthogonal to the range of M: restart it from a random direction
     wn = torch.linalg.vector_norm(w, dim=1)
+    # a start nearly orthogonal to the range of M: restart from a random direction
     poor = (wn <= 1e-8 * fro) & (fro > 0)
     if poor.any():
         r = torch.randn(int(poor.sum()), S, dtype=M.dtype, generator=gen)
@@ -100,7 +125,7 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
         wn = torch.linalg.vector_norm(w, dim=1)
     active = torch.nonzero(fro > 0).squeeze(1)  # exact zero products have sigma = 0
     Ma = M if active.numel() == N else M[active]  # the unfinished matrices, compacted as entries finish
-    bound = wn[active]  # ||M^T u|| for unit u: the first lower bound
+    bound = wn[active]  # ||M^T v|| for the unit start v: the first lower bound
     w = w[active] / bound.unsqueeze(-1)
     prev = torch.full_like(bound, float("inf"))  # the previous increase of the bound
     slow: list[torch.Tensor] = []  # entries whose convergence would cost more than an SVD
@@ -170,7 +195,7 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     tr = trace.truncated(t)
     B, S, dt = tr.B, cell.state_size, cell.dtype
     finfo = torch.finfo(dt)
-    rel_tol = 64 * finfo.eps if rel_tol is None else rel_tol
+    rel_tol = 4 * finfo.eps if rel_tol is None else rel_tol
     lo_ok, hi_ok = finfo.tiny ** (1 / 3), finfo.tiny ** (-1 / 3)  # stored products stay in here
     C = chunk or _chunk_length(B, S)
     gen = torch.Generator().manual_seed(seed)
@@ -178,14 +203,13 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     log_fro = torch.empty(B, t, dtype=dt)
     log_spec[:, t - 1] = 0.0  # ds_t/ds_t = I
     log_fro[:, t - 1] = 0.5 * math.log10(S)
-    rows = S + 1 if spectral else S  # the extra row carries u^T P
-    P = torch.zeros(B, rows, S, dtype=dt)  # [P_k / exp(L); u^T P_k / exp(L)]
+    rows = S + 1 if spectral else S  # the extra row carries v^T P
+    P = torch.zeros(B, rows, S, dtype=dt)  # [P_k; v^T P_k] / exp(L)
     P[:, :S] = torch.eye(S, dtype=dt)
     L = torch.zeros(B, dtype=dt)  # natural-log scale of P
     u = torch.randn(B, S, dtype=dt, generator=gen)
-    u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True)
     if spectral:
-        P[:, S] = u  # u^T I
+        P[:, S] = _start_vector(u, gen)  # v^T I
     g = 0.0  # predicted per-step natural-log growth of the product (one number for the batch)
     half_steps = fallbacks = redone = 0
     buf = torch.empty(C, B, rows, S, dtype=dt)
@@ -225,7 +249,7 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             log_fro[:, k_lo - 1:k_hi] = torch.flip((Lk + torch.log(fro_hat)).T, [1]) / _LN10
             if spectral:
                 M = out[:, :, :S].reshape(n * B, S, S)
-                w = out[:, :, S].reshape(n * B, S)  # = P_k^T u, carried through the GEMM
+                w = out[:, :, S].reshape(n * B, S)  # = P_k^T v, carried through the GEMM
                 sig, ul, hs, fb = _spectral(M, w, fro_hat.reshape(n * B), rel_tol, max_half_steps, gen)
                 half_steps += hs
                 fallbacks += fb
@@ -240,9 +264,7 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             P[:, :S] = last[:, :S] / safe[:, None, None]
             L = Lk[-1] + torch.log(nrm)
             if spectral:
-                un = torch.linalg.vector_norm(u, dim=1, keepdim=True)
-                u = torch.where(un > 0, u / torch.where(un > 0, un, torch.ones_like(un)), u)
-                P[:, S] = torch.bmm(u.unsqueeze(1), P[:, :S]).squeeze(1)  # u^T P
+                P[:, S] = torch.bmm(_start_vector(u, gen).unsqueeze(1), P[:, :S]).squeeze(1)  # v^T P
             k_hi = k_lo - 1
     if not spectral:
         log_spec = torch.full_like(log_fro, float("nan"))
