@@ -105,9 +105,10 @@ def _start_vector(u: torch.Tensor, gen: torch.Generator, mix: float = 0.3) -> to
 
 
 def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: float,
-              max_half_steps: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+              max_half_steps: int, gen: torch.Generator, n_last: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """sigma_max of each M (N, S, S) given w = M^T v for a unit start v (N, S) and fro = ||M||_F (N,).
 
+    u_left is exact for the last n_last entries (the warm starts of the next chunk), an estimate elsewhere.
     The caller keeps every ||M||_F within [tiny^(1/3), tiny^(-1/3)], so no norm below under- or overflows.
     Returns (sigma (N,), u_left (N, S) the top left singular vector estimate, half-steps, svd fallbacks).
     """
@@ -124,12 +125,14 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
         w[poor] = torch.bmm(M[poor].transpose(1, 2), r.unsqueeze(-1)).squeeze(-1)
         wn = torch.linalg.vector_norm(w, dim=1)
     active = torch.nonzero(fro > 0).squeeze(1)  # exact zero products have sigma = 0
-    Ma = M if active.numel() == N else M[active]  # the unfinished matrices, compacted as entries finish
+    # the unfinished matrices: Ma[pos[i]] is M[active[i]]. Ma is compacted only when it is more than half
+    # finished, so copying costs O(N) matrices in all, not one copy per finished entry
+    Ma = M if active.numel() == N else M[active]
+    pos = torch.arange(active.numel())
     bound = wn[active]  # ||M^T v|| for the unit start v: the first lower bound
-    w = w[active] / bound.unsqueeze(-1)
+    w = w[active] / bound.unsqueeze(-1)  # (len(Ma), S): the current vector of every row of Ma
     prev = torch.full_like(bound, float("inf"))  # the previous increase of the bound
     slow: list[torch.Tensor] = []  # entries whose convergence would cost more than an SVD
-    slow_M: list[torch.Tensor] = []
     half = 0
     left = True  # the next product is M w (giving a left vector)
     for it in range(max_half_steps):
@@ -140,6 +143,7 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
         else:
             v = torch.bmm(Ma.transpose(1, 2), w.unsqueeze(-1)).squeeze(-1)  # w = M^T z
         half += active.numel()
+        v = v[pos] if pos.numel() != Ma.shape[0] else v
         new = torch.linalg.vector_norm(v, dim=1)  # ||M w|| / ||w|| with ||w|| = 1: the next lower bound
         diff = new - bound
         done = diff <= rel_tol * new
@@ -159,20 +163,25 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
         sigma[active[done]] = bound[done]
         if hopeless.any():
             slow.append(active[hopeless])
-            slow_M.append(Ma[hopeless])
         if done.any() or hopeless.any():
             keep = ~(done | hopeless)
-            active, bound, v, Ma, prev = active[keep], bound[keep], v[keep], Ma[keep], prev[keep]
-        w = v
+            active, bound, v, pos, prev = active[keep], bound[keep], v[keep], pos[keep], prev[keep]
+            if 2 * pos.numel() <= Ma.shape[0]:
+                Ma, pos = Ma[pos], torch.arange(pos.numel())
+        w = torch.zeros(Ma.shape[0], S, dtype=M.dtype) if pos.numel() != Ma.shape[0] else v
+        if pos.numel() != Ma.shape[0]:
+            w[pos] = v  # finished rows get zero vectors: their products are wasted but harmless
         left = not left
     slow.append(active)
-    slow_M.append(Ma)
-    idx, Ms = torch.cat(slow), torch.cat(slow_M)
+    idx = torch.cat(slow)
+    Ms = M[idx]
     fallbacks = int(idx.numel())
     if fallbacks:  # not certified by the stopping rules, or not worth it: exact singular values
-        U, Sv, _ = torch.linalg.svd(Ms)
-        sigma[idx] = Sv[:, 0]
-        u_left[idx] = U[:, :, 0]
+        sigma[idx] = torch.linalg.svdvals(Ms)[:, 0]
+        last = idx >= N - n_last  # only the deepest entries' vectors are used (warm starts): full SVD there
+        if last.any():
+            U, _, _ = torch.linalg.svd(Ms[last])
+            u_left[idx[last]] = U[:, :, 0]
     return sigma, u_left, half, fallbacks
 
 
@@ -220,7 +229,6 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             # must be recent; later it has converged and long chunks amortise the per-call overhead
             k_lo = max(1, k_hi - c_next + 1)
             n = k_hi - k_lo + 1
-            c_next = min(2 * c_next, C)
             # J_{k+1} = ds_{k+1}/ds_k for k = k_lo..k_hi, formed together and dropped after the chunk
             J = cell.jacobian(tr.inputs[k_lo:k_hi + 1].reshape(n * B, -1),
                               tr.states[k_lo:k_hi + 1].reshape(n * B, S)).reshape(n, B, S, S)
@@ -250,7 +258,7 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             if spectral:
                 M = out[:, :, :S].reshape(n * B, S, S)
                 w = out[:, :, S].reshape(n * B, S)  # = P_k^T v, carried through the GEMM
-                sig, ul, hs, fb = _spectral(M, w, fro_hat.reshape(n * B), rel_tol, max_half_steps, gen)
+                sig, ul, hs, fb = _spectral(M, w, fro_hat.reshape(n * B), rel_tol, max_half_steps, gen, B)
                 half_steps += hs
                 fallbacks += fb
                 sig = sig.reshape(n, B)
@@ -265,6 +273,7 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             L = Lk[-1] + torch.log(nrm)
             if spectral:
                 P[:, S] = torch.bmm(_start_vector(u, gen).unsqueeze(1), P[:, :S]).squeeze(1)  # v^T P
+            c_next = min(2 * c_next, C)
             k_hi = k_lo - 1
     if not spectral:
         log_spec = torch.full_like(log_fro, float("nan"))
