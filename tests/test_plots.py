@@ -19,14 +19,6 @@ from rnnscope.plots import check_plot_path, plot_overview, plot_profile
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _cell(W, act="tanh", D=2, seed=0):
     gen = torch.Generator().manual_seed(seed)
     S = W.shape[0]
