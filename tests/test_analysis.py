@@ -94,3 +94,21 @@ def test_exactly_vanishing_profile_gives_null_in_json():
     assert d["log10_spectral"][: T - S] == [None] * (T - S)
     assert d["log10_spectral"][T - S] is not None
     json.dumps(d, allow_nan=False)
+
+
+def test_profile_with_per_step_loss_terms_matches_autograd():
+    """direct = dL/ds_k at every step (L = sum_k <c_k, s_k>): the adjoint profile comes from the VJP sweep."""
+    gen = torch.Generator().manual_seed(8)
+    cell = rs.random_cell("gru", hidden=4, input_size=2, seed=1)
+    T, B = 25, 2
+    x = torch.randn(T, B, 2, generator=gen, dtype=F64)
+    c = torch.randn(T, B, 4, generator=gen, dtype=F64)
+    p = rs.profile(cell, x, direct=c)
+    states, s = [], cell.zero_state(B).requires_grad_()
+    for i in range(T):
+        s = cell.step(x[i], s)
+        s.retain_grad()
+        states.append(s)
+    sum((c[i] * states[i]).sum() for i in range(T)).backward()
+    ref = torch.stack([st.grad.norm(dim=1) for st in states]).T
+    assert torch.allclose(10 ** p.per_sequence_adjoint, ref, rtol=1e-10, atol=0)

@@ -3,9 +3,10 @@
 For the target step t (default T) and every k = 1..t, per sequence b and as the batch mean of the logs:
 
     log10 ||ds_t/ds_k||_2,   log10 ||ds_t/ds_k||_F        (flow.jacobian_profile: one running product)
-    log10 ||dL/ds_k||_2                                    (bptt.adjoints: vector-Jacobian products)
+    log10 ||dL/ds_k||_2 = log10 ||g^T ds_t/ds_k||            (g = dL/ds_t: one more row of that product)
 
-with L = sum of the entries of h_t unless explicit dL/ds terms are given; next to them the weights'
+with L = sum of the entries of h_t; with explicit dL/ds terms at every step (direct) the adjoints come
+from bptt.adjoints (vector-Jacobian products) instead. Next to them the weights'
 promise (theory.weight_facts: gamma, sigma_max, rho, verdict, note), the bound (gamma sigma_max)^(t-k),
 the fitted rate and the horizon of the batch-mean spectral profile.
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .bptt import adjoints
+from .bptt import adjoints, state_adjoint_seed
 from .cells import Cell
 from .flow import jacobian_profile
 from .results import jsonable
@@ -97,8 +98,16 @@ def profile_trace(cell: Cell, trace: Trace, *, t: int | None = None, direct: tor
     """The profile of an already unrolled trace (see `profile`)."""
     start = time.perf_counter()
     t = trace.T if t is None else t
-    jp = jacobian_profile(cell, trace, t, spectral=spectral)
-    adj = adjoints(cell, trace, direct, t=t)
+    if direct is None:
+        # L = sum of the entries of h_t: dL/ds_k = g^T ds_t/ds_k with g = dL/ds_t, one more row of the product
+        jp = jacobian_profile(cell, trace, t, spectral=spectral, carry=state_adjoint_seed(cell, trace.B).unsqueeze(1))
+        adjoint = jp.log10_carried[:, 0]  # (B, t)
+        lost = torch.isneginf(adjoint) & torch.isfinite(jp.log10_frobenius)
+        if bool(lost.any()):  # g^T P underflowed next to P itself: the separately normalised sweep is exact
+            adjoint = adjoints(cell, trace, None, t=t).log10_norm[1:t + 1].T
+    else:
+        jp = jacobian_profile(cell, trace, t, spectral=spectral)
+        adjoint = adjoints(cell, trace, direct, t=t).log10_norm[1:t + 1].T
     facts = weight_facts(cell)
     mean_spec = (jp.log10_spectral if spectral else jp.log10_frobenius).mean(0)
     d, kind = horizon(mean_spec)
@@ -112,7 +121,7 @@ def profile_trace(cell: Cell, trace: Trace, *, t: int | None = None, direct: tor
     return Profile(
         cell=cell.kind, activation=getattr(act, "name", None), state=cell.state_label, t=t, batch=trace.B,
         state_size=cell.state_size, per_sequence_spectral=jp.log10_spectral,
-        per_sequence_frobenius=jp.log10_frobenius, per_sequence_adjoint=adj.log10_norm[1:t + 1].T,
+        per_sequence_frobenius=jp.log10_frobenius, per_sequence_adjoint=adjoint,
         log10_bound=bound, rate_per_step=fitted_rate(mean_spec), horizon=d, horizon_kind=kind,
         gamma=facts.gamma, sigma_max=facts.sigma_max, spectral_radius=facts.spectral_radius,
         verdict=facts.verdict, note=facts.note, seconds=time.perf_counter() - start,

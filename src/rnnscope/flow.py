@@ -63,6 +63,7 @@ class JacobianProfile:
     power_half_steps: int  # matrix-vector products spent on spectral norms beyond the free first one
     svd_fallbacks: int  # (k, b) entries whose spectral norm came from svdvals instead
     renormalised_chunks: int  # chunks redone with per-step renormalisation (underflow guard)
+    log10_carried: torch.Tensor | None = None  # (B, R, t) log10 ||g_r^T ds_t/ds_k|| for carried rows g_r
 
 
 def _chunk_length(B: int, S: int) -> int:
@@ -186,9 +187,13 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
 
 
 def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral: bool = True,
-                     rel_tol: float | None = None, max_half_steps: int = 64, chunk: int | None = None,
-                     seed: int = 0) -> JacobianProfile:
+                     carry: torch.Tensor | None = None, rel_tol: float | None = None, max_half_steps: int = 64,
+                     chunk: int | None = None, seed: int = 0) -> JacobianProfile:
     """log10 ||ds_t/ds_k||_2 and ||ds_t/ds_k||_F for k = 1..t (default t = T), per sequence.
+
+    carry (B, R, S): row vectors g_r carried along as extra rows of the product, giving
+    log10 ||g_r^T ds_t/ds_k|| for every k at O(R S^2) per step: with g = dL/ds_t this is the adjoint
+    profile log10 ||dL/ds_k|| of a loss at step t only.
 
     Cost O(t B S^3) (one running product plus about one matrix-vector product per k); memory beyond
     the trace O(C B S^2).
@@ -212,8 +217,15 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     log_fro = torch.empty(B, t, dtype=dt)
     log_spec[:, t - 1] = 0.0  # ds_t/ds_t = I
     log_fro[:, t - 1] = 0.5 * math.log10(S)
-    rows = S + 1 if spectral else S  # the extra row carries v^T P
-    P = torch.zeros(B, rows, S, dtype=dt)  # [P_k; v^T P_k] / exp(L)
+    c0 = S + 1 if spectral else S  # rows: [P_k; v^T P_k (spectral start); g_r^T P_k (carried)] / exp(L)
+    R = 0 if carry is None else carry.shape[1]
+    rows = c0 + R
+    P = torch.zeros(B, rows, S, dtype=dt)
+    log_car = None
+    if R:
+        P[:, c0:] = carry.to(dt)
+        log_car = torch.empty(B, R, t, dtype=dt)
+        log_car[:, :, t - 1] = torch.log10(torch.linalg.vector_norm(carry.to(dt), dim=-1))
     P[:, :S] = torch.eye(S, dtype=dt)
     L = torch.zeros(B, dtype=dt)  # natural-log scale of P
     u = torch.randn(B, S, dtype=dt, generator=gen)
@@ -255,6 +267,9 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             finite = torch.isfinite(growth)
             g = float(growth[finite].mean().clamp(-600.0 / C, 600.0 / C)) if finite.any() else 0.0
             log_fro[:, k_lo - 1:k_hi] = torch.flip((Lk + torch.log(fro_hat)).T, [1]) / _LN10
+            if R:
+                ln = Lk.unsqueeze(-1) + torch.log(torch.linalg.vector_norm(out[:, :, c0:], dim=-1))  # (n, B, R)
+                log_car[:, :, k_lo - 1:k_hi] = torch.flip(ln.permute(1, 2, 0), [2]) / _LN10
             if spectral:
                 M = out[:, :, :S].reshape(n * B, S, S)
                 w = out[:, :, S].reshape(n * B, S)  # = P_k^T v, carried through the GEMM
@@ -270,6 +285,7 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             safe = torch.where(nrm > 0, nrm, torch.ones_like(nrm))
             P = torch.empty(B, rows, S, dtype=dt)
             P[:, :S] = last[:, :S] / safe[:, None, None]
+            P[:, c0:] = last[:, c0:] / safe[:, None, None]
             L = Lk[-1] + torch.log(nrm)
             if spectral:
                 P[:, S] = torch.bmm(_start_vector(u, gen).unsqueeze(1), P[:, :S]).squeeze(1)  # v^T P
@@ -277,4 +293,4 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             k_hi = k_lo - 1
     if not spectral:
         log_spec = torch.full_like(log_fro, float("nan"))
-    return JacobianProfile(log_spec, log_fro, t, half_steps, fallbacks, redone)
+    return JacobianProfile(log_spec, log_fro, t, half_steps, fallbacks, redone, log_car)
