@@ -3,6 +3,8 @@
 A cell maps (x_t, s_{t-1}) to s_t for a batch:
 
     forward(x_t, s_prev) -> (s_t, a_t)     x_t (B, D), s_prev (B, S), s_t (B, S), a_t (B, A)
+                         = forward_driven(drive(x_t), s_prev), where drive(x) (e.g. W_xh x + b_h) is the
+                         part that does not depend on the state, so unroll can form it for all steps at once
     step(x_t, s_prev)    -> s_t
     jacobian(x_t, s_prev)-> ds_t/ds_{t-1}  (B, S, S), column-vector convention J[b, i, j] = d s_t[i] / d s_{t-1}[j]
     vjp(x_t, s_prev, g)  -> g^T ds_t/ds_{t-1}  (B, S), without forming J where the cell allows
@@ -52,8 +54,20 @@ class Cell:
     def dtype(self) -> torch.dtype:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, s_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def drive(self, x: torch.Tensor) -> torch.Tensor:
+        """u = the part of the step that does not depend on the state (e.g. W_xh x + b_h): x (..., D) -> (..., U).
+
+        unroll computes it for all T steps in one product, so the time loop only does the recurrent part.
+        """
+        return x
+
+    def forward_driven(self, u: torch.Tensor, s_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s_t, a_t) from the drive u_t = drive(x_t) (B, U) and s_prev (B, S)."""
         raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, s_prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(s_t, a_t): the new state (B, S) and the step's pre-activations (B, A)."""
+        return self.forward_driven(self.drive(x), s_prev)
 
     def step(self, x: torch.Tensor, s_prev: torch.Tensor) -> torch.Tensor:
         """s_t = f(x_t, s_{t-1}); x (B, D), s_prev (B, S) -> (B, S)."""
@@ -121,12 +135,15 @@ class ElmanCell(_Vanilla):
 
     kind = "elman"
 
-    def forward(self, x, s_prev):
-        a = s_prev @ self.W_hh.T + x @ self.W_xh.T + self.b_h  # (B, S)
+    def drive(self, x):
+        return x @ self.W_xh.T + self.b_h  # W_xh x_t + b_h (..., S)
+
+    def forward_driven(self, u, s_prev):
+        a = torch.addmm(u, s_prev, self.W_hh.T)  # a_t = W_hh h_{t-1} + u_t (B, S)
         return self.activation.phi(a), a
 
     def preactivation(self, x, s_prev):
-        return s_prev @ self.W_hh.T + x @ self.W_xh.T + self.b_h  # (B, S)
+        return torch.addmm(self.drive(x), s_prev, self.W_hh.T)  # (B, S)
 
     def jacobian(self, x, s_prev):
         d = self.activation.dphi(self.preactivation(x, s_prev))  # (B, S) phi'(a_t)
@@ -149,8 +166,11 @@ class PalCell(_Vanilla):
 
     kind = "pal"
 
-    def forward(self, x, s_prev):
-        return self.activation.phi(s_prev) @ self.W_hh.T + x @ self.W_xh.T + self.b_h, s_prev
+    def drive(self, x):
+        return x @ self.W_xh.T + self.b_h  # W_xh x_t + b_h (..., S)
+
+    def forward_driven(self, u, s_prev):
+        return torch.addmm(u, self.activation.phi(s_prev), self.W_hh.T), s_prev  # W_hh phi(h_{t-1}) + u_t
 
     def jacobian(self, x, s_prev):
         d = self.activation.dphi(s_prev)  # (B, S) phi'(h_{t-1})
@@ -232,10 +252,13 @@ class LSTMCell(_Gated):
     def state_size(self) -> int:  # type: ignore[override]
         return 2 * self.hidden_size
 
-    def forward(self, x, s_prev):
+    def drive(self, x):
+        return x @ self.W_xh.T + self.b_xh + self.b_hh  # both biases (..., 4H)
+
+    def forward_driven(self, u, s_prev):
         H = self.hidden_size
         h, c = s_prev[:, :H], s_prev[:, H:]
-        z = x @ self.W_xh.T + self.b_xh + h @ self.W_hh.T + self.b_hh  # (B, 4H)
+        z = torch.addmm(u, h, self.W_hh.T)  # W_xh x + b_xh + W_hh h + b_hh (B, 4H)
         i, f, g, o = torch.sigmoid(z[:, :H]), torch.sigmoid(z[:, H:2 * H]), torch.tanh(z[:, 2 * H:3 * H]), torch.sigmoid(z[:, 3 * H:])
         c_new = f * c + i * g  # (B, H)
         h_new = o * torch.tanh(c_new)  # (B, H)
@@ -280,23 +303,25 @@ class GRUCell(_Gated):
     def state_size(self) -> int:  # type: ignore[override]
         return self.hidden_size
 
-    def _parts(self, x, h):
+    def drive(self, x):
+        return x @ self.W_xh.T + self.b_xh  # (..., 3H); b_hh stays inside: b_hn is multiplied by r
+
+    def _parts(self, gi, h):
         H = self.hidden_size
-        gi = x @ self.W_xh.T + self.b_xh  # (B, 3H)
-        gh = h @ self.W_hh.T + self.b_hh  # (B, 3H)
+        gh = torch.addmm(self.b_hh, h, self.W_hh.T)  # W_hh h + b_hh (B, 3H)
         a_r = gi[:, :H] + gh[:, :H]
         a_z = gi[:, H:2 * H] + gh[:, H:2 * H]
         r = torch.sigmoid(a_r)
         a_n = gi[:, 2 * H:] + r * gh[:, 2 * H:]
         return a_r, a_z, a_n, gh[:, 2 * H:]
 
-    def forward(self, x, s_prev):
-        a_r, a_z, a_n, _ = self._parts(x, s_prev)
+    def forward_driven(self, u, s_prev):
+        a_r, a_z, a_n, _ = self._parts(u, s_prev)
         z, n = torch.sigmoid(a_z), torch.tanh(a_n)
         return (1 - z) * n + z * s_prev, torch.cat([a_r, a_z, a_n], dim=1)
 
     def jacobian(self, x, s_prev):
-        a_r, a_z, a_n, hn = self._parts(x, s_prev)
+        a_r, a_z, a_n, hn = self._parts(self.drive(x), s_prev)
         r, z, n = torch.sigmoid(a_r), torch.sigmoid(a_z), torch.tanh(a_n)
         col = lambda v: v.unsqueeze(-1)  # noqa: E731
         dn_dh = col(_dtanh_of_value(n)) * (col(r) * self.block(2) + col(hn * _dsig(a_r)) * self.block(0))
@@ -332,7 +357,7 @@ class FunctionCell(Cell):
     def dtype(self) -> torch.dtype:
         return self._dtype
 
-    def forward(self, x, s_prev):
+    def forward_driven(self, x, s_prev):  # the drive of a step function is x itself
         s = self._step(x, s_prev)
         if s.shape != s_prev.shape:
             raise InputError(f"step function: expected it to return a state of shape {tuple(s_prev.shape[1:])}, "

@@ -2,6 +2,9 @@
 
     s_t, a_t = cell.forward(x_t, s_{t-1}),   t = 1..T
 
+(computed as cell.forward_driven(u_t, s_{t-1}) with the drives u_t = cell.drive(x_t) of all steps formed
+in one product first).
+
 Trace keeps everything later stages need: states s_0..s_T (T+1, B, S), pre-activations a_1..a_T
 (T, B, A) and the inputs x_1..x_T (T, B, D). Index convention: states[t] is s_t, so states[0] is
 s_0 (the initial state) and inputs[t-1] is x_t, preacts[t-1] is a_t.
@@ -81,10 +84,11 @@ def unroll(cell: Cell, x, s0=None) -> Trace:
         raise InputError(f"initial state: expected shape ({cell.state_size},) or ({B}, {cell.state_size}), got {tuple(s0.shape)}")
     if not torch.isfinite(s0).all():
         raise InputError("initial state: expected finite numbers, got NaN or Inf")
+    u = cell.drive(x)  # (T, B, U): the state-independent part of every step, in one product
     states, preacts = [s0], []
     s = s0
     for t in range(T):
-        s, a = cell.forward(x[t], s)  # (B, S), (B, A)
+        s, a = cell.forward_driven(u[t], s)  # (B, S), (B, A)
         states.append(s)
         preacts.append(a)
     return Trace(torch.stack(states), torch.stack(preacts), x)
