@@ -47,6 +47,7 @@ from .activations import get_activation
 from .analysis import Profile, profile
 from .cells import ElmanCell
 from .errors import InputError
+from .models import recurrent_matrix
 from .results import jsonable
 
 __all__ = ["DemoConfig", "DemoCase", "CASES", "FULL", "QUICK", "build_case", "make_console", "run_demo"]
@@ -70,16 +71,10 @@ QUICK = DemoConfig(hidden=32, length=100, batch=2)
 
 # ---------------------------------------------------------------------------- recipes for W_hh
 
-def haar_orthogonal(S: int, gen: torch.Generator) -> torch.Tensor:
-    """Q (S, S) from the Haar measure: QR of a Gaussian matrix with the signs of R's diagonal fixed."""
-    Q, R = torch.linalg.qr(torch.randn(S, S, generator=gen, dtype=torch.float64))
-    return Q * torch.sign(torch.diagonal(R))
-
-
 def scaled_orthogonal(factor: float) -> Callable[[int, float, torch.Generator], torch.Tensor]:
     """W_hh = (factor / gamma) Q: every singular value and |eigenvalue| equals factor/gamma."""
     def build(S: int, gamma: float, gen: torch.Generator) -> torch.Tensor:
-        return (factor / gamma) * haar_orthogonal(S, gen)
+        return recurrent_matrix(S, factor / gamma, "orthogonal", gen)  # Haar Q, scaled
     return build
 
 
@@ -92,7 +87,7 @@ def rotated_jordan(eigenvalue: float, coupling: float, block: int) -> Callable[[
             raise InputError(f"hidden: expected a multiple of {block} for the Jordan-block recipe, got {S}")
         J = (eigenvalue * torch.eye(block, dtype=torch.float64)
              + coupling * torch.diag(torch.ones(block - 1, dtype=torch.float64), 1)) / gamma
-        Q = haar_orthogonal(S, gen)
+        Q = recurrent_matrix(S, 1.0, "orthogonal", gen)  # Haar-orthogonal
         return Q @ torch.block_diag(*[J] * (S // block)) @ Q.T
     return build
 
