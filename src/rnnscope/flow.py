@@ -195,7 +195,7 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     log10 ||g_r^T ds_t/ds_k|| for every k at O(R S^2) per step: with g = dL/ds_t this is the adjoint
     profile log10 ||dL/ds_k|| of a loss at step t only.
 
-    Cost O(t B S^3) (one running product plus about one matrix-vector product per k); memory beyond
+    Cost O(t B S^3) (one running product plus about two matrix-vector products per k); memory beyond
     the trace O(C B S^2).
 
     Example:
