@@ -12,7 +12,7 @@ Numerics (DESIGN.md, "not optional"):
   renormalisation after every step, so no digit is lost either way. t = 100,000 in the exploding
   regime gives finite log-norms.
 - Streaming. Jacobians are formed a chunk of C steps at a time and dropped: memory beyond the Trace is
-  O(C B S^2), C fixed (<= 128, fewer for large B S^2), never O(t S^2).
+  O(C B S^2) with C B S^2 <= 2^20 numbers (C <= 128: 128 steps at S = 64, 63 at S = 128), never O(t S^2).
 - Spectral norms without an SVD per k. The top left singular vector u_k of P_k = J_t ... J_{k+1}
   converges as k decreases (appending factors on the right fixes the output space; Oseledets).
   So every chunk starts from the previous chunk's u and
@@ -48,7 +48,7 @@ from .unroll import Trace
 
 __all__ = ["JacobianProfile", "jacobian_profile"]
 
-_CHUNK_BYTES = 48 * 1024**2
+_CHUNK_BYTES = 8 * 1024**2  # per chunk buffer (the Jacobians, the stored products): cache-sized, measured
 _MAX_CHUNK = 128
 _LN10 = math.log(10.0)
 
@@ -67,7 +67,7 @@ class JacobianProfile:
 
 
 def _chunk_length(B: int, S: int) -> int:
-    return max(1, min(_MAX_CHUNK, _CHUNK_BYTES // (2 * 8 * B * S * (S + 1))))
+    return max(1, min(_MAX_CHUNK, _CHUNK_BYTES // (8 * B * S * (S + 1))))
 
 
 def _products(P: torch.Tensor, J: torch.Tensor, out: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -139,10 +139,11 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
     for it in range(max_half_steps):
         if active.numel() == 0:
             break
+        # batched matrix-vector products as multiply-and-sum: 2-3x faster than bmm with one column here
         if left:
-            v = torch.bmm(Ma, w.unsqueeze(-1)).squeeze(-1)  # z = M w
+            v = (Ma * w.unsqueeze(1)).sum(2)  # z = M w
         else:
-            v = torch.bmm(Ma.transpose(1, 2), w.unsqueeze(-1)).squeeze(-1)  # w = M^T z
+            v = (Ma * w.unsqueeze(2)).sum(1)  # w = M^T z
         half += active.numel()
         v = v[pos] if pos.numel() != Ma.shape[0] else v
         new = torch.linalg.vector_norm(v, dim=1)  # ||M w|| / ||w|| with ||w|| = 1: the next lower bound
