@@ -214,8 +214,9 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     lo_ok, hi_ok = finfo.tiny ** (1 / 3), finfo.tiny ** (-1 / 3)  # stored products stay in here
     C = chunk or _chunk_length(B, S)
     gen = torch.Generator().manual_seed(seed)
-    log_spec = torch.full((B, t), float("nan"), dtype=dt)
-    log_fro = torch.empty(B, t, dtype=dt)
+    f64 = torch.float64  # log-scales and results in float64 whatever the product's dtype: no drift over long t
+    log_spec = torch.full((B, t), float("nan"), dtype=f64)
+    log_fro = torch.empty(B, t, dtype=f64)
     log_spec[:, t - 1] = 0.0  # ds_t/ds_t = I
     log_fro[:, t - 1] = 0.5 * math.log10(S)
     c0 = S + 1 if spectral else S  # rows: [P_k; v^T P_k (spectral start); g_r^T P_k (carried)] / exp(L)
@@ -225,10 +226,10 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     log_car = None
     if R:
         P[:, c0:] = carry.to(dt)
-        log_car = torch.empty(B, R, t, dtype=dt)
-        log_car[:, :, t - 1] = torch.log10(torch.linalg.vector_norm(carry.to(dt), dim=-1))
+        log_car = torch.empty(B, R, t, dtype=f64)
+        log_car[:, :, t - 1] = torch.log10(torch.linalg.vector_norm(carry.to(f64), dim=-1))
     P[:, :S] = torch.eye(S, dtype=dt)
-    L = torch.zeros(B, dtype=dt)  # natural-log scale of P
+    L = torch.zeros(B, dtype=f64)  # natural-log scale of P
     u = torch.randn(B, S, dtype=dt, generator=gen)
     if spectral:
         P[:, S] = _start_vector(u, gen)  # v^T I
@@ -249,8 +250,8 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             P_start, L_start = P, L
             # every step is scaled by exp(-g) inside the GEMM, so the stored products stay near norm 1
             P = _products(P, J, out, math.exp(-g))
-            Lk = L_start + g * torch.arange(1, n + 1, dtype=dt).unsqueeze(1)  # (n, B) log scale of each product
-            fro_hat = torch.linalg.matrix_norm(out[:, :, :S])  # (n, B)
+            Lk = L_start + g * torch.arange(1, n + 1, dtype=f64).unsqueeze(1)  # (n, B) log scale of each product
+            fro_hat = torch.linalg.matrix_norm(out[:, :, :S]).to(f64)  # (n, B)
             if (((fro_hat < lo_ok) | (fro_hat > hi_ok) | ~torch.isfinite(fro_hat)) & torch.isfinite(Lk)).any():
                 # the product left the safe range inside the chunk: redo it, renormalising every step
                 redone += 1
@@ -259,25 +260,25 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
                     torch.matmul(P, J[n - 1 - i], out=out[i])
                     nn = torch.linalg.matrix_norm(out[i][:, :S])  # (B,)
                     out[i] /= torch.where(nn > 0, nn, torch.ones_like(nn))[:, None, None]
-                    Lc = Lc + torch.log(nn)
+                    Lc = Lc + torch.log(nn.to(f64))
                     Lk[i] = Lc
                     P = out[i]
-                fro_hat = torch.linalg.matrix_norm(out[:, :, :S])
+                fro_hat = torch.linalg.matrix_norm(out[:, :, :S]).to(f64)
             # predicted growth for the next chunk: this chunk's mean per-step log growth of ||P||_F
             growth = (Lk[-1] + torch.log(fro_hat[-1]) - L_start) / n  # (B,)
             finite = torch.isfinite(growth)
             g = float(growth[finite].mean().clamp(-600.0 / C, 600.0 / C)) if finite.any() else 0.0
             log_fro[:, k_lo - 1:k_hi] = torch.flip((Lk + torch.log(fro_hat)).T, [1]) / _LN10
             if R:
-                ln = Lk.unsqueeze(-1) + torch.log(torch.linalg.vector_norm(out[:, :, c0:], dim=-1))  # (n, B, R)
+                ln = Lk.unsqueeze(-1) + torch.log(torch.linalg.vector_norm(out[:, :, c0:], dim=-1).to(f64))  # (n, B, R)
                 log_car[:, :, k_lo - 1:k_hi] = torch.flip(ln.permute(1, 2, 0), [2]) / _LN10
             if spectral:
                 M = out[:, :, :S].reshape(n * B, S, S)
                 w = out[:, :, S].reshape(n * B, S)  # = P_k^T v, carried through the GEMM
-                sig, ul, hs, fb = _spectral(M, w, fro_hat.reshape(n * B), rel_tol, max_half_steps, gen, B)
+                sig, ul, hs, fb = _spectral(M, w, fro_hat.reshape(n * B).to(dt), rel_tol, max_half_steps, gen, B)
                 half_steps += hs
                 fallbacks += fb
-                sig = sig.reshape(n, B)
+                sig = sig.reshape(n, B).to(f64)
                 log_spec[:, k_lo - 1:k_hi] = torch.flip((Lk + torch.log(sig)).T, [1]) / _LN10
                 u = ul.reshape(n, B, S)[-1]  # warm start for the next chunk: the deepest entry's left vector
             # renormalise the running product and restart the carried row from the new u
@@ -287,7 +288,7 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             P = torch.empty(B, rows, S, dtype=dt)
             P[:, :S] = last[:, :S] / safe[:, None, None]
             P[:, c0:] = last[:, c0:] / safe[:, None, None]
-            L = Lk[-1] + torch.log(nrm)
+            L = Lk[-1] + torch.log(nrm.to(f64))
             if spectral:
                 P[:, S] = torch.bmm(_start_vector(u, gen).unsqueeze(1), P[:, :S]).squeeze(1)  # v^T P
             c_next = min(2 * c_next, C)
