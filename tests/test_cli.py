@@ -143,7 +143,7 @@ def vanilla_files(tmp_path, S=5, D=2, T=12, B=3, gain=1.0, seed=0, W=None, head=
 def test_help_lists_every_command_and_option(capsys):
     code, out, err = run(capsys, "--help")
     assert code == 0 and err == ""
-    for cmd in ("profile", "bptt", "demo"):
+    for cmd in ("profile", "bptt", "claims", "reproduce", "demo"):
         assert cmd in out
     code, out, _ = run(capsys, "profile", "--help")
     assert code == 0
@@ -821,3 +821,35 @@ def test_console_script_output_into_a_closed_pipe():
     p.wait(timeout=120)
     assert head == b'{"cell": "'
     assert "Traceback" not in err and "Exception" not in err
+
+
+# ------------------------------------------------------------------------------------- claims, reproduce
+
+def test_claims_json_equals_the_library_and_table_lists_every_claim(capsys):
+    from rnnscope.claims import claim_ids, run_claims
+    code, out, err = run(capsys, "claims", "--json", "--only", "003-bound-eigen,000-identity-power")
+    assert code == 0 and err == ""
+    got = json.loads(out)
+    assert [d["id"] for d in got] == ["000-identity-power", "003-bound-eigen"]
+    ref = {r.id: r.to_dict() for r in run_claims(["000-identity-power", "003-bound-eigen"])}
+    for d in got:
+        assert set(d) == {"id", "seed", "statement", "verdict", "correction", "evidence", "seconds"}
+        assert d["evidence"] == ref[d["id"]]["evidence"] and d["verdict"] == ref[d["id"]]["verdict"]
+    assert got[1]["verdict"] == "refuted" and len(got[1]["evidence"]["counterexample"]["log10_norms"]) == 40
+    code, out, err = run(capsys, "claims")
+    assert code == 0 and err == ""
+    for cid in claim_ids():
+        assert cid in out, cid
+    assert "refuted" in out and "holds-with-correction" in out
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["claims", "--only", "nope"], "claim id: expected one of"),
+    (["claims", "--only", ","], "--only: expected claim ids"),
+    (["reproduce", "999"], "seed: expected one of"),
+    (["reproduce"], "expected a value"),
+])
+def test_claims_and_reproduce_bad_input(capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and expected in err, err

@@ -3,6 +3,7 @@
     plot_profile(p, "profile.png")    log10 ||ds_t/ds_k||_2, ||.||_F and ||dL/ds_k|| against k,
                                       with the bound (gamma sigma_max)^(t-k)
     plot_overview({...}, "all.png")   several profiles against the distance t - k, one axis
+    plot_spec(spec, "claim.png")      a results.FigureSpec (a figure as data: named series)
 
 The y axis carries log10 of the norms (a log axis written out): in the exploding regime the norms
 themselves overflow float64 long before their logs do, so the logs are what is plotted. A norm that
@@ -30,7 +31,7 @@ from matplotlib.figure import Figure
 
 from .errors import InputError
 
-__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "plot_profile", "plot_overview"]
+__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "plot_profile", "plot_overview", "plot_spec"]
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 _MAX_SEQUENCE_LINES = 16  # faint per-sequence lines drawn for B > 1 (more would only be noise)
@@ -185,6 +186,32 @@ def plot_overview(profiles: Mapping[str, object], path=None, *, title: str | Non
                  fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    if path is not None:
+        _save(fig, path)
+    return fig
+
+
+_STYLES = {"solid": dict(ls="-", lw=1.8), "dashed": dict(ls="--", lw=1.2), "dotted": dict(ls=":", lw=1.4),
+           "dashdot": dict(ls="-.", lw=1.2), "points": dict(ls="none", marker="o", ms=3)}
+
+
+def plot_spec(spec, path=None) -> Figure:
+    """Draw a results.FigureSpec: one line per series (gid = its label), non-finite y as gaps."""
+    if path is not None:
+        check_plot_path(path)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    for i, s in enumerate(spec.series):
+        if s.style not in _STYLES:
+            raise InputError(f"series style: expected one of {', '.join(_STYLES)}, got {s.style!r}")
+        ys = [float(v) if v is not None and math.isfinite(float(v)) else math.nan for v in s.y]
+        ax.plot(list(s.x), ys, color=f"C{i % 10}", gid=s.label, label=s.label, **_STYLES[s.style])
+    ax.set_xlabel(spec.xlabel)
+    ax.set_ylabel(spec.ylabel)
+    ax.set_title(spec.title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    if spec.series:
+        ax.legend(fontsize=8, loc="best")
     if path is not None:
         _save(fig, path)
     return fig

@@ -52,8 +52,13 @@ def _immediate(cell: Cell, h_prev: torch.Tensor, a: torch.Tensor, literal: bool)
     return cell.activation.dphi(a).unsqueeze(-1) * hv(h_prev, literal)  # diag(phi'(a_t)) HV(h_{t-1})
 
 
-def lemma2(cell: Cell, x, h0=None) -> torch.Tensor:
-    """dh_t/dW_hh for t = 1..T by the forward recursion (Lemma 2), one sequence: x (T, D) -> (T, n, n^2)."""
+def lemma2(cell: Cell, x, h0=None, hv_form: str = "corrected") -> torch.Tensor:
+    """dh_t/dW_hh for t = 1..T by the forward recursion (Lemma 2), one sequence: x (T, D) -> (T, n, n^2).
+
+    hv_form="literal" uses the seed's HV (every block v^T); "corrected" uses I (x) v^T.
+    """
+    if hv_form not in ("literal", "corrected"):
+        raise InputError(f"hv_form: expected 'literal' or 'corrected', got {hv_form!r}")
     _check(cell)
     tr = unroll(cell, x, h0)
     if tr.B != 1:
@@ -64,7 +69,7 @@ def lemma2(cell: Cell, x, h0=None) -> torch.Tensor:
     dh = torch.zeros(n, n * n, dtype=cell.dtype)  # dh_0/dW = 0
     for t in range(1, T + 1):
         J = cell.jacobian(tr.inputs[t - 1], tr.states[t - 1])[0]  # dh_t/dh_{t-1} (n, n)
-        dh = _immediate(cell, h[t - 1], a[t - 1], False) + J @ dh  # Lemma 1: immediate + through h_{t-1}
+        dh = _immediate(cell, h[t - 1], a[t - 1], hv_form == "literal") + J @ dh  # Lemma 1: immediate + through h_{t-1}
         out[t - 1] = dh
     return out
 
