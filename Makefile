@@ -1,12 +1,14 @@
 # rnnscope: the two commands of the README.
 #   make demo   set up .venv (pinned, requirements.lock) and run the main job
-#   make test   set up the same .venv and run the whole test suite
+#   make test   set up the same .venv and run the whole test suite (browser tests included: they drive
+#               Debian's chromium, installed here with apt-get when /usr/bin/chromium is missing)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup demo test bench clean
+.PHONY: setup chromium demo test bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,7 +21,13 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/rnnscope demo
 
-test: setup
+# Playwright cannot download its own browser here: the browser tests launch Debian's chromium (sudo only when not root).
+chromium:
+	@test -x $(CHROMIUM) || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+test: setup chromium
 	$(PY) -m pytest -q
 
 bench: setup

@@ -181,10 +181,11 @@ def _notebook(example):
     np.random.seed(12345)
     t = 20
     if example == 1:
-        _h, x, b_h, W_hx = np.random.randn(5, t), np.random.randn(5, t), np.random.randn(5, 1), np.random.randn(5, 5)
+        np.random.randn(5, t)  # h: random noise (drawn, so that the later draws match the notebook's)
+        x, b_h, W_hx = np.random.randn(5, t), np.random.randn(5, 1), np.random.randn(5, 5)
         eig = np.random.rand(5) * 4
     else:
-        _h, x, b_h = np.zeros((5, t)), np.zeros((5, t)), np.zeros((5, 1))
+        x, b_h = np.zeros((5, t)), np.zeros((5, 1))  # h = zeros draws nothing
         W_hx = np.random.randn(5, 5)
         eig = 4 + np.random.rand(5) * 10
     Q = np.random.randn(5, 5)

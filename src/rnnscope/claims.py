@@ -659,10 +659,12 @@ def _singular_vanishing_002() -> Finding:
 
 def _exploding_necessary_002() -> Finding:
     ce = saddle("sigmoid", "elman", g=1.5, r=0.9)
-    return Finding(_verdict(_grows_below_eigen_bound(ce), "refuted", "holds"), _counterexample_evidence(ce),
+    ev = _counterexample_evidence(ce)
+    return Finding(_verdict(_grows_below_eigen_bound(ce), "refuted", "holds"), ev,
                    figure=_counterexample_figure(ce, "Exploding with every |eigenvalue| < 4 (sigmoid)"),
-                   correction=("sigma_max(W_hh) > 4 (the largest singular value) is necessary for exploding; the largest "
-                               "|eigenvalue| > 4 is not (products grow here with rho = 3.6 < 4). Neither is sufficient."))
+                   correction=(f"sigma_max(W_hh) > 4 (the largest singular value) is necessary for exploding; the largest "
+                               f"|eigenvalue| > 4 is not (the products grow here by 10^{ev['log10_norm_first']:.3g} over "
+                               f"{ev['T']} steps with rho = {ev['spectral_radius']:.3g} < 4). Neither is sufficient."))
 
 
 def _exploding_not_sufficient_002() -> Finding:

@@ -1,4 +1,6 @@
-"""The main job (`rnnscope demo`, `make demo`): vanishing and exploding gradients, seen and checked.
+"""The main job (`rnnscope demo`, `make demo`): vanishing and exploding gradients, seen and checked,
+then the seeds' claims judged (claims.py), their figures reproduced (reproduce.py), and the report
+(report.py: index.html) written.
 
 Elman RNNs h_t = phi(W_hh h_{t-1} + W_xh x_t + b_h) driven by random inputs x_t ~ N(0, input_scale^2),
 one per case, each profiled exactly (analysis.profile) and set against the Pascanu bound
@@ -47,6 +49,7 @@ from .activations import get_activation
 from .analysis import Profile, profile
 from .cells import ElmanCell
 from .errors import InputError
+from .files import output_folder
 from .models import recurrent_matrix
 from .results import jsonable
 
@@ -184,7 +187,12 @@ def _print_summary(summary: dict, out: Path, console=None) -> None:
     for c in summary["cases"]:
         if "eigenvalue test" in c["note"]:
             con.print(f"[bold]{c['case']}[/bold]: {c['note']}")
-    con.print(f"figures, weights, inputs and summary.json written to {out}/ ({summary['seconds']:.1f} s)")
+    n = summary["claims"]
+    con.print(f"The seeds' claims: {n['holds']} hold, {n['holds-with-correction']} hold with a correction, "
+              f"{n['refuted']} refuted (each with a counterexample); {len(summary['reproductions'])} of the seeds' "
+              f"figures reproduced as written and corrected.")
+    con.print(f"figures, weights, inputs, claims.json and summary.json written to {out}/; "
+              f"open {out}/index.html for the report ({summary['seconds']:.1f} s)")
 
 
 def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[DemoCase, ...] = CASES,
@@ -193,17 +201,14 @@ def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[Dem
 
     Returns the summary (as written to summary.json): {"config": ..., "cases": [row per case], "seconds": ...}.
     """
+    from .claims import VERDICTS, run_claims  # the demo's later parts: imported when it runs
     from .plots import plot_overview, plot_profile  # matplotlib only when the demo runs
+    from .report import write_report
+    from .reproduce import reproduce
 
     start = time.perf_counter()
     config = config or (QUICK if quick else FULL)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out: expected a folder, got {str(out)!r} (a file)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"out: expected a folder that can be created, got {str(out)!r} ({type(e).__name__}: {e})") from None
+    out = output_folder(out_dir)
     rows, profiles = [], {}
     for i, case in enumerate(cases):
         cell, x = build_case(case, config, i)
@@ -216,9 +221,17 @@ def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[Dem
         rows.append(_row(case, p, files, config.input_scale if case.input_scale is None else case.input_scale))
         profiles[case.name] = p
     plot_overview(profiles, out / "overview.png")
+    with _threads(1):
+        claims = run_claims()  # the seeds' claims, judged (claims.py)
+        reproductions = reproduce("all", out)  # the seeds' figures, as written and corrected (reproduce.py)
+    claim_dicts = [c.to_dict() for c in claims]
+    (out / "claims.json").write_text(json.dumps(claim_dicts, indent=2, allow_nan=False) + "\n")
     summary = {"config": asdict(config), "quick": quick, "cases": rows, "overview": "overview.png",
+               "claims": {v: sum(c.verdict == v for c in claims) for v in VERDICTS}, "claims_file": "claims.json",
+               "reproductions": [r.name for r in reproductions], "report": "index.html",
                "seconds": time.perf_counter() - start}
     summary = jsonable(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    write_report(out, [c.to_dict(figure=True) for c in claims], [r.to_dict() for r in reproductions], summary)
     _print_summary(summary, out, console)
     return summary

@@ -1,4 +1,5 @@
-"""Reading user files (.npz weights, .npy arrays) with errors that say what was expected and what arrived.
+"""Reading user files (.npz weights, .npy arrays) and making output folders, with errors that say what
+was expected and what arrived.
 
 Example:
     >>> arrays = load_npz("weights.npz")            # doctest: +SKIP
@@ -13,7 +14,21 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["load_npz", "load_npy"]
+__all__ = ["load_npz", "load_npy", "output_folder"]
+
+
+def output_folder(path, what: str = "out", create: bool = True) -> Path:
+    """The folder results are written to: refused if it is a file; created (with parents) when create is set."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{what}: expected a folder, got {str(out)!r} (a file)")
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{what}: expected a folder that can be created, got {str(out)!r} "
+                             f"({type(e).__name__}: {e})") from None
+    return out
 
 
 def _check_file(path, what: str) -> Path:

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 from .errors import InputError
 
-__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "plot_profile", "plot_overview", "plot_spec"]
+__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "new_figure", "plot_profile", "plot_overview", "plot_spec"]
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 _MAX_SEQUENCE_LINES = 16  # faint per-sequence lines drawn for B > 1 (more would only be noise)
@@ -57,7 +57,8 @@ def _gaps(y: torch.Tensor) -> list[float]:
     return torch.where(torch.isfinite(y), y, torch.full_like(y, math.nan)).tolist()
 
 
-def _new_figure(size=(7.5, 4.8)) -> Figure:
+def new_figure(size=(7.5, 4.8)) -> Figure:
+    """A matplotlib Figure on the Agg canvas, constrained layout (no pyplot, no global state)."""
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -115,7 +116,7 @@ def plot_profile(profile, path=None, *, ax=None) -> Figure:
     """
     if path is not None:
         check_plot_path(path)
-    fig = ax.figure if ax is not None else _new_figure()
+    fig = ax.figure if ax is not None else new_figure()
     if ax is None:
         ax = fig.add_subplot()
     t = profile.t
@@ -168,7 +169,7 @@ def plot_overview(profiles: Mapping[str, object], path=None, *, title: str | Non
     """
     if path is not None:
         check_plot_path(path)
-    fig = _new_figure((8.5, 5.2))
+    fig = new_figure((8.5, 5.2))
     ax = fig.add_subplot()
     shown = []
     for i, (label, p) in enumerate(profiles.items()):
@@ -199,7 +200,7 @@ def plot_spec(spec, path=None) -> Figure:
     """Draw a results.FigureSpec: one line per series (gid = its label), non-finite y as gaps."""
     if path is not None:
         check_plot_path(path)
-    fig = _new_figure()
+    fig = new_figure()
     ax = fig.add_subplot()
     for i, s in enumerate(spec.series):
         if s.style not in _STYLES:

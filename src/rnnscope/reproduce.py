@@ -36,19 +36,22 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from .cells import ElmanCell, PalCell
 from .errors import InputError
+from .files import output_folder
 from .flow import jacobian_profile
 from .models import recurrent_matrix
 from .results import jsonable
 from .rtrl import hv
 from .unroll import unroll
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
+    from matplotlib.figure import Figure
 
 __all__ = ["Reproduction", "SEED_FILES", "FIGURE_SEEDS", "notebook_002", "reproduce"]
 
@@ -78,14 +81,7 @@ class Reproduction:
 def reproduce(seed: str, out_dir) -> list[Reproduction]:
     """Write the figures of seed "000".."003" (or its file name, or "all") into out_dir; return them."""
     keys = _seed_keys(seed)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out: expected a folder, got {str(out)!r} (a file)")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"out: expected a folder that can be created, got {str(out)!r} "
-                         f"({type(e).__name__}: {e})") from None
+    out = output_folder(out_dir)
     makers = {"000": _seed_000, "001": _seed_001, "002": _seed_002, "003": _seed_003}
     reps: list[Reproduction] = []
     for key in keys:
@@ -109,10 +105,9 @@ def _seed_keys(seed) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- files
 
-def _figure(size) -> Figure:
-    fig = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+def _figure(size):
+    from .plots import new_figure  # matplotlib only when a figure is drawn
+    return new_figure(size)
 
 
 def _write(out: Path, seed_file, name, title, caption, numbers, fig) -> Reproduction:
