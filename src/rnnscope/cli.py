@@ -6,6 +6,7 @@
                      [--t t] [--dtype float64|float32] [--json] [--plot FILE.png|.svg|.pdf]
     rnnscope bptt    --cell elman|pal --activation ... --weights W.npz --inputs X.npy --targets Y.npy
                      [--head mse|ce] [--loss-at all|last] [--h0 H.npy] [--json]
+    rnnscope lyapunov [the model options of profile] [--k K] [--every N] [--warmup N] [--blocks N] [--json]
     rnnscope claims  [--only ID[,ID...]] [--json]
     rnnscope reproduce SEED|all [--out DIR] [--json]
     rnnscope demo    [--out DIR] [--quick]
@@ -54,7 +55,7 @@ from .unroll import unroll
 
 __all__ = ["app", "main"]
 
-COMMANDS = ("profile", "bptt", "claims", "reproduce", "demo")
+COMMANDS = ("profile", "bptt", "lyapunov", "claims", "reproduce", "demo")
 _MEMORY_LIMIT = 4 * 1024**3  # bytes: the trace and working space a CLI run may ask for
 _BPTT_MAX_T = 4096  # the T x T contributions table (JSON) and the O(T^2 S^2) per-step partials
 _BPTT_ROWS_BYTES = 1024**3  # one backward step holds up to T rows of (S, S + D + 1) partials
@@ -98,6 +99,16 @@ def _positive_int(v: object) -> int:
     if i < 1:
         raise ValueError(f"expected a positive integer, got {i}")
     return i
+
+
+def _nonnegative_int(v: object) -> int:
+    try:
+        n = _int_text(v)
+    except ValueError:
+        raise ValueError(f"expected an integer >= 0, got {str(v)!r}") from None
+    if n < 0:
+        raise ValueError(f"expected an integer >= 0, got {n}")
+    return n
 
 
 def _seed(v: object) -> int:
@@ -209,46 +220,48 @@ def _distances(t: int) -> list[int]:
 
 # ----------------------------------------------------------------------------- profile
 
-@app.command(help="The gradient-flow profile log10 ||ds_t/ds_k|| (spectral, Frobenius) and log10 ||dL/ds_k|| "
-                  "for every k, with gamma, sigma_max, rho, the bound (gamma sigma_max)^(t-k) and the verdict. "
-                  "A random model by default; --weights FILE.npz to analyse given numbers.")
-def profile(
-    ctx: typer.Context,
-    cell: Annotated[str, typer.Option(parser=_choice(CELL_KINDS), metavar="KIND",
-                                      help="elman, pal, lstm or gru; lstm profiles the full state (h, c).")] = "elman",
-    activation: Annotated[str, typer.Option(parser=_choice(tuple(ACTIVATIONS)), metavar="PHI",
-                                            help="sigmoid, tanh, relu or identity: phi of the vanilla cells.")] = "tanh",
-    hidden: Annotated[int, typer.Option(parser=_positive_int, metavar="S", help="Random model: hidden size.")] = 32,
-    input_size: Annotated[int, typer.Option("--input-size", parser=_positive_int, metavar="D",
-                                            help="Random model: input size.")] = 1,
-    length: Annotated[int, typer.Option(parser=_positive_int, metavar="T",
-                                        help="Steps T when no --inputs file is given.")] = 100,
-    batch: Annotated[int, typer.Option(parser=_positive_int, metavar="B",
-                                       help="Sequences B when no --inputs file is given.")] = 1,
-    gain: Annotated[float, typer.Option(parser=_finite_float, metavar="g",
-                                        help="Random model: W_hh gain (normal: N(0, g^2/S)).")] = 1.0,
-    init: Annotated[str, typer.Option(parser=_choice(INITS), metavar="INIT",
-                                      help="Random model: W_hh = normal, orthogonal or identity (times g).")] = "normal",
-    seed: Annotated[int, typer.Option(parser=_seed, metavar="N", help="Seed of the random model and inputs.")] = 0,
-    dtype: Annotated[str, typer.Option(parser=_choice(tuple(DTYPES)), metavar="DTYPE",
-                                       help="float64 or float32: the analysis' floating point type.")] = "float64",
-    weights: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE.npz",
-                                                 help="Arrays W_hh, W_xh, b_h (optional W_hy, b_y; b_hh for lstm/gru).")] = None,
-    inputs: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE.npy",
-                                                help="Inputs (T, D) or (T, B, D); zeros of --length steps if omitted.")] = None,
-    h0: Annotated[Path | None, typer.Option("--h0", parser=_path, metavar="FILE.npy",
-                                            help="Initial state (S,) or (B, S) (lstm: (h, c) stacked, 2H); zeros if omitted.")] = None,
-    t: Annotated[int | None, typer.Option("--t", parser=_positive_int, metavar="t",
-                                          help="Profile into step t instead of T.")] = None,
-    input_scale: Annotated[float, typer.Option("--input-scale", parser=_nonnegative_float, metavar="X",
-                                               help="Random inputs N(0, X^2) (seeded) instead of zeros; 0 = zeros.")] = 0.0,
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object instead of tables.")] = False,
-    plot: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE",
-                                              help="Write the profile against the bound to FILE (.png, .svg, .pdf).")] = None,
-) -> None:
-    if plot is not None:
-        from .plots import check_plot_path  # matplotlib only when a figure is asked for
-        check_plot_path(plot)
+# The model options shared by `profile` and `lyapunov` (a random model or --weights; --inputs or random/zero inputs).
+CellOpt = Annotated[str, typer.Option(parser=_choice(CELL_KINDS), metavar="KIND",
+                                      help="elman, pal, lstm or gru; lstm uses the full state (h, c).")]
+ActivationOpt = Annotated[str, typer.Option(parser=_choice(tuple(ACTIVATIONS)), metavar="PHI",
+                                            help="sigmoid, tanh, relu or identity: phi of the vanilla cells.")]
+HiddenOpt = Annotated[int, typer.Option(parser=_positive_int, metavar="S", help="Random model: hidden size.")]
+InputSizeOpt = Annotated[int, typer.Option("--input-size", parser=_positive_int, metavar="D",
+                                           help="Random model: input size.")]
+LengthOpt = Annotated[int, typer.Option(parser=_positive_int, metavar="T", help="Steps T when no --inputs file is given.")]
+BatchOpt = Annotated[int, typer.Option(parser=_positive_int, metavar="B", help="Sequences B when no --inputs file is given.")]
+GainOpt = Annotated[float, typer.Option(parser=_finite_float, metavar="g",
+                                        help="Random model: W_hh gain (normal: N(0, g^2/S)).")]
+InitOpt = Annotated[str, typer.Option(parser=_choice(INITS), metavar="INIT",
+                                      help="Random model: W_hh = normal, orthogonal or identity (times g).")]
+SeedOpt = Annotated[int, typer.Option(parser=_seed, metavar="N", help="Seed of the random model and inputs.")]
+DtypeOpt = Annotated[str, typer.Option(parser=_choice(tuple(DTYPES)), metavar="DTYPE",
+                                       help="float64 or float32: the analysis' floating point type.")]
+WeightsOpt = Annotated[Path | None, typer.Option(parser=_path, metavar="FILE.npz",
+                                                 help="Arrays W_hh, W_xh, b_h (optional W_hy, b_y; b_hh for lstm/gru).")]
+InputsOpt = Annotated[Path | None, typer.Option(parser=_path, metavar="FILE.npy",
+                                                help="Inputs (T, D) or (T, B, D); zeros of --length steps if omitted.")]
+H0Opt = Annotated[Path | None, typer.Option("--h0", parser=_path, metavar="FILE.npy",
+                                            help="Initial state (S,) or (B, S) (lstm: (h, c) stacked, 2H); zeros if omitted.")]
+InputScaleOpt = Annotated[float, typer.Option("--input-scale", parser=_nonnegative_float, metavar="X",
+                                              help="Random inputs N(0, X^2) (seeded) instead of zeros; 0 = zeros.")]
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="Print one JSON object instead of tables.")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Model:
+    cell: object  # the Cell
+    x: np.ndarray  # (T, B, D) or (T, D)
+    s0: np.ndarray | None
+    model: dict  # how the cell was made (for the JSON)
+    inputs: str  # how the inputs were made
+    T: int
+
+
+def _model(ctx: typer.Context, cell: str, activation: str, hidden: int, input_size: int, length: int, batch: int,
+           gain: float, init: str, seed: int, dtype: str, weights: Path | None, inputs: Path | None,
+           h0: Path | None, input_scale: float) -> _Model:
+    """The cell, inputs and start state of a command with the model options, validated."""
     dt = get_dtype(dtype)
     gated = cell in ("lstm", "gru")
     if gated and _explicit(ctx, "activation"):
@@ -301,17 +314,50 @@ def profile(
             x = np.zeros((T, B, D))
             input_desc = "zeros"
     s0 = _float64(load_npy(h0, "h0")) if h0 is not None else None
-    if t is not None and t > T:
-        raise InputError(f"t: expected 1 <= t <= T = {T}, got {t}")
+    return _Model(model_cell, x, s0, model, input_desc, T)
+
+
+@app.command(help="The gradient-flow profile log10 ||ds_t/ds_k|| (spectral, Frobenius) and log10 ||dL/ds_k|| "
+                  "for every k, with gamma, sigma_max, rho, the bound (gamma sigma_max)^(t-k) and the verdict. "
+                  "A random model by default; --weights FILE.npz to analyse given numbers.")
+def profile(
+    ctx: typer.Context,
+    cell: CellOpt = "elman",
+    activation: ActivationOpt = "tanh",
+    hidden: HiddenOpt = 32,
+    input_size: InputSizeOpt = 1,
+    length: LengthOpt = 100,
+    batch: BatchOpt = 1,
+    gain: GainOpt = 1.0,
+    init: InitOpt = "normal",
+    seed: SeedOpt = 0,
+    dtype: DtypeOpt = "float64",
+    weights: WeightsOpt = None,
+    inputs: InputsOpt = None,
+    h0: H0Opt = None,
+    t: Annotated[int | None, typer.Option("--t", parser=_positive_int, metavar="t",
+                                          help="Profile into step t instead of T.")] = None,
+    input_scale: InputScaleOpt = 0.0,
+    as_json: JsonOpt = False,
+    plot: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE",
+                                              help="Write the profile against the bound to FILE (.png, .svg, .pdf).")] = None,
+) -> None:
+    if plot is not None:
+        from .plots import check_plot_path  # matplotlib only when a figure is asked for
+        check_plot_path(plot)
+    m = _model(ctx, cell, activation, hidden, input_size, length, batch, gain, init, seed, dtype, weights, inputs,
+               h0, input_scale)
+    if t is not None and t > m.T:
+        raise InputError(f"t: expected 1 <= t <= T = {m.T}, got {t}")
     start = time.perf_counter()
-    trace = unroll(model_cell, torch.as_tensor(x), None if s0 is None else torch.as_tensor(s0))
+    trace = unroll(m.cell, torch.as_tensor(m.x), None if m.s0 is None else torch.as_tensor(m.s0))
     _check_finite_states(trace, dtype)
-    p = profile_trace(model_cell, trace, t=t)
+    p = profile_trace(m.cell, trace, t=t)
     p = dataclasses.replace(p, seconds=time.perf_counter() - start)  # unroll and analysis, as analysis.profile
     if plot is not None:
         from .plots import plot_profile
         plot_profile(p, plot)
-    extra = {"model": model, "inputs": input_desc, "T": T, "h0": "zeros" if h0 is None else f"file {h0}",
+    extra = {"model": m.model, "inputs": m.inputs, "T": m.T, "h0": "zeros" if h0 is None else f"file {h0}",
              "plot": None if plot is None else str(plot)}
     if as_json:
         _echo_json({**p.to_dict(), **extra})
@@ -453,6 +499,65 @@ def _spread(items: list[int], n: int) -> list[int]:
     if len(items) <= n:
         return items
     return sorted({items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)})
+
+
+# ----------------------------------------------------------------------------- lyapunov
+
+@app.command(help="The Lyapunov spectrum (natural log per step) of the state dynamics along a trajectory, by the QR "
+                  "(Benettin) method: the same model options as profile; driven by --inputs or random inputs, or "
+                  "autonomous (zero inputs).")
+def lyapunov(
+    ctx: typer.Context,
+    cell: CellOpt = "elman",
+    activation: ActivationOpt = "tanh",
+    hidden: HiddenOpt = 32,
+    input_size: InputSizeOpt = 1,
+    length: LengthOpt = 1000,
+    batch: BatchOpt = 1,
+    gain: GainOpt = 1.0,
+    init: InitOpt = "normal",
+    seed: SeedOpt = 0,
+    dtype: DtypeOpt = "float64",
+    weights: WeightsOpt = None,
+    inputs: InputsOpt = None,
+    h0: H0Opt = None,
+    input_scale: InputScaleOpt = 0.0,
+    k: Annotated[int | None, typer.Option("--k", parser=_positive_int, metavar="K",
+                                          help="The top K exponents (default: all S).")] = None,
+    every: Annotated[int, typer.Option(parser=_positive_int, metavar="N",
+                                       help="Re-orthonormalise (QR) every N steps.")] = 1,
+    warmup: Annotated[int | None, typer.Option(parser=_nonnegative_int, metavar="N",
+                                               help="Steps discarded while the frame aligns (default T/10).")] = None,
+    blocks: Annotated[int, typer.Option(parser=_positive_int, metavar="N",
+                                        help="Blocks per sequence for the standard error of the top exponent.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    from .lyapunov import lyapunov_spectrum
+    m = _model(ctx, cell, activation, hidden, input_size, length, batch, gain, init, seed, dtype, weights, inputs,
+               h0, input_scale)
+    warm = m.T // 10 if warmup is None else warmup
+    start = time.perf_counter()
+    trace = unroll(m.cell, torch.as_tensor(m.x), None if m.s0 is None else torch.as_tensor(m.s0))
+    _check_finite_states(trace, dtype)
+    ly = lyapunov_spectrum(m.cell, trace, k=k, every=every, warmup=warm, blocks=blocks, seed=seed)
+    d = {**ly.to_dict(), "seconds": time.perf_counter() - start, "model": m.model, "inputs": m.inputs, "T": m.T,
+         "h0": "zeros" if h0 is None else f"file {h0}"}
+    if as_json:
+        _echo_json(d)
+        return
+    from rich.table import Table
+    con = _console()
+    con.print(f"[bold]rnnscope lyapunov[/bold]: {ly.cell}, S = {ly.state_size}, B = {ly.batch}, T = {m.T} "
+              f"(warm-up {ly.warmup}, QR every {ly.every}); model {m.model['source']}, inputs {m.inputs}")
+    con.print(f"max exponent {_fmt(ly.max_exponent)} +- {_fmt(ly.stderr, '.2g')} per step (natural log); "
+              f"Kaplan-Yorke dimension {_fmt(ly.kaplan_yorke_dimension)}; {ly.seconds:.3g} s")
+    tab = Table(title=f"the top {ly.k} exponents")
+    for col in ("i", "lambda_i (ln / step)", "e^lambda_i (factor / step)"):
+        tab.add_column(col, justify="right")
+    for i in _spread(list(range(ly.k)), 12):
+        v = float(ly.exponents[i])
+        tab.add_row(str(i + 1), f"{v:+.6f}", f"{math.exp(v):.4g}")
+    con.print(tab)
 
 
 # ----------------------------------------------------------------------------- claims

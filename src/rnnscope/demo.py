@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -52,6 +51,7 @@ from .errors import InputError
 from .files import output_folder
 from .models import recurrent_matrix
 from .results import jsonable
+from .threads import torch_threads
 
 __all__ = ["DemoConfig", "DemoCase", "CASES", "FULL", "QUICK", "build_case", "make_console", "run_demo"]
 
@@ -154,18 +154,6 @@ def make_console():
     return con
 
 
-@contextmanager
-def _threads(n: int):
-    """Run with n torch threads, then restore. The demo's matrices are small (S <= 64), where a thread pool
-    costs more than it gives, and on a busy machine its spin-waits can slow such runs a hundredfold."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
 def _print_summary(summary: dict, out: Path, console=None) -> None:
     from rich.table import Table
     con = console or make_console()
@@ -212,7 +200,7 @@ def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[Dem
     rows, profiles = [], {}
     for i, case in enumerate(cases):
         cell, x = build_case(case, config, i)
-        with _threads(1):
+        with torch_threads(1):
             p = profile(cell, x)
         files = {"figure": f"{case.name}.png", "weights": f"{case.name}.npz", "inputs": f"{case.name}-inputs.npy"}
         np.savez(out / files["weights"], W_hh=cell.W_hh.numpy(), W_xh=cell.W_xh.numpy(), b_h=cell.b_h.numpy())
@@ -221,7 +209,7 @@ def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[Dem
         rows.append(_row(case, p, files, config.input_scale if case.input_scale is None else case.input_scale))
         profiles[case.name] = p
     plot_overview(profiles, out / "overview.png")
-    with _threads(1):
+    with torch_threads(1):
         claims = run_claims()  # the seeds' claims, judged (claims.py)
         reproductions = reproduce("all", out)  # the seeds' figures, as written and corrected (reproduce.py)
     claim_dicts = [c.to_dict() for c in claims]

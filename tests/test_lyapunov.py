@@ -1,0 +1,146 @@
+"""lyapunov: the QR (Benettin) spectrum against closed forms, determinants, and mean-field theory computed here.
+
+References: ln |eig(W)| for a linear RNN (exact); sum of all exponents = (1/T) sum_t ln |det J_t| with J_t from
+torch.func.jacrev (an identity of the QR method: prod_i R_ii = det of the product); the mean-field rate
+(1/2) ln chi_1 by scipy quadrature in this file, and ln rho(W) below the edge of chaos (REFERENCE.md sec. 4).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import rnnscope as rs
+from rnnscope.errors import InputError
+from rnnscope.lyapunov import kaplan_yorke, lyapunov
+
+F64 = torch.float64
+
+
+def _linear(W):
+    S = W.shape[0]
+    return rs.ElmanCell(W, torch.ones(S, 1, dtype=F64), torch.zeros(S, dtype=F64), "identity")
+
+
+@pytest.mark.parametrize("every,x_value", [(1, 0.0), (1, 0.7), (5, 0.0), (8, 0.3)])
+def test_linear_rnn_exponents_are_log_abs_eigenvalues(every, x_value):
+    """W = V diag(lam) V^-1 with distinct real |lam| (non-normal V): exponents = ln |lam| sorted, to 1e-6."""
+    gen = torch.Generator().manual_seed(1)
+    lam = torch.tensor([1.3, -1.1, 0.9, 0.6, -0.35, 0.1], dtype=F64)
+    V = torch.randn(6, 6, generator=gen, dtype=F64) + 2 * torch.eye(6, dtype=F64)
+    W = V @ torch.diag(lam) @ torch.linalg.inv(V)
+    T = 800
+    x = torch.full((T, 1, 1), x_value, dtype=F64)  # constant input: the Jacobian is W on every step
+    ly = lyapunov(_linear(W), x, torch.randn(1, 6, generator=gen, dtype=F64), every=every, warmup=200)
+    ref = np.sort(np.log(np.abs(np.linalg.eigvals(W.numpy()))))[::-1]
+    np.testing.assert_allclose(ly.exponents.numpy(), ref, atol=1e-6, rtol=0)
+    assert ly.max_exponent == pytest.approx(ref[0], abs=1e-6)
+
+
+def test_linear_normal_rotations_with_complex_pairs():
+    """W = Q blockdiag(r_i R(theta_i)) Q^T: every pair of exponents is ln r_i (complex eigenvalue pairs)."""
+    gen = torch.Generator().manual_seed(2)
+    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=gen, dtype=F64))
+    blocks = []
+    for r, th in ((1.2, 0.3), (0.8, 1.1), (0.5, 2.0)):
+        blocks.append(r * torch.tensor([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]], dtype=F64))
+    W = Q @ torch.block_diag(*blocks) @ Q.T
+    ly = lyapunov(_linear(W), torch.zeros(300, 1, 1, dtype=F64), every=3, warmup=50)
+    ref = np.log(np.abs(np.linalg.eigvals(W.numpy())))
+    np.testing.assert_allclose(ly.exponents.numpy(), np.sort(ref)[::-1], atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["elman", "pal", "lstm", "gru"])
+def test_sum_of_exponents_is_mean_log_det_of_jacrev_jacobians(kind):
+    cell = rs.random_cell(kind, "tanh", hidden=5, input_size=2, gain=1.4, seed=3)
+    T = 60
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(T, 1, 2, generator=gen, dtype=F64)
+    ly = lyapunov(cell, x, every=1 if kind in ("lstm", "gru") else 3)  # the LSTM spreads > 10 decades in 3 steps
+    tr = rs.unroll(cell, x)
+    logdet = 0.0
+    for t in range(T):
+        J = torch.func.jacrev(lambda s: cell.step(x[t], s.unsqueeze(0))[0])(tr.states[t, 0])
+        logdet += float(torch.linalg.slogdet(J).logabsdet)
+    assert float(ly.exponents.sum()) == pytest.approx(logdet / T, rel=1e-8)  # LSTM: ill-conditioned J, ~1e-9
+    assert list(ly.exponents) == sorted(ly.exponents.tolist(), reverse=True)
+
+
+def test_top_exponent_matches_growth_of_explicit_product():
+    """The top exponent over T steps is (1/T) ln sigma_1(J_T ... J_1) up to O(1/T) frame effects."""
+    cell = rs.random_cell("elman", "tanh", hidden=8, gain=2.0, seed=5)
+    T = 400
+    x = torch.randn(T, 1, 1, generator=torch.Generator().manual_seed(6), dtype=F64)
+    ly = lyapunov(cell, x)
+    tr = rs.unroll(cell, x)
+    logn, P = 0.0, torch.eye(8, dtype=F64)
+    for t in range(T):
+        P = cell.jacobian(x[t], tr.states[t])[0] @ P
+        n = torch.linalg.matrix_norm(P, 2)
+        logn, P = logn + math.log(float(n)), P / n
+    assert ly.max_exponent == pytest.approx(logn / T, abs=0.02)
+
+
+def _chi1_quad(g, sigma_b=0.0):
+    """(1/2) ln chi_1 for tanh by scipy quadrature (independent of rnnscope.meanfield)."""
+    from scipy import integrate, optimize
+    pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+
+    def E(f, q):
+        return integrate.quad(lambda z: f(math.sqrt(q) * z) * pdf(z), -12, 12, limit=200)[0]
+    fixed = lambda q: g * g * E(lambda a: math.tanh(a) ** 2, q) + sigma_b**2 - q  # noqa: E731
+    q = optimize.brentq(fixed, 1e-9, 100.0) if fixed(1e-9) > 0 else 0.0
+    chi = g * g * (E(lambda a: (1 - math.tanh(a) ** 2) ** 2, q) if q > 0 else 1.0)
+    return 0.5 * math.log(chi)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("g", [0.8, 0.95, 1.5, 2.0, 3.0])
+def test_random_tanh_networks_n400_against_theory(g):
+    """h_{t+1} = W tanh(h_t), W ~ N(0, g^2/N), N = 400, 3000 steps (REFERENCE.md sec. 4): above the edge of chaos
+    the maximal exponent is the mean-field (1/2) ln chi_1 (quadrature here) within 0.03 (finite-N and finite-T
+    fluctuations, averaged over 2 networks); below it the state sits at 0 and the exponent is ln rho(W)."""
+    N, T = 400, 3000
+    vals, refs = [], []
+    for seed in range(2):
+        gen = torch.Generator().manual_seed(100 + seed)
+        W = g * torch.randn(N, N, generator=gen, dtype=F64) / math.sqrt(N)
+        cell = rs.PalCell(W, torch.zeros(N, 1, dtype=F64), torch.zeros(N, dtype=F64), "tanh")
+        ly = lyapunov(cell, torch.zeros(T, 1, 1, dtype=F64), torch.randn(1, N, generator=gen, dtype=F64), k=1, warmup=500)
+        vals.append(ly.max_exponent)
+        refs.append(math.log(float(torch.linalg.eigvals(W).abs().max())) if g < 1 else _chi1_quad(g))
+    assert np.mean(vals) == pytest.approx(np.mean(refs), abs=0.03)
+
+
+def test_kaplan_yorke_dimension_by_hand():
+    assert kaplan_yorke([0.5, -0.2, -1.0]) == pytest.approx(2 + 0.3 / 1.0)
+    assert kaplan_yorke([0.1, -0.4]) == pytest.approx(1 + 0.1 / 0.4)
+    assert kaplan_yorke([-0.1, -0.4]) == 0.0
+    assert kaplan_yorke([0.3, 0.2]) == 2.0
+
+
+def test_stderr_shrinks_with_length_and_to_dict():
+    cell = rs.random_cell("elman", "tanh", hidden=32, gain=2.0, seed=7)
+    gen = torch.Generator().manual_seed(8)
+    errs = []
+    for T in (1000, 4000):
+        ly = lyapunov(cell, torch.randn(T, 1, 1, generator=gen, dtype=F64), k=2, warmup=100)
+        errs.append(ly.stderr)
+    assert 0 < errs[1] < errs[0] and 0.2 < errs[1] / errs[0] < 0.9  # ~ 1/sqrt(4) = 0.5 for independent blocks
+    d = ly.to_dict()
+    assert set(d) >= {"exponents", "max_exponent", "kaplan_yorke_dimension", "stderr", "seconds"} and len(d["exponents"]) == 2
+
+
+def test_every_too_large_for_the_spread_is_refused():
+    W = torch.diag(torch.tensor([1.3, 0.1], dtype=F64))  # ln 13 = 2.56 per step between the two directions
+    with pytest.raises(InputError, match="every: expected the 2 directions"):
+        lyapunov(_linear(W), torch.zeros(100, 1, 1, dtype=F64), every=25)
+
+
+@pytest.mark.parametrize("kw,match", [({"k": 9}, "k: expected at most"), ({"every": 0}, "every: expected"),
+                                      ({"warmup": 50}, "length: expected more than"), ({"k": 0}, "k: expected")])
+def test_bad_arguments(kw, match):
+    cell = rs.random_cell("elman", "tanh", hidden=8, seed=0)
+    with pytest.raises(InputError, match=match):
+        lyapunov(cell, torch.zeros(40, 1, 1, dtype=F64), **kw)
