@@ -1,7 +1,7 @@
 """rnnscope: a gradient-flow laboratory for recurrent neural networks.
 
-The pipeline (DESIGN.md): cells -> unroll -> bptt / flow -> analysis -> claims / reproduce ->
-report / cli / plots.
+The pipeline (DESIGN.md): cells -> unroll -> bptt / flow / lyapunov -> analysis, meanfield -> claims /
+reproduce / phase (through sweep + store) -> report / cli / plots.
 
     >>> import rnnscope as rs
     >>> cell = rs.random_cell("elman", "tanh", hidden=16, gain=1.5, seed=0)
@@ -22,11 +22,16 @@ from .errors import InputError
 from .files import load_npy, load_npz
 from .flow import JacobianProfile, jacobian_profile
 from .heads import Head
+from .lyapunov import LyapunovSpectrum, kaplan_yorke, lyapunov, lyapunov_spectrum
+from .meanfield import MeanField, chi1, critical_line, critical_sigma_w2, mean_field, q_star
+from .phase import PhaseRow, phase_table, plot_phase, run_point
 from .models import INITS, cell_from_arrays, get_dtype, head_from_arrays, random_cell, recurrent_matrix
 from .report import write_report
 from .reproduce import Reproduction, reproduce
 from .results import FigureSpec, Series, jsonable
 from .rtrl import hv, lemma2, theorem1
+from .store import Store, export
+from .sweep import SweepReport, SweepSpec, expand, load_spec, parse_range, run_sweep
 from .theory import Verdict, fitted_rate, horizon, pascanu_verdict, weight_facts
 from .unroll import Trace, unroll
 
@@ -41,6 +46,10 @@ __all__ = [
     "write_report", "Reproduction", "reproduce", "FigureSpec", "Series",
     "InputError", "load_npy", "load_npz",
     "JacobianProfile", "jacobian_profile", "Head",
+    "LyapunovSpectrum", "kaplan_yorke", "lyapunov", "lyapunov_spectrum",
+    "MeanField", "chi1", "critical_line", "critical_sigma_w2", "mean_field", "q_star",
+    "PhaseRow", "phase_table", "plot_phase", "run_point",
+    "Store", "export", "SweepReport", "SweepSpec", "expand", "load_spec", "parse_range", "run_sweep",
     "INITS", "cell_from_arrays", "get_dtype", "head_from_arrays", "random_cell", "recurrent_matrix",
     "jsonable", "hv", "lemma2", "theorem1",
     "Verdict", "fitted_rate", "horizon", "pascanu_verdict", "weight_facts",

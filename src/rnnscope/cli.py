@@ -7,6 +7,11 @@
     rnnscope bptt    --cell elman|pal --activation ... --weights W.npz --inputs X.npy --targets Y.npy
                      [--head mse|ce] [--loss-at all|last] [--h0 H.npy] [--json]
     rnnscope lyapunov [the model options of profile] [--k K] [--every N] [--warmup N] [--blocks N] [--json]
+    rnnscope theory  --sigma-w X --sigma-b Y [--activation tanh] [--json]
+    rnnscope phase   [--sigma-w 0.5:3:40 --sigma-b 0:1:40 --hidden S --length T --seeds K | --spec FILE.toml]
+                     [--db FILE] [--workers N | --scheduler tcp://HOST:PORT] [--retry-failed] [--plot FILE] [--json]
+    rnnscope sweep   SPEC.toml [--db FILE] [--workers N | --scheduler URL] [--retry-failed] [--json]
+    rnnscope results --db FILE [--json | --csv] [--sweep NAME]
     rnnscope claims  [--only ID[,ID...]] [--json]
     rnnscope reproduce SEED|all [--out DIR] [--json]
     rnnscope demo    [--out DIR] [--quick]
@@ -55,7 +60,7 @@ from .unroll import unroll
 
 __all__ = ["app", "main"]
 
-COMMANDS = ("profile", "bptt", "lyapunov", "claims", "reproduce", "demo")
+COMMANDS = ("profile", "bptt", "lyapunov", "theory", "phase", "sweep", "results", "claims", "reproduce", "demo")
 _MEMORY_LIMIT = 4 * 1024**3  # bytes: the trace and working space a CLI run may ask for
 _BPTT_MAX_T = 4096  # the T x T contributions table (JSON) and the O(T^2 S^2) per-step partials
 _BPTT_ROWS_BYTES = 1024**3  # one backward step holds up to T rows of (S, S + D + 1) partials
@@ -558,6 +563,172 @@ def lyapunov(
         v = float(ly.exponents[i])
         tab.add_row(str(i + 1), f"{v:+.6f}", f"{math.exp(v):.4g}")
     con.print(tab)
+
+
+# ----------------------------------------------------------------------------- theory, phase, sweep, results
+
+@app.command(help="Mean-field theory of random vanilla RNNs (W ~ N(0, sigma_w^2/S), b ~ N(0, sigma_b^2)): q*, "
+                  "chi_1, the depth scale xi, the critical sigma_w^2 (chi_1 = 1) at this sigma_b^2, and the "
+                  "predicted per-step gradient log-growth 0.5 ln chi_1, by Gauss-Hermite quadrature.")
+def theory(
+    sigma_w: Annotated[float, typer.Option("--sigma-w", parser=_finite_float, metavar="X",
+                                           help="Standard deviation of W_ij times sqrt(S).")] = 1.0,
+    sigma_b: Annotated[float, typer.Option("--sigma-b", parser=_nonnegative_float, metavar="Y",
+                                           help="Standard deviation of the biases.")] = 0.0,
+    activation: ActivationOpt = "tanh",
+    as_json: JsonOpt = False,
+) -> None:
+    from .meanfield import mean_field
+    mf = mean_field(sigma_w, sigma_b, activation)
+    if as_json:
+        _echo_json(mf.to_dict())
+        return
+    con = _console()
+    con.print(f"[bold]rnnscope theory[/bold]: random {activation} RNN, sigma_w = {sigma_w:g}, sigma_b = {sigma_b:g}")
+    for name, v, what in (("q*", mf.q_star, "fixed point of the pre-activation variance"),
+                          ("chi_1", mf.chi1, "sigma_w^2 E[phi'(sqrt(q*) z)^2]"),
+                          ("0.5 ln chi_1", mf.predicted_rate_per_step, "predicted gradient log-growth per step"),
+                          ("xi", mf.xi, "depth scale -1/ln chi_1 (steps)"),
+                          ("critical sigma_w^2", mf.critical_sigma_w2, f"chi_1 = 1 at sigma_b^2 = {sigma_b ** 2:g}")):
+        con.print(f"  {name:>18s} = {_fmt(v, '.6g'):>12s}   {what}")
+    phase = "chaotic (gradients grow)" if mf.chi1 > 1 else "ordered (gradients vanish)" if mf.chi1 < 1 else "critical"
+    con.print(f"  phase: {phase}")
+
+
+_RangeOpt = Annotated[str | None, typer.Option(metavar="START:STOP:COUNT", help="A range or a comma-separated list.")]
+DbOpt = Annotated[Path, typer.Option("--db", parser=_path, metavar="FILE", help="The SQLite results store.")]
+WorkersOpt = Annotated[int | None, typer.Option(parser=_positive_int, metavar="N",
+                                                help="Local worker processes (default: the CPU count).")]
+SchedulerOpt = Annotated[str | None, typer.Option(metavar="tcp://HOST:PORT",
+                                                  help="Run on this dask.distributed scheduler instead.")]
+RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Run configs recorded as failed again.")]
+
+
+def _check_interrupted(report, db: Path) -> None:
+    """Ctrl-C during a sweep: what finished is in the store; say so and exit 130."""
+    if report.interrupted:
+        sys.stderr.write(f"rnnscope: {report.done + report.skipped} of {report.total} configs are finished in {db}; "
+                         f"{report.remaining} remain: run the same command again to finish them\n")
+        raise typer.Exit(130)
+
+
+@app.command(help="Phase diagram of random vanilla RNNs: on a (sigma_w, sigma_b) grid, the measured per-step "
+                  "gradient log-growth and maximal Lyapunov exponent next to mean-field theory; a heatmap with "
+                  "the theoretical critical line over the measured zero crossing. Runs as a resumable sweep "
+                  "(results in --db; re-running skips finished points).")
+def phase(
+    sigma_w: Annotated[str, typer.Option("--sigma-w", metavar="START:STOP:COUNT",
+                                         help="sigma_w values: a range or a comma-separated list.")] = "0.5:3:40",
+    sigma_b: Annotated[str, typer.Option("--sigma-b", metavar="START:STOP:COUNT",
+                                         help="sigma_b values: a range or a comma-separated list.")] = "0:1:40",
+    hidden: HiddenOpt = 64,
+    length: Annotated[int, typer.Option(parser=_positive_int, metavar="T",
+                                        help="Steps per network (the first half is discarded).")] = 200,
+    seeds: Annotated[int, typer.Option(parser=_positive_int, metavar="K", help="Random networks per point.")] = 1,
+    activation: ActivationOpt = "tanh",
+    spec: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE.toml",
+                                              help="A sweep spec (task phase-point) instead of the options above.")] = None,
+    db: DbOpt = Path("rnnscope-results.sqlite"),
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    retry_failed: RetryOpt = False,
+    plot: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE",
+                                              help="The heatmap (.png, .svg, .pdf); default phase.png beside --db.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    from .phase import PHASE_TASK, measured_crossing, phase_configs, phase_table, plot_phase
+    from .meanfield import critical_sigma_w2
+    from .store import Store
+    from .sweep import SweepSpec, config_key, expand, load_spec, parse_range, run_sweep
+    if plot is None:
+        plot = db.with_name("phase.png") if db.suffix else Path("phase.png")
+    from .plots import check_plot_path
+    check_plot_path(plot)
+    if spec is not None:
+        sw = load_spec(spec)
+        if sw.task != PHASE_TASK:
+            raise InputError(f"spec: expected task = {PHASE_TASK!r} for a phase diagram, got {sw.task!r}")
+    else:
+        try:
+            w_vals, b_vals = parse_range(sigma_w), parse_range(sigma_b)
+        except InputError as e:
+            raise InputError(f"--sigma-w/--sigma-b: {e}") from None
+        grid, fixed = phase_configs(w_vals, b_vals, hidden=hidden, length=length, seeds=seeds, activation=activation)
+        sw = SweepSpec("phase", PHASE_TASK, grid, fixed)
+    act = sw.fixed.get("activation", "tanh")
+    report = run_sweep(sw, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed, progress=not as_json)
+    _check_interrupted(report, db)
+    keys = {config_key(sw.task, c) for c in expand(sw)}
+    with Store(db) as store:
+        rows = [r for r in store.rows() if r["key"] in keys]
+    table = phase_table(rows)
+    if not table:
+        raise InputError(f"phase: expected finished grid points in {str(db)!r}, got none "
+                         f"({report.failed} failed: rnnscope results --db {db})")
+    lyap = dict(measured_crossing(table, "lyapunov_max"))
+    comparison = [{"sigma_b": b, "measured_sigma_w": w, "lyapunov_sigma_w": lyap.get(b),
+                   "theory_sigma_w": math.sqrt(critical_sigma_w2(b * b, act))} for b, w in measured_crossing(table)]
+    fig_ok = len({r.sigma_w for r in table}) >= 2 and len({r.sigma_b for r in table}) >= 2
+    if fig_ok:
+        plot_phase(table, plot, activation=act)
+    out = {"sweep": report.to_dict(), "db": str(db), "plot": str(plot) if fig_ok else None,
+           "points": [r.to_dict() for r in table], "critical_line": comparison}
+    if as_json:
+        _echo_json(out)
+        return
+    from rich.table import Table
+    con = _console()
+    r = report
+    con.print(f"[bold]rnnscope phase[/bold]: {len(table)} grid points in {db} ({r.done} run now, {r.skipped} already "
+              f"there, {r.failed} failed; {r.seconds:.1f} s)")
+    tab = Table(title="edge of chaos: where the measured gradient rate crosses 0, against mean field (chi_1 = 1)")
+    for col in ("sigma_b", "gradient rate = 0 at sigma_w", "Lyapunov = 0 at sigma_w", "theory sigma_w", "difference"):
+        tab.add_column(col, justify="right")
+    for c in [comparison[i] for i in _spread(list(range(len(comparison))), 12)]:
+        tab.add_row(f"{c['sigma_b']:.3g}", f"{c['measured_sigma_w']:.4g}", _fmt(c["lyapunov_sigma_w"]),
+                    f"{c['theory_sigma_w']:.4g}", f"{c['measured_sigma_w'] - c['theory_sigma_w']:+.3f}")
+    con.print(tab)
+    if fig_ok:
+        con.print(f"heatmap: {plot}; every point: rnnscope results --db {db} --csv")
+
+
+@app.command(help="Run any sweep spec (TOML: name, task, [grid], [fixed]) into the results store; resumable.")
+def sweep(
+    spec: Annotated[Path, typer.Argument(parser=_path, metavar="SPEC.toml", help="The sweep spec.")],
+    db: DbOpt = Path("rnnscope-results.sqlite"),
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    retry_failed: RetryOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    from .sweep import load_spec, run_sweep
+    report = run_sweep(load_spec(spec), db, workers=workers, scheduler=scheduler, retry_failed=retry_failed,
+                       progress=not as_json)
+    _check_interrupted(report, db)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        d = report.to_dict()
+        _console().print(f"sweep {d['sweep']!r}: {d['total']} configs, {d['done']} run now, {d['skipped']} already "
+                         f"finished, {d['failed']} failed, {d['remaining']} remaining ({d['seconds']:.1f} s); "
+                         f"rows in {db}")
+
+
+@app.command(help="Export the results store: every run with its config, metrics, status, error, seconds, host.")
+def results(
+    db: Annotated[Path, typer.Option("--db", parser=_path, metavar="FILE", help="The SQLite results store.")],
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON list of runs (the default).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row per run, config.* and metrics.* columns.")] = False,
+    sweep_name: Annotated[str | None, typer.Option("--sweep", metavar="NAME", help="Only this sweep's runs.")] = None,
+) -> None:
+    from .store import export
+    if as_json and as_csv:
+        raise InputError("format: expected one of --json or --csv, got both")
+    if not db.exists():
+        raise InputError(f"db: expected an existing results file, got {str(db)!r} (no such file)")
+    text = export(db, "csv" if as_csv else "json", sweep=sweep_name)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
 
 
 # ----------------------------------------------------------------------------- claims
