@@ -32,6 +32,8 @@ test: setup chromium
 
 bench: setup
 	$(PY) benchmarks/profile.py
+	$(PY) benchmarks/lyapunov.py
+	$(PY) benchmarks/sweep.py
 
 clean:
 	rm -rf $(VENV) rnnscope-report .pytest_cache .hypothesis
