@@ -143,7 +143,7 @@ def vanilla_files(tmp_path, S=5, D=2, T=12, B=3, gain=1.0, seed=0, W=None, head=
 def test_help_lists_every_command_and_option(capsys):
     code, out, err = run(capsys, "--help")
     assert code == 0 and err == ""
-    for cmd in ("profile", "bptt", "claims", "reproduce", "demo"):
+    for cmd in ("profile", "bptt", "lyapunov", "theory", "phase", "sweep", "results", "claims", "reproduce", "demo"):
         assert cmd in out
     code, out, _ = run(capsys, "profile", "--help")
     assert code == 0
@@ -856,3 +856,34 @@ def test_claims_and_reproduce_bad_input(capsys, argv, expected):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == ""
     assert err.count("\n") == 1 and expected in err, err
+
+
+# ------------------------------------------------------------------------------------- lyapunov
+
+def test_lyapunov_json_linear_weights_are_log_abs_eigenvalues(tmp_path, capsys):
+    """--weights of a linear RNN (identity activation): the exponents are ln |eig(W_hh)| (numpy), to 1e-6."""
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((4, 4)) + 2 * np.eye(4)
+    W = V @ np.diag([1.2, -0.7, 0.5, 0.2]) @ np.linalg.inv(V)
+    np.savez(tmp_path / "w.npz", W_hh=W, W_xh=np.ones((4, 1)), b_h=np.zeros(4))
+    code, out, err = run(capsys, "lyapunov", "--activation", "identity", "--weights", tmp_path / "w.npz",
+                         "--length", 600, "--warmup", 100, "--every", 2, "--json")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    ref = np.sort(np.log(np.abs(np.linalg.eigvals(W))))[::-1]
+    np.testing.assert_allclose(d["exponents"], ref, atol=1e-6)
+    assert d["max_exponent"] == pytest.approx(ref[0], abs=1e-6) and d["steps"] == 500
+    assert set(d) >= {"exponents", "max_exponent", "kaplan_yorke_dimension", "stderr", "seconds"}
+    code, out, err = run(capsys, "lyapunov", "--hidden", 8, "--gain", 2, "--length", 300, "--input-scale", 1)
+    assert code == 0 and "max exponent" in out and "Kaplan-Yorke" in out
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["lyapunov", "--hidden", "4", "--k", "5"], "k: expected at most the state size S = 4"),
+    (["lyapunov", "--warmup", "-1"], "--warmup: expected an integer >= 0"),
+    (["lyapunov", "--length", "10", "--warmup", "10"], "length: expected more than"),
+    (["lyapunov", "--every", "0"], "--every: expected a positive integer"),
+])
+def test_lyapunov_bad_input(capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err

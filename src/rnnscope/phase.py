@@ -168,7 +168,7 @@ def measured_crossing(table: list[PhaseRow], field: str = "gradient_rate") -> li
 def plot_phase(table: list[PhaseRow], path=None, *, activation: str = "tanh"):
     """Heatmaps of the measured gradient rate and maximal Lyapunov exponent over (sigma_w, sigma_b), with the
     measured zero crossing (white dots) and the mean-field critical line chi_1 = 1 (black). Returns the Figure."""
-    from .plots import check_plot_path, new_figure
+    from .plots import check_plot_path, new_figure, save_figure
     if path is not None:
         check_plot_path(path)
     if len({r.sigma_w for r in table}) < 2 or len({r.sigma_b for r in table}) < 2:
@@ -198,6 +198,5 @@ def plot_phase(table: list[PhaseRow], path=None, *, activation: str = "tanh"):
     fig.suptitle(f"Random {activation} RNNs: order (blue, gradients vanish) and chaos (red, they grow); "
                  f"{len(table)} grid points x {seeds} seed(s)", fontsize=10)
     if path is not None:
-        from .plots import _save
-        _save(fig, path)
+        save_figure(fig, path)
     return fig

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 
 from .errors import InputError
 
-__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "new_figure", "plot_profile", "plot_overview", "plot_spec"]
+__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "new_figure", "save_figure", "plot_profile", "plot_overview", "plot_spec"]
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 _MAX_SEQUENCE_LINES = 16  # faint per-sequence lines drawn for B > 1 (more would only be noise)
@@ -64,7 +64,8 @@ def new_figure(size=(7.5, 4.8)) -> Figure:
     return fig
 
 
-def _save(fig: Figure, path) -> None:
+def save_figure(fig: Figure, path) -> None:
+    """Write fig to path by its extension (.png, .svg or .pdf; dpi 120); an InputError if it cannot."""
     p = check_plot_path(path)
     try:
         fig.savefig(p, format=p.suffix.lower()[1:], dpi=120)
@@ -157,7 +158,7 @@ def plot_profile(profile, path=None, *, ax=None) -> Figure:
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     if path is not None:
-        _save(fig, path)
+        save_figure(fig, path)
     return fig
 
 
@@ -188,7 +189,7 @@ def plot_overview(profiles: Mapping[str, object], path=None, *, title: str | Non
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     if path is not None:
-        _save(fig, path)
+        save_figure(fig, path)
     return fig
 
 
@@ -214,5 +215,5 @@ def plot_spec(spec, path=None) -> Figure:
     if spec.series:
         ax.legend(fontsize=8, loc="best")
     if path is not None:
-        _save(fig, path)
+        save_figure(fig, path)
     return fig
