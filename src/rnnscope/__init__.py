@@ -26,12 +26,17 @@ from .lyapunov import LyapunovSpectrum, kaplan_yorke, lyapunov, lyapunov_spectru
 from .meanfield import MeanField, chi1, critical_line, critical_sigma_w2, mean_field, q_star
 from .phase import PhaseRow, phase_table, plot_phase, run_point
 from .models import INITS, cell_from_arrays, get_dtype, head_from_arrays, random_cell, recurrent_matrix
+from .remedies import (AdaptiveClipState, ClipResult, PascanuRegularizer, clip_grad_adaptive, clip_grad_norm,
+                       clip_grad_value, init_rnn, pascanu_regularizer)
 from .report import write_report
 from .reproduce import Reproduction, reproduce
 from .results import FigureSpec, Series, jsonable
 from .rtrl import hv, lemma2, theorem1
 from .store import Store, export
+from .studies import STUDY_NAMES, StudyRow, load_study, plot_study, study_spec, study_table
 from .sweep import SweepReport, SweepSpec, expand, load_spec, parse_range, run_sweep
+from .tasks import TASK_NAMES, Batch, Task, get_task
+from .train import TrainConfig, TrainResult, fit, gradient_snapshot, run_config, train
 from .theory import Verdict, fitted_rate, horizon, pascanu_verdict, weight_facts
 from .unroll import Trace, unroll
 
@@ -50,6 +55,10 @@ __all__ = [
     "MeanField", "chi1", "critical_line", "critical_sigma_w2", "mean_field", "q_star",
     "PhaseRow", "phase_table", "plot_phase", "run_point",
     "Store", "export", "SweepReport", "SweepSpec", "expand", "load_spec", "parse_range", "run_sweep",
+    "STUDY_NAMES", "StudyRow", "load_study", "plot_study", "study_spec", "study_table",
+    "TASK_NAMES", "Batch", "Task", "get_task",
+    "AdaptiveClipState", "ClipResult", "PascanuRegularizer", "clip_grad_adaptive", "clip_grad_norm", "clip_grad_value",
+    "init_rnn", "pascanu_regularizer", "TrainConfig", "TrainResult", "fit", "gradient_snapshot", "run_config", "train",
     "INITS", "cell_from_arrays", "get_dtype", "head_from_arrays", "random_cell", "recurrent_matrix",
     "jsonable", "hv", "lemma2", "theorem1",
     "Verdict", "fitted_rate", "horizon", "pascanu_verdict", "weight_facts",

@@ -12,6 +12,11 @@
                      [--db FILE] [--workers N | --scheduler tcp://HOST:PORT] [--retry-failed] [--plot FILE] [--json]
     rnnscope sweep   SPEC.toml [--db FILE] [--workers N | --scheduler URL] [--retry-failed] [--json]
     rnnscope results --db FILE [--json | --csv] [--sweep NAME]
+    rnnscope tasks sample --task NAME --length L [--n N] [--seed S] --out FILE.npz
+    rnnscope train   --task NAME --length L [--cell --activation --hidden --init --optimizer --lr --batch --steps]
+                     [--clip-norm C | --clip-value C | --clip-adaptive X] [--regularizer-alpha A] [--seed S]
+                     [--eval-every N --eval-size N] [--log-dir DIR] [--db FILE] [--json]
+    rnnscope study   NAME [--workers N | --scheduler URL] [--db FILE] [--quick] [--plot FILE] [--json]
     rnnscope claims  [--only ID[,ID...]] [--json]
     rnnscope reproduce SEED|all [--out DIR] [--json]
     rnnscope demo    [--out DIR] [--quick]
@@ -60,7 +65,8 @@ from .unroll import unroll
 
 __all__ = ["app", "main"]
 
-COMMANDS = ("profile", "bptt", "lyapunov", "theory", "phase", "sweep", "results", "claims", "reproduce", "demo")
+COMMANDS = ("profile", "bptt", "lyapunov", "theory", "phase", "sweep", "results", "tasks", "train", "study",
+            "claims", "reproduce", "demo")
 _MEMORY_LIMIT = 4 * 1024**3  # bytes: the trace and working space a CLI run may ask for
 _BPTT_MAX_T = 4096  # the T x T contributions table (JSON) and the O(T^2 S^2) per-step partials
 _BPTT_ROWS_BYTES = 1024**3  # one backward step holds up to T rows of (S, S + D + 1) partials
@@ -731,6 +737,171 @@ def results(
     sys.stdout.flush()
 
 
+# ----------------------------------------------------------------------------- tasks, study
+
+tasks_app = typer.Typer(help="The long-memory tasks of the literature (adding, multiplication, temporal order, "
+                             "permutation, memorization, copy).", no_args_is_help=True)
+app.add_typer(tasks_app, name="tasks")
+
+
+@tasks_app.command("sample", help="Write a seeded batch of a task to FILE.npz: x (N, T, D), y, mask.")
+def tasks_sample(
+    task: Annotated[str, typer.Option(metavar="NAME", help="adding-hs97, adding-pascanu, adding-le, multiplication, "
+                                      "temporal-order, temporal-order-3bit, permutation, memorization, copy.")],
+    length: Annotated[int, typer.Option(parser=_positive_int, metavar="L", help="The nominal length L.")],
+    out: Annotated[Path, typer.Option(parser=_path, metavar="FILE.npz", help="Where to write x, y, mask.")],
+    n: Annotated[int, typer.Option("--n", parser=_positive_int, metavar="N", help="Sequences.")] = 16,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    from .tasks import get_task
+    t = get_task(task)
+    if out.suffix != ".npz":
+        raise InputError(f"out: expected a file name ending in .npz, got {str(out)!r}")
+    if not (out.parent if str(out.parent) else Path(".")).is_dir():
+        raise InputError(f"out: expected an existing folder for {str(out)!r}, got {str(out.parent)!r} (no such folder)")
+    batch = t.sample(n, length, torch.Generator().manual_seed(seed))
+    try:
+        batch.save(out)
+    except OSError as e:
+        raise InputError(f"out: expected a writable file, got {str(out)!r} ({type(e).__name__}: {e})") from None
+    d = {"task": t.to_dict(), "file": str(out), "x": list(batch.x.shape), "y": list(batch.y.shape),
+         "mask": list(batch.mask.shape), "masked_steps": int(batch.mask.sum()), "baseline_loss": t.baseline_loss(length),
+         "seed": seed}
+    if as_json:
+        _echo_json(d)
+    else:
+        _console().print(f"{t.name}: {n} sequences of {batch.length} steps (nominal L = {length}) written to {out}: "
+                         f"x {tuple(batch.x.shape)}, y {tuple(batch.y.shape)}, mask {tuple(batch.mask.shape)}; "
+                         f"memoryless baseline loss {t.baseline_loss(length):.4g}")
+
+
+# ----------------------------------------------------------------------------- train
+
+_OptFloat = Annotated[float | None, typer.Option(parser=_nonnegative_float, metavar="X")]
+
+
+@app.command(help="Train an RNN on a long-memory task with Pascanu's remedies (norm/value/adaptive clipping, the "
+                  "Omega regularizer, the inits); evaluations with the task's success criterion and gradient-flow "
+                  "snapshots every --eval-every steps; early stop on success; TensorBoard and the results store.")
+def train(
+    task: Annotated[str, typer.Option(metavar="NAME", help="A task of rnnscope tasks (e.g. adding-pascanu, copy).")],
+    length: Annotated[int, typer.Option(parser=_positive_int, metavar="L", help="The task's nominal length.")],
+    cell: Annotated[str, typer.Option(metavar="KIND", help="elman, pal, lstm or gru.")] = "elman",
+    activation: Annotated[str, typer.Option(metavar="PHI", help="tanh, sigmoid or relu (elman, pal).")] = "tanh",
+    hidden: HiddenOpt = 50,
+    init: Annotated[str, typer.Option(metavar="INIT", help="default, sigmoid, basic-tanh, smart-tanh, orthogonal, "
+                                      "identity.")] = "default",
+    optimizer: Annotated[str, typer.Option(metavar="OPT", help="sgd, momentum, rmsprop or adam.")] = "sgd",
+    lr: Annotated[float, typer.Option(parser=_finite_float, metavar="X", help="Learning rate.")] = 0.01,
+    batch: Annotated[int, typer.Option(parser=_positive_int, metavar="B", help="Sequences per update.")] = 20,
+    steps: Annotated[int, typer.Option(parser=_positive_int, metavar="N", help="Updates at most.")] = 10_000,
+    clip_norm: Annotated[float | None, typer.Option("--clip-norm", parser=_nonnegative_float, metavar="C",
+                                                    help="Pascanu's norm clipping at C (with the NaN/Inf fallback).")] = None,
+    clip_value: Annotated[float | None, typer.Option("--clip-value", parser=_nonnegative_float, metavar="C",
+                                                     help="Element-wise clipping at +-C.")] = None,
+    clip_adaptive: Annotated[float | None, typer.Option("--clip-adaptive", parser=_nonnegative_float, metavar="X",
+                                                        help="Clip at X times the running mean gradient norm.")] = None,
+    regularizer_alpha: Annotated[float, typer.Option("--regularizer-alpha", parser=_nonnegative_float, metavar="A",
+                                                     help="Pascanu's Omega regularizer weight (elman, pal).")] = 0.0,
+    seed: SeedOpt = 0,
+    eval_every: Annotated[int, typer.Option("--eval-every", parser=_positive_int, metavar="N")] = 100,
+    eval_size: Annotated[int, typer.Option("--eval-size", parser=_positive_int, metavar="N")] = 1000,
+    log_dir: Annotated[Path | None, typer.Option("--log-dir", parser=_path, metavar="DIR",
+                                                 help="TensorBoard logs.")] = None,
+    db: Annotated[Path | None, typer.Option("--db", parser=_path, metavar="FILE", help="Record the run in this store.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    from .train import TrainConfig, train as run_train
+    cfg = TrainConfig(task=task, length=length, cell=cell, activation=activation, hidden=hidden, init=init,
+                      optimizer=optimizer, lr=lr, batch=batch, steps=steps, clip_norm=clip_norm, clip_value=clip_value,
+                      clip_adaptive=clip_adaptive, regularizer_alpha=regularizer_alpha, seed=seed,
+                      eval_every=eval_every, eval_size=eval_size)
+    from .tasks import get_task
+    get_task(task)  # the name, checked before anything is opened
+    writer = store = None
+    try:
+        if log_dir is not None:
+            if log_dir.exists() and not log_dir.is_dir():
+                raise InputError(f"log-dir: expected a folder, got {str(log_dir)!r} (a file)")
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(str(log_dir))
+        if db is not None:
+            from .store import Store
+            store = Store(db)
+        result = run_train(cfg, progress=not as_json, writer=writer, store=store)
+    finally:
+        if writer is not None:
+            writer.close()
+        if store is not None:
+            store.close()
+    d = result.to_dict()
+    if as_json:
+        _echo_json(d)
+        return
+    from rich.table import Table
+    con = _console()
+    con.print(f"[bold]rnnscope train[/bold]: {task} L = {length}, {cell} ({activation}), H = {hidden}, {optimizer} "
+              f"lr {lr:g}, clip {cfg.clip() or 'off'}, alpha {regularizer_alpha:g}: [bold]{d['status']}[/bold] after "
+              f"{d['steps']} steps ({d['seconds']:.1f} s); final loss {_fmt(d['final_loss'])} (baseline "
+              f"{_fmt(d['baseline_loss'])}), error rate {_fmt(d['final_error_rate'])}")
+    tab = Table(title="evaluations")
+    keys = [k for k in ("step", "loss", "error_rate", "grad_norm", "clipped") if d["history"] and k in d["history"][0]]
+    for k in keys:
+        tab.add_column(k, justify="right")
+    for rec in [d["history"][i] for i in _spread(list(range(len(d["history"]))), 12)]:
+        tab.add_row(*[_fmt(rec.get(k)) if not isinstance(rec.get(k), (bool, int)) else str(rec.get(k)) for k in keys])
+    con.print(tab)
+
+
+# ----------------------------------------------------------------------------- study
+
+@app.command(help="Run a training study (pascanu: SGD vs SGD-C vs SGD-CR; cells: Elman vs LSTM vs GRU) as a resumable "
+                  "sweep; print its table and write its figure (success rate or loss / baseline against length).")
+def study(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="pascanu, cells, or a study .toml file.")],
+    db: DbOpt = Path("rnnscope-results.sqlite"),
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    retry_failed: RetryOpt = False,
+    quick: Annotated[bool, typer.Option("--quick", help="The short version (as in make demo).")] = False,
+    plot: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE",
+                                              help="The figure; default study-NAME.png beside --db.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    from .studies import load_study, plot_study, study_spec, study_table
+    from .store import Store
+    from .sweep import config_key, expand, run_sweep
+    s = load_study(name)
+    if plot is None:
+        plot = db.with_name(f"study-{s.name}{'-quick' if quick else ''}.png")
+    from .plots import check_plot_path
+    check_plot_path(plot)
+    spec = study_spec(s, quick=quick)
+    report = run_sweep(spec, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed, progress=not as_json)
+    _check_interrupted(report, db)
+    keys = {config_key(spec.task, c) for c in expand(spec)}
+    with Store(db) as store:
+        rows = [r for r in store.rows() if r["key"] in keys]
+    table = study_table(rows)
+    plot_study(table, plot, measure=s.measure, title=f"study {s.name}: {s.description}")
+    out = {"study": s.name, "quick": quick, "sweep": report.to_dict(), "db": str(db), "plot": str(plot),
+           "table": [r.to_dict() for r in table]}
+    if as_json:
+        _echo_json(out)
+        return
+    from rich.table import Table
+    con = _console()
+    tab = Table(title=f"study {s.name}{' (quick)' if quick else ''}: {s.description}")
+    for col in ("task", "method", "length", "runs", "solved", "success rate", "loss / baseline", "mean steps"):
+        tab.add_column(col, justify="left" if col in ("task", "method") else "right")
+    for r in table:
+        tab.add_row(r.task, r.method, str(r.length), str(r.runs), str(r.solved), f"{r.success_rate:.2f}",
+                    _fmt(r.mean_loss_over_baseline, ".3f"), _fmt(r.mean_steps, ".0f"))
+    con.print(tab)
+    con.print(f"{report.done} runs now, {report.skipped} already in {db}, {report.failed} failed; figure: {plot}")
+
+
 # ----------------------------------------------------------------------------- claims
 
 _VERDICT_STYLE = {"holds": "green", "holds-with-correction": "yellow", "refuted": "bold red"}
@@ -890,6 +1061,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as e:
         _error(command, str(e))
         return 2
+    except click_exc.NoArgsIsHelpError:  # a command group without its subcommand: its help was printed
+        return 0
     except click_exc.UsageError as e:
         _error(command, _usage_message(e, command))
         return 2

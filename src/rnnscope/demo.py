@@ -179,12 +179,42 @@ def _print_summary(summary: dict, out: Path, console=None) -> None:
     con.print(f"The seeds' claims: {n['holds']} hold, {n['holds-with-correction']} hold with a correction, "
               f"{n['refuted']} refuted (each with a counterexample); {len(summary['reproductions'])} of the seeds' "
               f"figures reproduced as written and corrected.")
+    for st in summary.get("studies", []):
+        con.print(f"study {st['name']} (short version): figure {st['figure']}; table in the report")
     con.print(f"figures, weights, inputs, claims.json and summary.json written to {out}/; "
               f"open {out}/index.html for the report ({summary['seconds']:.1f} s)")
 
 
+def run_studies(out: Path, quick: bool = True, console=None, workers: int = 2) -> list[dict]:
+    """Run the training studies (their short versions with quick) into out/studies.sqlite (resumable) and draw
+    each one's figure; return the report's study entries (name, description, measure, figure, table, db)."""
+    from .store import Store
+    from .studies import STUDY_NAMES, load_study, plot_snapshots, plot_study, snapshot_profiles, study_spec, study_table
+    from .sweep import config_key, expand, run_sweep
+    entries = []
+    db = out / "studies.sqlite"
+    for name in STUDY_NAMES:
+        s = load_study(name)
+        spec = study_spec(s, quick=quick)
+        run_sweep(spec, db, workers=workers, progress=True, console=console)
+        keys = {config_key(spec.task, c) for c in expand(spec)}
+        with Store(db) as store:
+            rows = [r for r in store.rows() if r["key"] in keys]
+        table = study_table(rows)
+        figure, flow = f"study-{name}.png", f"study-{name}-flow.png"
+        plot_study(table, out / figure, measure=s.measure, title=f"study {name}{' (quick)' if quick else ''}: "
+                                                                  f"{s.description}")
+        snaps = snapshot_profiles(rows)
+        if snaps:
+            plot_snapshots(snaps, out / flow, title=f"study {name}: why, the gradient flow after training")
+        entries.append({"name": name, "description": s.description, "measure": s.measure, "figure": figure,
+                        "flow_figure": flow if snaps else None, "table": [r.to_dict() for r in table],
+                        "quick": quick, "db": db.name})
+    return entries
+
+
 def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[DemoCase, ...] = CASES,
-             config: DemoConfig | None = None, console=None) -> dict:
+             config: DemoConfig | None = None, console=None, with_studies: bool = True) -> dict:
     """Run every case, write figures, weights, inputs and summary.json to out_dir, print the summary table.
 
     Returns the summary (as written to summary.json): {"config": ..., "cases": [row per case], "seconds": ...}.
@@ -212,14 +242,17 @@ def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[Dem
     with torch_threads(1):
         claims = run_claims()  # the seeds' claims, judged (claims.py)
         reproductions = reproduce("all", out)  # the seeds' figures, as written and corrected (reproduce.py)
+    studies = run_studies(out, quick=True, console=console or make_console()) if with_studies else []
     claim_dicts = [c.to_dict() for c in claims]
     (out / "claims.json").write_text(json.dumps(claim_dicts, indent=2, allow_nan=False) + "\n")
     summary = {"config": asdict(config), "quick": quick, "cases": rows, "overview": "overview.png",
                "claims": {v: sum(c.verdict == v for c in claims) for v in VERDICTS}, "claims_file": "claims.json",
                "reproductions": [r.name for r in reproductions], "report": "index.html",
+               "studies": [{k: st[k] for k in ("name", "figure", "flow_figure", "db")} for st in studies],
                "seconds": time.perf_counter() - start}
     summary = jsonable(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    write_report(out, [c.to_dict(figure=True) for c in claims], [r.to_dict() for r in reproductions], summary)
+    write_report(out, [c.to_dict(figure=True) for c in claims], [r.to_dict() for r in reproductions], summary,
+                 studies=studies)
     _print_summary(summary, out, console)
     return summary

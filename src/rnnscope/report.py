@@ -268,6 +268,34 @@ def _demo(demo: dict, out: Path) -> str:
             f"{overview}</section>")
 
 
+_STUDY_KEYS = ("name", "description", "measure", "figure", "table")
+
+
+def _study(st: dict, out: Path) -> str:
+    """One training study: its figure (success rate or loss / baseline against length) and its table."""
+    _check(st, _STUDY_KEYS, f"study {st.get('name', '?')!r}" if isinstance(st, dict) else "study")
+    name = _check_name(st["name"], "study name")
+    success = st["measure"] == "success"
+    head = ("task", "method", "length", "runs", "solved", "success rate", "diverged", "final loss / baseline", "mean steps")
+    rows = "".join(
+        "<tr>" + "".join(f'<td class="n">{escape(_num(r.get(k)))}</td>' if k not in ("task", "method")
+                         else f"<td>{escape(str(r.get(k)))}</td>"
+                         for k in ("task", "method", "length", "runs", "solved", "success_rate", "diverged",
+                                   "mean_loss_over_baseline", "mean_steps")) + "</tr>" for r in st["table"])
+    what = ("success rate: the fraction of runs that reached < 1% wrong on fresh sequences"
+            if success else "final loss / the task's memoryless baseline: below 1, the model remembers")
+    quick = " (the short version of make demo)" if st.get("quick") else ""
+    return (f'<section class="repro study" id="study-{escape(name)}"><h3>Study <code>{escape(name)}</code>'
+            f"{escape(quick)}</h3><p>{escape(str(st['description']))}. {escape(what)}.</p>"
+            f'<figure><img src="{_asset(out, st["figure"], "study figure")}" alt="study {escape(name)}"></figure>'
+            + (f'<figure><img src="{_asset(out, st["flow_figure"], "study flow figure")}" alt="study {escape(name)}: '
+               f'gradient flow after training"><figcaption>Why: the gradient-flow snapshot (log10 ||dL/dh<sub>k</sub>||) '
+               f"at the end of training, per method, at the longest length.</figcaption></figure>"
+               if st.get("flow_figure") else "")
+            + f'<details><summary>the table ({len(st["table"])} rows)</summary><table class="cases"><thead><tr>'
+            + "".join(f"<th>{h}</th>" for h in head) + f"</tr></thead><tbody>{rows}</tbody></table></details></section>")
+
+
 # ---------------------------------------------------------------------------- the page
 
 _CSS = """
@@ -354,11 +382,13 @@ def _anchor(seed: str) -> str:
     return "seed-" + re.sub(r"[^A-Za-z0-9_-]", "-", Path(seed).stem)
 
 
-def write_report(out_dir, claims: list[dict], reproductions: list[dict], demo: dict | None = None) -> Path:
+def write_report(out_dir, claims: list[dict], reproductions: list[dict], demo: dict | None = None,
+                 studies: list[dict] | None = None) -> Path:
     """Write out_dir/index.html (and claims/<id>.png for every claim with a figure); return its path.
 
     claims: dicts with keys CLAIM_KEYS (+ optional "figure", a FigureSpec dict); reproductions: dicts with
-    keys REPRODUCTION_KEYS whose png/svg/caption_file exist in out_dir; demo: demo.run_demo's summary or None.
+    keys REPRODUCTION_KEYS whose png/svg/caption_file exist in out_dir; demo: demo.run_demo's summary or None;
+    studies: dicts with name, description, measure, figure (a PNG in out_dir), table (studies.StudyRow dicts).
     Raises InputError for a file as out_dir, a missing key (naming it and the claim), an unknown verdict,
     or a named file that is not in out_dir.
     """
@@ -386,6 +416,8 @@ def write_report(out_dir, claims: list[dict], reproductions: list[dict], demo: d
         toc += f'<li><a href="#reproductions">Reproductions</a> ({len(reproductions)})</li>'
     if demo is not None:
         toc += '<li><a href="#demo">Demo</a></li>'
+    if studies:
+        toc += f'<li><a href="#studies">Training studies</a> ({len(studies)})</li>'
 
     body = "".join(f'<section class="seed" id="{_anchor(s)}"><h3>Seed <code>{escape(s)}</code></h3>'
                    + "".join(_claim(c, out) for c in cs) + "</section>" for s, cs in seeds.items())
@@ -395,6 +427,9 @@ def write_report(out_dir, claims: list[dict], reproductions: list[dict], demo: d
                      + "".join(_reproduction(r, out) for r in reproductions) + "</section>")
     if demo is not None:
         parts.append(_demo(demo, out))
+    if studies:
+        parts.append('<section id="studies"><h2>Training studies</h2>' + "".join(_study(st, out) for st in studies)
+                     + "</section>")
 
     page = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n'

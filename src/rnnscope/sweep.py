@@ -58,6 +58,8 @@ __all__ = ["TASKS", "SweepSpec", "SweepReport", "parse_range", "load_spec", "exp
 TASKS = MappingProxyType({
     "probe": "rnnscope.sweep:probe",
     "phase-point": "rnnscope.phase:run_point",
+    "train": "rnnscope.train:run_config",
+    "study-point": "rnnscope.studies:run_point",
 })
 SCHEDULER_TIMEOUT_S = 10.0  # connecting to a dask scheduler: refused at once, silent for at most this long
 MAX_DEATHS = 2  # a config whose worker died this many times is recorded failed

@@ -1,0 +1,94 @@
+"""studies: the study files, their sweep specs, the aggregation and the figure (hand-computed references)."""
+
+import math
+
+import pytest
+
+import rnnscope.studies as st
+from rnnscope.errors import InputError
+from rnnscope.sweep import expand
+
+
+def test_study_files_load_and_expand():
+    p = st.load_study("pascanu")
+    assert set(p.methods) == {"SGD", "SGD-C", "SGD-CR"} and p.measure == "success"
+    assert p.methods["SGD-CR"]["clip_norm"] == p.methods["SGD-C"]["clip_norm"] and p.methods["SGD-CR"]["regularizer_alpha"] > 0
+    configs = expand(st.study_spec(p))
+    assert len(configs) == 3 * 2 * 5 * 5  # methods x tasks x lengths 10..50 x 5 seeds (the issue's grid)
+    assert {c["length"] for c in configs} == {10, 20, 30, 40, 50} and {c["seed"] for c in configs} == set(range(5))
+    quick = expand(st.study_spec(p, quick=True))
+    assert 0 < len(quick) < len(configs) and all(c["steps"] == p.quick["steps"] for c in quick)
+    c = st.load_study("cells")
+    assert set(c.methods) == {"Elman-tanh", "LSTM", "GRU"} and set(c.grid["task"]) == {"adding-le", "copy"}
+
+
+def test_run_point_merges_the_method(monkeypatch):
+    import rnnscope.train
+    seen = {}
+
+    def fake(config):
+        seen.update(config)
+        return {"status": "solved", "steps": 1, "final_loss": 0.0, "baseline_loss": 1.0}
+    monkeypatch.setattr(rnnscope.train, "run_config", fake)
+    cfg = {"study": "pascanu", "method": "SGD-CR", "task": "temporal-order", "length": 10, "seed": 0, "lr": 0.01}
+    st.run_point(cfg)
+    assert seen == {"task": "temporal-order", "length": 10, "seed": 0, "lr": 0.01, "optimizer": "sgd",
+                    "clip_norm": 1.0, "regularizer_alpha": 2.0}
+    with pytest.raises(InputError, match="method: expected one of"):
+        st.run_point({**cfg, "method": "Adam-X"})
+
+
+def _row(task, method, length, status, final_loss=0.5, baseline=1.0, steps=100, row_status="done"):
+    return {"status": row_status, "config": {"task": task, "method": method, "length": length},
+            "metrics": None if row_status == "failed" else
+            {"status": status, "final_loss": final_loss, "baseline_loss": baseline, "steps": steps}}
+
+
+def test_study_table_by_hand():
+    rows = [_row("t", "A", 10, "solved", 0.1), _row("t", "A", 10, "unsolved", 0.3), _row("t", "A", 10, "diverged", None),
+            _row("t", "A", 10, "x", row_status="failed"),
+            _row("t", "B", 10, "solved", 0.2, steps=50), _row("t", "B", 20, "unsolved", 2.0, baseline=4.0)]
+    table = {(r.method, r.length): r for r in st.study_table(rows)}
+    a = table[("A", 10)]
+    assert (a.runs, a.solved, a.diverged) == (4, 1, 1) and a.success_rate == 0.25  # a failed row counts as a run
+    assert a.mean_loss_over_baseline == pytest.approx((0.1 + 0.3) / 2)
+    assert table[("B", 20)].mean_loss_over_baseline == 0.5 and table[("B", 10)].mean_steps == 50
+
+
+def test_plot_study_lines(tmp_path):
+    rows = [_row("t", m, L, "solved" if (i + L) % 3 else "unsolved") for i, m in enumerate("AB") for L in (10, 20, 30)]
+    table = st.study_table(rows)
+    fig = st.plot_study(table, tmp_path / "s.png")
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    line = next(ln for ln in fig.axes[0].lines if ln.get_gid() == "t:A")
+    assert list(line.get_xdata()) == [10, 20, 30]
+    assert list(line.get_ydata()) == [r.success_rate for r in table if r.method == "A"]
+    fig = st.plot_study(table, measure="baseline")
+    assert any(ln.get_label() == "memoryless baseline" for ln in fig.axes[0].lines)
+
+
+def test_bad_study(tmp_path):
+    with pytest.raises(InputError, match="study: expected one of pascanu, cells"):
+        st.load_study("nope")
+    bad = tmp_path / "s.toml"
+    bad.write_text('name = "x"\n[methods.A]\nlr = 1\n[grid]\nmethod = [1]\n[fixed]\n')
+    with pytest.raises(InputError, match="expected no 'method'"):
+        st.load_study(str(bad))
+    bad.write_text("name = = 1")
+    with pytest.raises(InputError, match="valid TOML"):
+        st.load_study(str(bad))
+    assert math.isnan(st.study_table([_row("t", "A", 10, "x", row_status="failed")])[0].mean_steps)
+
+
+def test_snapshot_profiles_average_the_longest_length(tmp_path):
+    def row(method, length, seed, prof):
+        return {"status": "done", "config": {"task": "t", "method": method, "length": length, "seed": seed},
+                "metrics": {"history": [{"profile": [0.0]}, {"profile": prof}]}}
+    rows = [row("A", 10, 0, [0.0, 1.0]), row("A", 20, 0, [-4.0, -2.0, 0.0]), row("A", 20, 1, [-2.0, None, 0.0]),
+            row("B", 20, 0, [-1.0, -1.0, -1.0]), {"status": "failed", "config": {"task": "t"}, "metrics": None}]
+    sn = st.snapshot_profiles(rows)
+    assert sn["t"]["length"] == 20
+    assert sn["t"]["methods"]["A"] == [-3.0, -2.0, 0.0]  # the mean over seeds, a null (-inf) skipped
+    assert sn["t"]["methods"]["B"] == [-1.0, -1.0, -1.0]
+    fig = st.plot_snapshots(sn, tmp_path / "f.png")
+    assert {ln.get_gid() for ln in fig.axes[0].lines} == {"t:A", "t:B"}
