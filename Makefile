@@ -34,6 +34,7 @@ bench: setup
 	$(PY) benchmarks/profile.py
 	$(PY) benchmarks/lyapunov.py
 	$(PY) benchmarks/sweep.py
+	$(PY) benchmarks/train.py
 
 clean:
 	rm -rf $(VENV) rnnscope-report .pytest_cache .hypothesis

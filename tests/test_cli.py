@@ -887,3 +887,59 @@ def test_lyapunov_json_linear_weights_are_log_abs_eigenvalues(tmp_path, capsys):
 def test_lyapunov_bad_input(capsys, argv, expected):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err
+
+
+# ------------------------------------------------------------------------------------- tasks, train, study
+
+def test_tasks_sample_writes_the_generators_batch(tmp_path, capsys):
+    from rnnscope.tasks import get_task
+    code, out, err = run(capsys, "tasks", "sample", "--task", "adding-le", "--length", 30, "--n", 5, "--seed", 3,
+                         "--out", tmp_path / "a.npz", "--json")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    ref = get_task("adding-le").sample(5, 30, torch.Generator().manual_seed(3))
+    f = np.load(tmp_path / "a.npz")
+    for k in ("x", "y", "mask"):
+        np.testing.assert_array_equal(f[k], getattr(ref, k).numpy())
+    assert d["baseline_loss"] == pytest.approx(1 / 6) and d["x"] == [5, 30, 2]
+
+
+def test_train_json_log_dir_and_db(tmp_path, capsys):
+    from rnnscope.store import Store
+    code, out, err = run(capsys, "train", "--task", "temporal-order", "--length", 10, "--hidden", 8, "--steps", 40,
+                         "--eval-every", 20, "--eval-size", 50, "--clip-norm", 1, "--regularizer-alpha", 2,
+                         "--log-dir", tmp_path / "tb", "--db", tmp_path / "r.sqlite", "--json")
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    assert d["status"] in ("solved", "unsolved") and d["steps"] == 40 and len(d["history"]) == 2
+    assert d["baseline_loss"] == pytest.approx(math.log(4))
+    assert all(h["grad_norm"] >= 0 and len(h["profile"]) == 11 for h in d["history"])  # k = 0..T
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    with Store(tmp_path / "r.sqlite") as s:
+        rows = s.rows()
+    assert len(rows) == 1 and rows[0]["metrics"]["final_loss"] == pytest.approx(d["final_loss"])
+
+
+def test_study_cli_on_a_small_study_file(tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('name = "tiny"\ndescription = "two methods"\nmeasure = "success"\n'
+                    '[methods.A]\nclip_norm = 1.0\n[methods.B]\nclip_value = 0.5\n'
+                    '[grid]\ntask = ["temporal-order"]\nlength = [10]\nseed = [0]\n'
+                    '[fixed]\nhidden = 8\nsteps = 20\neval_every = 20\neval_size = 50\n')
+    code, out, err = run(capsys, "study", spec, "--db", tmp_path / "s.sqlite", "--workers", 1, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["sweep"]["done"] == 2 and {r["method"] for r in d["table"]} == {"A", "B"}
+    assert (tmp_path / "study-tiny.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["train", "--task", "nope", "--length", "10"], "task: expected one of"),
+    (["train", "--task", "copy", "--length", "10", "--clip-norm", "1", "--clip-value", "1"], "expected at most one of"),
+    (["train", "--task", "copy", "--length", "10", "--cell", "lstm", "--regularizer-alpha", "1"], "regularizer_alpha"),
+    (["tasks", "sample", "--task", "copy", "--length", "10", "--out", "x.txt"], "out: expected a file name ending in .npz"),
+    (["study", "nope"], "study: expected one of pascanu, cells"),
+])
+def test_training_cli_bad_input(capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err

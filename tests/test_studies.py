@@ -23,13 +23,14 @@ def test_study_files_load_and_expand():
 
 
 def test_run_point_merges_the_method(monkeypatch):
-    import rnnscope.train
+    import importlib
+    train_module = importlib.import_module("rnnscope.train")  # the package's `train` attribute is the function
     seen = {}
 
     def fake(config):
         seen.update(config)
         return {"status": "solved", "steps": 1, "final_loss": 0.0, "baseline_loss": 1.0}
-    monkeypatch.setattr(rnnscope.train, "run_config", fake)
+    monkeypatch.setattr(train_module, "run_config", fake)
     cfg = {"study": "pascanu", "method": "SGD-CR", "task": "temporal-order", "length": 10, "seed": 0, "lr": 0.01}
     st.run_point(cfg)
     assert seen == {"task": "temporal-order", "length": 10, "seed": 0, "lr": 0.01, "optimizer": "sgd",

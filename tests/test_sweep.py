@@ -30,7 +30,7 @@ from rich.console import Console
 
 from rnnscope.errors import InputError
 from rnnscope.store import Store, export
-from rnnscope.sweep import SweepSpec, config_key, expand, load_spec, load_task, parse_range, probe, run_sweep
+from rnnscope.sweep import TASKS, SweepSpec, config_key, expand, load_spec, load_task, parse_range, probe, run_sweep
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -398,7 +398,7 @@ def test_sigkill_of_a_worker_is_resubmitted_once_then_failed(tmp_path):
 
 
 def test_dask_cluster_matches_local_pool(tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed  # pinned in requirements.lock: a missing dask must fail the test, not skip it
     import dask
 
     spec = SweepSpec("dask", "probe", grid={"x": list(range(10)), "y": [0.5, 2]}, fixed={"deterministic": True})
@@ -485,7 +485,7 @@ def test_bad_inputs(tmp_path):
                                          rf"'tcp://127.0.0.1:{port}' \(connection refused\)$"):
         run_sweep(spec, db, scheduler=f"tcp://127.0.0.1:{port}", progress=False)
     assert time.perf_counter() - t0 < 10
-    with pytest.raises(InputError, match=r"^task: expected one of probe, phase-point or 'package.module:function', "
+    with pytest.raises(InputError, match=rf"^task: expected one of {', '.join(TASKS)} or 'package.module:function', "
                                          r"got 'no such task'"):
         run_sweep(SweepSpec("s", "no such task", grid={"x": [1]}), db, progress=False)
     with pytest.raises(InputError, match=r"^task: expected an importable function for 'rnnscope.nothing:f'"):

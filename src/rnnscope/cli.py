@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -829,7 +830,9 @@ def train(
         if db is not None:
             from .store import Store
             store = Store(db)
-        result = run_train(cfg, progress=not as_json, writer=writer, store=store)
+        from .threads import SMALL_STATE, torch_threads
+        with torch_threads(1) if hidden <= SMALL_STATE else contextlib.nullcontext():  # small nets: one thread
+            result = run_train(cfg, progress=not as_json, writer=writer, store=store)
     finally:
         if writer is not None:
             writer.close()

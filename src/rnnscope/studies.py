@@ -50,6 +50,7 @@ class Study:
     grid: dict
     fixed: dict
     quick: dict  # the short version: grid subsets and fixed overrides
+    source: str = ""  # how a worker finds it again: the built-in name, or the file's absolute path
 
 
 def _read(name: str) -> dict:
@@ -82,7 +83,9 @@ def load_study(name: str) -> Study:
     for key in _LABELS:
         if key in d["grid"] or key in d["fixed"]:
             raise InputError(f"study {name!r}: expected no {key!r} in grid or fixed (it is set by the study), got it")
-    return Study(d["name"], d.get("description", ""), measure, d["methods"], d["grid"], d["fixed"], d.get("quick", {}))
+    source = name if name in STUDY_NAMES else str(Path(name).resolve())
+    return Study(d["name"], d.get("description", ""), measure, d["methods"], d["grid"], d["fixed"], d.get("quick", {}),
+                 source)
 
 
 def study_spec(study: Study, quick: bool = False):
@@ -96,7 +99,7 @@ def study_spec(study: Study, quick: bool = False):
                 grid[k] = v
             else:
                 fixed[k] = v
-    fixed["study"] = study.name
+    fixed["study"] = study.source or study.name  # the worker loads the study (its methods) from this
     return SweepSpec(f"study-{study.name}" + ("-quick" if quick else ""), "study-point", grid, fixed)
 
 
