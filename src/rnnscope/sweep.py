@@ -49,6 +49,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from .errors import InputError
+from .progress import ProgressBar
 from .results import jsonable
 from .store import Store, canonical_json
 
@@ -558,40 +559,20 @@ class SweepReport:
                 "interrupted": self.interrupted}
 
 
-class _Progress:
-    """A rich progress bar (description, bar, M/N, failed count, elapsed, ETA) on the given console, or nothing."""
+class _Progress(ProgressBar):
+    """The sweep's bar (progress.py): M/N and the failed count."""
 
     def __init__(self, enabled: bool, console, name: str, total: int, skipped: int):
-        self._bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TextColumn("ETA"),
-                             TimeRemainingColumn(), console=console or Console(stderr=True))
-        self._task = self._bar.add_task(f"{name} ({skipped} finished before)", total=total, failed=0)
+        super().__init__(enabled, console, f"{name} ({skipped} finished before)", total,
+                         "{task.fields[failed]} failed", failed=0)
         self._failed = 0
 
-    def __enter__(self):
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.stop()
-
     def advance(self, status: str) -> None:
-        if self._bar is not None:
-            self._failed += status == "failed"
-            self._bar.update(self._task, advance=1, failed=self._failed)
+        self._failed += status == "failed"
+        self.update(advance=1, failed=self._failed)
 
     def note(self, text: str) -> None:
-        if self._bar is not None:
-            self._bar.console.print(text)
+        self.print(text)
 
 
 def _drive(pool, path: str, todo: list, record: Callable, bar: _Progress) -> None:

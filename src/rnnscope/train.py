@@ -51,6 +51,7 @@ from .activations import get_activation
 from .bptt import adjoints
 from .cells import Cell, ElmanCell, GRUCell, LSTMCell, PalCell
 from .errors import InputError
+from .progress import ProgressBar
 from .models import get_dtype
 from .remedies import (INIT_NAMES, AdaptiveClipState, PascanuRegularizer, clip_grad_adaptive, clip_grad_norm,
                        clip_grad_value, grad_norm, init_rnn)
@@ -703,42 +704,18 @@ def _profile_figure(profile: list, step: int):
     return fig
 
 
-class _Bar:
-    """A rich progress bar (steps, loss and error rate of the last evaluation, elapsed, ETA), or nothing."""
+class _Bar(ProgressBar):
+    """The training bar (progress.py): steps, and the loss and error rate of the last evaluation."""
 
     def __init__(self, enabled: bool, console, name: str, total: int):
-        self._bar = None
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
-
-        self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("loss {task.fields[loss]} error {task.fields[error]}"), TimeElapsedColumn(),
-                             TextColumn("ETA"), TimeRemainingColumn(), console=console or Console(stderr=True))
-        self._task = self._bar.add_task(name, total=total, loss="-", error="-")
-
-    def __enter__(self):
-        if self._bar is not None:
-            self._bar.start()
-        return self
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.stop()
-
-    @property
-    def enabled(self) -> bool:
-        return self._bar is not None
+        super().__init__(enabled, console, name, total, "loss {task.fields[loss]} error {task.fields[error]}",
+                         loss="-", error="-")
 
     def advance(self) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1)
+        self.update(advance=1)
 
     def note(self, loss: float, error: float) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, loss=f"{loss:.4g}", error=f"{100 * error:.1f}%")
+        self.update(loss=f"{loss:.4g}", error=f"{100 * error:.1f}%")
 
 
 def train(config: TrainConfig, *, progress: bool = True, writer=None, store=None, console=None,
