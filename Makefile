@@ -35,6 +35,7 @@ bench: setup
 	$(PY) benchmarks/lyapunov.py
 	$(PY) benchmarks/sweep.py
 	$(PY) benchmarks/train.py
+	$(PY) benchmarks/diagnose.py
 
 clean:
 	rm -rf $(VENV) rnnscope-report .pytest_cache .hypothesis

@@ -31,6 +31,15 @@ def _gated(kind, seed=0):
                _randn(g, G * H, scale=0.4))
 
 
+P = 2  # projection size of the projected LSTM
+
+
+def _proj_lstm(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return rs.ProjLSTMCell(_randn(g, 4 * H, D, scale=0.6), _randn(g, 4 * H, P, scale=0.9), _randn(g, 4 * H, scale=0.4),
+                           _randn(g, 4 * H, scale=0.4), W_hr=_randn(g, P, H, scale=0.9))
+
+
 # a user step function with its Jacobian written out by hand (the closed-form reference)
 _gf = torch.Generator().manual_seed(7)
 _W, _U, _V = _randn(_gf, S, S, scale=0.7), _randn(_gf, S, D, scale=0.6), _randn(_gf, S, S, scale=0.5)
@@ -54,7 +63,7 @@ def _function_cell():
 def _all_cells():
     cells = [pytest.param(_vanilla(f, a), id=f"{f}-{a}") for f in ("elman", "pal") for a in ACTS]
     cells += [pytest.param(_gated("lstm"), id="lstm"), pytest.param(_gated("gru"), id="gru"),
-              pytest.param(_function_cell(), id="function")]
+              pytest.param(_proj_lstm(), id="lstm-proj"), pytest.param(_function_cell(), id="function")]
     return cells
 
 
@@ -156,6 +165,47 @@ def test_gru_step_equals_torch_grucell():
     torch.testing.assert_close(cell.step(x, h), h1, **TOL)
 
 
+def test_projected_lstm_step_equals_torch_lstm_with_proj_size():
+    m = _torch_params(torch.nn.LSTM(D, H, proj_size=P, dtype=F64), 15)
+    cell = rs.ProjLSTMCell(m.weight_ih_l0.detach(), m.weight_hh_l0.detach(), m.bias_ih_l0.detach(),
+                           m.bias_hh_l0.detach(), W_hr=m.weight_hr_l0.detach())
+    g = torch.Generator().manual_seed(16)
+    x, h, c = _randn(g, B, D), _randn(g, B, P), _randn(g, B, H)
+    with torch.no_grad():
+        _, (h1, c1) = m(x.unsqueeze(0), (h.unsqueeze(0), c.unsqueeze(0)))  # one step of the fused module
+    s1 = cell.step(x, torch.cat([h, c], dim=1))
+    assert (cell.state_size, cell.h_size, cell.hidden_size) == (P + H, P, H)
+    torch.testing.assert_close(s1[:, :P], h1[0], **TOL)
+    torch.testing.assert_close(s1[:, P:], c1[0], **TOL)
+
+
+def test_vjp_cut_holds_the_carry_term_constant():
+    gvec = _randn(torch.Generator().manual_seed(8), B, 2 * H)
+    # LSTM: c_{t-1} enters step t only through f * c_{t-1}; held constant, the c columns of the jacrev Jacobian go
+    for cell in (_gated("lstm"), _proj_lstm()):
+        x, s = _inputs(cell, seed=6)
+        g = gvec[:, :cell.state_size]
+        J = _jacrev_reference(cell, x, s)
+        J[:, :, cell.h_size:] = 0
+        torch.testing.assert_close(cell.vjp_cut(x, s, g), torch.bmm(g.unsqueeze(1), J).squeeze(1), **TOL)
+    # GRU: h_t = (1 - z) n + z * h_{t-1}.detach(), written out from the weights (gate order r, z, n)
+    cell = _gated("gru")
+    x, h = _inputs(cell, seed=7)
+    g = gvec[:, :H]
+    W, U, bi, bh = cell.W_hh, cell.W_xh, cell.b_xh, cell.b_hh
+
+    def cut_step(hv):
+        gi, gh = x @ U.T + bi, hv @ W.T + bh
+        r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+        z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+        n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+        return (1 - z) * n + z * hv.detach()
+    hr = h.clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad(cut_step(hr), hr, g)
+    torch.testing.assert_close(cell.vjp_cut(x, h, g), ref, **TOL)
+    assert rs.GRUCell.has_carry and rs.LSTMCell.has_carry and not rs.ElmanCell.has_carry
+
+
 @pytest.mark.parametrize("form", ["elman", "pal"])
 @pytest.mark.parametrize("act", ACTS)
 def test_vanilla_step_equals_formula(form, act):
@@ -203,6 +253,8 @@ BAD_CONSTRUCTORS = {
     "lstm-b_xh-shape": lambda: rs.LSTMCell(_t(8, 2), _t(8, 2), _t(6), _t(8)),
     "lstm-b_hh-nan": lambda: rs.LSTMCell(_t(8, 2), _t(8, 2), _t(8), _nan(8)),
     "gru-W_hh-lstm-layout": lambda: rs.GRUCell(_t(8, 2), _t(8, 2), _t(8), _t(8)),
+    "lstm-proj-W_hr-shape": lambda: rs.ProjLSTMCell(_t(8, 2), _t(8, 1), _t(8), _t(8), W_hr=_t(2, 2)),
+    "lstm-proj-W_hh-rows": lambda: rs.ProjLSTMCell(_t(8, 2), _t(7, 1), _t(8), _t(8), W_hr=_t(1, 2)),
     "gru-W_hh-inf": lambda: rs.GRUCell(_t(6, 2), _inf(6, 2), _t(6), _t(6)),
     "function-not-callable": lambda: rs.FunctionCell(3, state_size=2, input_size=1),
 }

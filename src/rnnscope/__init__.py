@@ -15,10 +15,11 @@ import torch
 from .activations import ACTIVATIONS, Activation, get_activation
 from .analysis import Profile, profile, profile_trace
 from .bptt import Adjoints, BPTTResult, adjoints, bptt, state_adjoint_seed
-from .cells import CELL_KINDS, Cell, ElmanCell, FunctionCell, GRUCell, LSTMCell, PalCell
+from .cells import CELL_KINDS, Cell, ElmanCell, FunctionCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
 from .claims import CLAIMS, VERDICTS, Claim, ClaimResult, claim_ids, run_claims
 from .counterexamples import Counterexample, saddle
 from .errors import InputError
+from .explorer import ExplorerConfig, explore
 from .files import load_npy, load_npz
 from .flow import JacobianProfile, jacobian_profile
 from .heads import Head
@@ -38,6 +39,9 @@ from .sweep import SweepReport, SweepSpec, expand, load_spec, parse_range, run_s
 from .tasks import TASK_NAMES, Batch, Task, get_task
 from .train import TrainConfig, TrainResult, fit, gradient_snapshot, run_config, train
 from .theory import Verdict, fitted_rate, horizon, pascanu_verdict, weight_facts
+from .diagnose import Diagnosis, LayerDiagnosis, diagnose, target_loss
+from .monitor import GradientFlowMonitor, MonitorRecord
+from .torch_models import LayerRun, StackRun, cell_from_module, layer_cells, load_model, parse_arch, rerun
 from .unroll import Trace, unroll
 
 __version__ = "0.1.0"
@@ -46,10 +50,10 @@ __all__ = [
     "ACTIVATIONS", "Activation", "get_activation",
     "Profile", "profile", "profile_trace",
     "Adjoints", "BPTTResult", "adjoints", "bptt", "state_adjoint_seed",
-    "CELL_KINDS", "Cell", "ElmanCell", "FunctionCell", "GRUCell", "LSTMCell", "PalCell",
+    "CELL_KINDS", "Cell", "ElmanCell", "FunctionCell", "GRUCell", "LSTMCell", "PalCell", "ProjLSTMCell",
     "CLAIMS", "VERDICTS", "Claim", "ClaimResult", "claim_ids", "run_claims", "Counterexample", "saddle",
     "write_report", "Reproduction", "reproduce", "FigureSpec", "Series",
-    "InputError", "load_npy", "load_npz",
+    "InputError", "load_npy", "load_npz", "ExplorerConfig", "explore",
     "JacobianProfile", "jacobian_profile", "Head",
     "LyapunovSpectrum", "kaplan_yorke", "lyapunov", "lyapunov_spectrum",
     "MeanField", "chi1", "critical_line", "critical_sigma_w2", "mean_field", "q_star",
@@ -63,4 +67,6 @@ __all__ = [
     "jsonable", "hv", "lemma2", "theorem1",
     "Verdict", "fitted_rate", "horizon", "pascanu_verdict", "weight_facts",
     "Trace", "unroll", "torch",
+    "Diagnosis", "LayerDiagnosis", "diagnose", "target_loss", "GradientFlowMonitor", "MonitorRecord",
+    "LayerRun", "StackRun", "cell_from_module", "layer_cells", "load_model", "parse_arch", "rerun",
 ]

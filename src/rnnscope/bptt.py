@@ -18,6 +18,7 @@ Legend: T time, B batch, S state size, D input size, O output size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -161,8 +162,7 @@ class Adjoints:
 def state_adjoint_seed(cell: Cell, B: int) -> torch.Tensor:
     """dL/ds_T for L = sum of the entries of h_T (the default loss): ones on h, zeros on c (B, S)."""
     g = torch.zeros(B, cell.state_size, dtype=cell.dtype)
-    H = getattr(cell, "hidden_size", cell.state_size)
-    g[:, :H] = 1.0
+    g[:, :cell.h_size] = 1.0
     return g
 
 
@@ -173,12 +173,16 @@ def _polar(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.log(n), v / safe.unsqueeze(-1)
 
 
-def adjoints(cell: Cell, trace: Trace, direct: torch.Tensor | None = None, *, t: int | None = None) -> Adjoints:
+def adjoints(cell: Cell, trace: Trace, direct: torch.Tensor | None = None, *, t: int | None = None,
+             vjp: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> Adjoints:
     """Adjoints dL/ds_k for k = 0..t by vector-Jacobian products, O(t B S^2), in the log domain.
 
         g_t = dL/ds_t (direct),   g_{k-1} = g_k ds_k/ds_{k-1} + (direct dL/ds_{k-1})
 
-    direct: (t, B, S) explicit partials dL/ds_k for k = 1..t, or None for L = sum of the entries of h_t.
+    direct: (t, B, S) explicit partials dL/ds_k for k = 1..t, or (t, B, P) their h part (the rest zero: a loss
+    that reads h only), or None for L = sum of the entries of h_t.
+    vjp: vjp(k, g) = g ds_k/ds_{k-1} (B, S) in place of cell.vjp on the trace's step k (a caller that keeps what
+    the product passes through, e.g. LSTMCell.vjp_gates' gate adjoints).
     The running vector is renormalised every step, so t = 100,000 in the exploding regime stays finite.
     """
     t = trace.T if t is None else t
@@ -190,17 +194,22 @@ def adjoints(cell: Cell, trace: Trace, direct: torch.Tensor | None = None, *, t:
         sparse = True  # only the last step carries a direct term
     else:
         direct = torch.as_tensor(direct, dtype=cell.dtype)
-        if tuple(direct.shape) != (t, B, S):
-            raise InputError(f"direct: expected shape ({t}, {B}, {S}), got {tuple(direct.shape)}")
+        if tuple(direct.shape) not in ((t, B, S), (t, B, cell.h_size)):
+            raise InputError(f"direct: expected shape ({t}, {B}, {S}) or its h part ({t}, {B}, {cell.h_size}), "
+                             f"got {tuple(direct.shape)}")
         sparse = bool((direct[:-1] == 0).all())
+    P = direct.shape[2]  # the columns of s that direct covers: all, or h
+    if vjp is None:
+        def vjp(k: int, g: torch.Tensor) -> torch.Tensor:
+            return cell.vjp(tr.inputs[k - 1], tr.states[k - 1], g, tr.preacts[k - 1])
     log_scale = torch.empty(t + 1, B, dtype=cell.dtype)
-    unit = torch.empty(t + 1, B, S, dtype=cell.dtype)
-    ls, v = _polar(direct[-1])
-    log_scale[t], unit[t] = ls, v
+    unit = torch.zeros(t + 1, B, S, dtype=cell.dtype)
+    ls, unit[t, :, :P] = _polar(direct[-1])
+    log_scale[t], v = ls, unit[t]
     step_logs = torch.zeros(t + 1, B, dtype=cell.dtype)  # log of the per-step growth (sparse case)
     with torch.no_grad():
         for k in range(t, 0, -1):
-            w = cell.vjp(tr.inputs[k - 1], tr.states[k - 1], v)  # unit-scale g_k ds_k/ds_{k-1} (B, S)
+            w = vjp(k, v)  # unit-scale g_k ds_k/ds_{k-1} (B, S)
             if sparse or k == 1:
                 lg, v = _polar(w)
                 if sparse:
@@ -214,7 +223,9 @@ def adjoints(cell: Cell, trace: Trace, direct: torch.Tensor | None = None, *, t:
                 ld, ud = _polar(d)
                 m = torch.maximum(ls + lw, ld)  # common scale, so neither term overflows
                 m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-                lg, v = _polar(torch.exp(ls + lw - m).unsqueeze(-1) * uw + torch.exp(ld - m).unsqueeze(-1) * ud)
+                uw.mul_(torch.exp(ls + lw - m).unsqueeze(-1))
+                uw[:, :P].add_(torch.exp(ld - m).unsqueeze(-1) * ud)  # + the explicit term (its h part, or all)
+                lg, v = _polar(uw)
                 ls = m + lg
             log_scale[k - 1], unit[k - 1] = ls, v
     if sparse:

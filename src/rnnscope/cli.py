@@ -20,6 +20,9 @@
     rnnscope claims  [--only ID[,ID...]] [--json]
     rnnscope reproduce SEED|all [--out DIR] [--json]
     rnnscope demo    [--out DIR] [--quick]
+    rnnscope serve   [--host 127.0.0.1] [--port 8765] [--open] [--report DIR]
+    rnnscope diagnose MODEL.pt --inputs X.npy [--targets Y.npy] [--loss mse|ce] [--arch SPEC] [--trust]
+                     [--jacobian-sequences N] [--json] [--plot FILE]
 
 Human-readable tables by default (rich), the same data as one JSON object with --json.
 
@@ -67,7 +70,7 @@ from .unroll import unroll
 __all__ = ["app", "main"]
 
 COMMANDS = ("profile", "bptt", "lyapunov", "theory", "phase", "sweep", "results", "tasks", "train", "study",
-            "claims", "reproduce", "demo")
+            "claims", "reproduce", "demo", "serve", "diagnose")
 _MEMORY_LIMIT = 4 * 1024**3  # bytes: the trace and working space a CLI run may ask for
 _BPTT_MAX_T = 4096  # the T x T contributions table (JSON) and the O(T^2 S^2) per-step partials
 _BPTT_ROWS_BYTES = 1024**3  # one backward step holds up to T rows of (S, S + D + 1) partials
@@ -999,6 +1002,131 @@ def demo(
 ) -> None:
     from .demo import run_demo
     run_demo(out, quick=quick)
+
+
+# ----------------------------------------------------------------------------- serve
+
+def _port(v: object) -> int:
+    try:
+        i = _int_text(v)
+    except ValueError:
+        raise ValueError(f"expected a port number in [0, 65535], got {str(v)!r}") from None
+    if not 0 <= i <= 65535:
+        raise ValueError(f"expected a port number in [0, 65535], got {i}")
+    return i
+
+
+@app.command(help="The explorer: a local web page where sliders move the model and the gradient-flow views follow "
+                  "(profile against the bound, eigenvalues and singular values of W_hh, per-step contributions, "
+                  "saturation), with its JSON API under /api. Ctrl-C stops it.")
+def serve(
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on (loopback unless told otherwise).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(parser=_port, metavar="PORT", help="Port (0: any free one).")] = 8765,
+    open_browser: Annotated[bool, typer.Option("--open", metavar="", help="Open the page in the default browser.")] = False,
+    report: Annotated[Path | None, typer.Option(parser=_path, metavar="DIR",
+                                                help="The claims report to link (a folder with index.html); default "
+                                                     "./rnnscope-report if present, else generated on first visit.")]
+    = None,
+) -> None:
+    from .web import serve as run_server
+    run_server(host, port, open_browser=open_browser, report_dir=report)
+
+
+# ----------------------------------------------------------------------------- diagnose
+
+@app.command(help="Diagnose a saved PyTorch nn.RNN / nn.LSTM / nn.GRU: exact per-step gradient flow of every layer "
+                  "and direction (log10 ||dL/dh_k||, ||dL/dc_k||, ||ds_T/ds_k||_2), sigma_max against 1/gamma, the "
+                  "rate, the horizon, a verdict and advice. MODEL.pt: a state_dict with --arch, or a whole pickled "
+                  "module with --trust.")
+def diagnose(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Argument(parser=_path, metavar="MODEL.pt", help="A state_dict (torch.save(m.state_dict())) "
+                                          "or, with --trust, a whole pickled module.")],
+    inputs: Annotated[Path, typer.Option(parser=_path, metavar="FILE.npy",
+                                         help="Inputs (T, D), (T, B, D), or (B, T, D) with batch_first.")],
+    targets: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE.npy",
+                                                 help="Targets of every step or of the last step (see --loss); "
+                                                      "without them L = sum of the last top-layer output.")] = None,
+    loss: Annotated[str, typer.Option(parser=_choice(("mse", "ce")), metavar="LOSS",
+                                      help="mse (float targets shaped like the output) or ce (class indices).")] = "mse",
+    arch: Annotated[str | None, typer.Option(metavar="SPEC", help="For a state_dict: KIND:input=D,hidden=H[,layers=L]"
+                                             "[,bidirectional][,batch_first][,proj=P][,bias=false], KIND = rnn_tanh, "
+                                             "rnn_relu, lstm or gru.")] = None,
+    trust: Annotated[bool, typer.Option("--trust", help="Allow a whole pickled module (unpickling runs code from the "
+                                                        "file: only for files you trust).")] = False,
+    jacobian_sequences: Annotated[int, typer.Option("--jacobian-sequences", parser=_nonnegative_int, metavar="N",
+                                                    help="Sequences in the Jacobian-product profile (O(T S^3) each); "
+                                                         "0 = skip it.")] = 4,
+    as_json: JsonOpt = False,
+    plot: Annotated[Path | None, typer.Option(parser=_path, metavar="FILE",
+                                              help="Write the figure (heatmap and profiles) to FILE (.png, .svg, .pdf).")] = None,
+) -> None:
+    from .diagnose import diagnose as run_diagnose, target_loss
+    from .torch_models import load_model, module_dtype, module_kind
+
+    if plot is not None:
+        from .plots import check_plot_path
+        check_plot_path(plot)
+    if targets is None and _explicit(ctx, "loss"):
+        raise InputError(f"loss: expected --targets FILE.npy to compute {loss} against, got --loss without --targets")
+    module = load_model(model, arch, trust=trust)
+    x = load_npy(inputs, "inputs")
+    if x.dtype.kind not in "fiu":
+        raise InputError(f"inputs: expected real numbers, got dtype {x.dtype}")
+    if x.ndim in (2, 3):  # refuse a run that would not fit before allocating it (other shapes: diagnose's error)
+        H = module.hidden_size
+        P = getattr(module, "proj_size", 0) or H
+        G = {"lstm": 4, "gru": 3}.get(module_kind(module)[:4].rstrip("_"), 1)
+        runs = getattr(module, "num_layers", 1) * (2 if getattr(module, "bidirectional", False) else 1)
+        T, B = (x.shape[0], x.shape[1] if x.ndim == 3 else 1)
+        if x.ndim == 3 and getattr(module, "batch_first", False):
+            T, B = B, T
+        _check_memory(T * runs, B, P + H if G == 4 else H, x.shape[-1], G * H, torch.finfo(module_dtype(module)).bits // 8)
+    loss_fn = None
+    if targets is not None:
+        y = _targets(load_npy(targets, "targets"))
+        loss_fn = target_loss(loss, y, batch_first=bool(getattr(module, "batch_first", False)))
+    d = run_diagnose(module, _float64(x), loss_fn, jacobian=jacobian_sequences > 0,
+                     jacobian_sequences=max(jacobian_sequences, 1))
+    if plot is not None:
+        d.plot(plot)
+    extra = {"model_file": str(model), "inputs": str(inputs), "targets": None if targets is None else str(targets),
+             "loss_name": None if targets is None else loss, "plot": None if plot is None else str(plot)}
+    if as_json:
+        _echo_json({**d.to_dict(), **extra})
+    else:
+        _print_diagnosis(d, extra)
+
+
+def _print_diagnosis(d, extra: dict) -> None:
+    from rich.table import Table
+    con = _console()
+    con.print(f"[bold]rnnscope diagnose[/bold]: {extra['model_file']} ({d.model}, {d.num_layers} layer(s) x "
+              f"{d.num_directions} direction(s), {d.dtype}), inputs {extra['inputs']}: T = {d.T}, B = {d.batch}")
+    con.print(f"loss = {_fmt(d.loss)} ({d.loss_kind if extra['loss_name'] is None else extra['loss_name'] + ' against ' + extra['targets']})"
+              + ("" if d.gradient_norm is None else f", ||dL/dtheta|| = {_fmt(d.gradient_norm)}"))
+    tab = Table(title="Gradient flow per layer: log10 norms, batch means (k counts each direction's own steps)")
+    for col in ("layer", "dir", "cell", "sigma_max(W_hh)", "1/gamma", "dL/dh_1", "dL/dh_T", "ds_T/ds_1", "rate/step",
+                "horizon", "carry"):
+        tab.add_column(col, justify="left" if col in ("dir", "cell") else "right", no_wrap=True)
+    for l in d.layers:
+        a = l.log10_adjoint_h
+        tab.add_row(str(l.layer), l.direction, l.cell, _fmt(l.sigma_max), _fmt(None if not l.gamma else 1 / l.gamma),
+                    _fmt(float(a[0]), ".2f"), _fmt(float(a[-1]), ".2f"),
+                    "-" if l.log10_spectral is None else _fmt(float(l.log10_spectral[0]), ".2f"),
+                    _fmt(l.rate_per_step, "+.3f"), "-" if l.horizon is None else f"{l.horizon} {l.horizon_kind}",
+                    _fmt(l.far_carry_share(), ".2f"))
+    con.print(tab)
+    con.print("[bold]verdicts[/bold]")
+    for l in d.layers:
+        con.print(f"  {l.name}: {l.verdict}; weights: {l.theory_verdict}")
+    con.print("[bold]advice[/bold]")
+    for a in d.advice:
+        con.print(f"  - {a}")
+    con.print(f"seconds: {d.seconds:.3f}")
+    if extra["plot"]:
+        con.print(f"figure written to {extra['plot']}")
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
 from .cells import Cell
+from .errors import InputError
 from .unroll import Trace
 
 __all__ = ["JacobianProfile", "jacobian_profile"]
@@ -64,6 +66,7 @@ class JacobianProfile:
     svd_fallbacks: int  # (k, b) entries whose spectral norm came from svdvals instead
     renormalised_chunks: int  # chunks redone with per-step renormalisation (underflow guard)
     log10_carried: torch.Tensor | None = None  # (B, R, t) log10 ||g_r^T ds_t/ds_k|| for carried rows g_r
+    log10_blocks: torch.Tensor | None = None  # (B, n_blocks, t) log10 ||[ds_t/ds_k]_block||_2 for asked blocks
 
 
 def _chunk_length(B: int, S: int) -> int:
@@ -187,9 +190,27 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
     return sigma, u_left, half, fallbacks
 
 
+def _block_spectral(M: torch.Tensor, u: torch.Tensor, rel_tol: float, max_half_steps: int, gen: torch.Generator,
+                    n_last: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """sigma_max of each square block M (N, b, b), warm-started from u (n_last, b) repeated over the chunk.
+
+    The same power iteration as the full products (_spectral), on M / ||M||_F so that no norm under- or
+    overflows however small the block is next to the whole product. Returns (sigma (N,), u for the next chunk).
+    """
+    N, b, _ = M.shape
+    fro = torch.linalg.matrix_norm(M)  # (N,)
+    safe = torch.where(fro > 0, fro, torch.ones_like(fro))
+    Mn = M / safe[:, None, None]
+    v = _start_vector(u, gen).repeat(N // n_last, 1)  # (N, b): one start per entry, from the deepest previous vector
+    w = (Mn * v.unsqueeze(-1)).sum(1)  # Mn^T v
+    sig, ul, _, _ = _spectral(Mn, w, (fro > 0).to(M.dtype), rel_tol, max_half_steps, gen, n_last)
+    return sig * fro, ul[-n_last:]
+
+
 def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral: bool = True,
                      carry: torch.Tensor | None = None, rel_tol: float | None = None, max_half_steps: int = 64,
-                     chunk: int | None = None, seed: int = 0) -> JacobianProfile:
+                     chunk: int | None = None, seed: int = 0,
+                     blocks: Sequence[tuple[slice, slice]] | None = None) -> JacobianProfile:
     """log10 ||ds_t/ds_k||_2 and ||ds_t/ds_k||_F for k = 1..t (default t = T), per sequence.
 
     carry (B, R, S): row vectors g_r carried along as extra rows of the product, giving
@@ -198,6 +219,10 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
 
     Cost O(t B S^3) (one running product plus about two matrix-vector products per k); memory beyond
     the trace O(C B S^2).
+
+    blocks: square sub-blocks (rows, cols) of the state, e.g. (slice(0, H), slice(0, H)) and (slice(H, 2H),
+    slice(H, 2H)) for LSTM's h -> h and c -> c: log10 ||[ds_t/ds_k]_block||_2 for every k, by the same
+    warm-started power iteration (about 2 b^2 per half-step per k for a b x b block; SVD where it stalls).
 
     Example:
         >>> cell = ElmanCell(2 * torch.eye(3, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64),
@@ -236,6 +261,15 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     g = 0.0  # predicted per-step natural-log growth of the product (one number for the batch)
     half_steps = fallbacks = redone = 0
     buf = torch.empty(C, B, rows, S, dtype=dt)
+    blocks = list(blocks or [])
+    for r_, c_ in blocks:
+        nr, nc = len(range(S)[r_]), len(range(S)[c_])
+        if nr != nc or nr == 0:
+            raise InputError(f"blocks: expected square, non-empty blocks of the state (S = {S}), got {nr} x {nc}")
+    log_blk = torch.full((B, len(blocks), t), float("nan"), dtype=f64) if blocks else None
+    u_blk = [torch.randn(B, len(range(S)[r_]), dtype=dt, generator=gen) for r_, _ in blocks]
+    if blocks:
+        log_blk[:, :, t - 1] = 0.0  # the blocks of I are identities
     with torch.no_grad():
         k_hi, c_next = t - 1, min(8, C)
         while k_hi >= 1:
@@ -281,6 +315,12 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
                 sig = sig.reshape(n, B).to(f64)
                 log_spec[:, k_lo - 1:k_hi] = torch.flip((Lk + torch.log(sig)).T, [1]) / _LN10
                 u = ul.reshape(n, B, S)[-1]  # warm start for the next chunk: the deepest entry's left vector
+            for bi, (r_, c_) in enumerate(blocks):
+                Mb = out[:, :, :S][:, :, r_, c_]  # (n, B, b, b)
+                sig, u_blk[bi] = _block_spectral(Mb.reshape(n * B, Mb.shape[2], Mb.shape[3]), u_blk[bi], rel_tol,
+                                                 max_half_steps, gen, B)
+                lb = Lk + torch.log(sig.reshape(n, B).to(f64))  # (n, B)
+                log_blk[:, bi, k_lo - 1:k_hi] = torch.flip(lb.T, [1]) / _LN10
             # renormalise the running product and restart the carried row from the new u
             last = out[n - 1]
             nrm = torch.linalg.matrix_norm(last[:, :S])
@@ -295,4 +335,4 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
             k_hi = k_lo - 1
     if not spectral:
         log_spec = torch.full_like(log_fro, float("nan"))
-    return JacobianProfile(log_spec, log_fro, t, half_steps, fallbacks, redone, log_car)
+    return JacobianProfile(log_spec, log_fro, t, half_steps, fallbacks, redone, log_car, log_blk)

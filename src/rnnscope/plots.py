@@ -31,7 +31,8 @@ from matplotlib.figure import Figure
 
 from .errors import InputError
 
-__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "new_figure", "save_figure", "plot_profile", "plot_overview", "plot_spec"]
+__all__ = ["PLOT_EXTENSIONS", "check_plot_path", "new_figure", "save_figure", "plot_profile", "plot_overview", "plot_spec",
+           "plot_diagnosis", "plot_monitor"]
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 _MAX_SEQUENCE_LINES = 16  # faint per-sequence lines drawn for B > 1 (more would only be noise)
@@ -214,6 +215,115 @@ def plot_spec(spec, path=None) -> Figure:
     ax.grid(True, alpha=0.3)
     if spec.series:
         ax.legend(fontsize=8, loc="best")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _rows_label(d) -> str:
+    return f"L{d.layer} {'fwd' if d.direction == 'forward' else 'rev'}"
+
+
+def plot_diagnosis(diag, path=None) -> Figure:
+    """One figure for all layers of a diagnose.Diagnosis.
+
+    Top: a heatmap over (layer/direction, k) of the batch-mean log10 ||dL/dh_k|| (gid "heatmap").
+    Bottom left: the profiles against k, one colour per (layer, direction): log10 ||dL/dh_k|| (solid, gid
+    "adjoint_h:<row>"), ||dL/dc_k|| (dotted, "adjoint_c:<row>", LSTM), ||ds_T/ds_k||_2 (dashed, "spectral:<row>").
+    Bottom right (LSTM / GRU): carry_share(k) (gid "carry:<row>"), the part of dL/ds_k that takes the carry path.
+    """
+    if path is not None:
+        check_plot_path(path)
+    layers = list(diag.layers)
+    gated = [d for d in layers if d.carry_share is not None]
+    fig = new_figure((11, 7.2))
+    gs = fig.add_gridspec(2, 2 if gated else 1, height_ratios=[1, 1.5], width_ratios=[2, 1] if gated else None)
+    ax_h = fig.add_subplot(gs[0, :])
+    data = torch.stack([d.log10_adjoint_h.to(torch.float64) for d in layers])  # (rows, T)
+    shown = torch.where(torch.isfinite(data), data, torch.full_like(data, math.nan))
+    T = data.shape[1]
+    im = ax_h.imshow(shown.numpy(), aspect="auto", interpolation="nearest", cmap="viridis",
+                     extent=(0.5, T + 0.5, len(layers) - 0.5, -0.5), gid="heatmap")
+    ax_h.set_yticks(range(len(layers)), [_rows_label(d) for d in layers])
+    ax_h.set_xlabel("k (each direction's own step)")
+    fig.colorbar(im, ax=ax_h, label=r"log10 $\|\partial L/\partial h_k\|$", pad=0.01)
+    ax_h.set_title(f"{diag.model}: {diag.num_layers} layer(s) x {diag.num_directions} direction(s), T = {diag.T}, "
+                   f"B = {diag.batch}; loss = {diag.loss:.4g} ({diag.loss_kind})", fontsize=9)
+    ax = fig.add_subplot(gs[1, 0])
+    k = list(range(1, T + 1))
+    lines = []
+    for i, d in enumerate(layers):
+        color, row = f"C{i % 10}", _rows_label(d)
+        ys = _gaps(d.log10_adjoint_h)
+        lines.append(ys)
+        ax.plot(k, ys, color=color, lw=1.8, gid=f"adjoint_h:{row}", label=f"{row} " + r"$\|\partial L/\partial h_k\|$")
+        if d.log10_adjoint_c is not None:
+            ys = _gaps(d.log10_adjoint_c)
+            lines.append(ys)
+            ax.plot(k, ys, color=color, lw=1.2, ls=":", gid=f"adjoint_c:{row}", label=f"{row} " + r"$\|\partial L/\partial c_k\|$")
+        if d.log10_spectral is not None:
+            ys = _gaps(d.log10_spectral)
+            lines.append(ys)
+            ax.plot(k, ys, color=color, lw=1.2, ls="--", gid=f"spectral:{row}",
+                    label=f"{row} " + r"$\|\partial s_T/\partial s_k\|_2$")
+    _clip_ylim(ax, lines)
+    ax.set_xlabel("k")
+    ax.set_ylabel("log10 of the norm (batch mean)")
+    ax.set_title("Gradient flow per layer: adjoints (solid, dotted) and Jacobian products (dashed)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best", ncol=2 if len(layers) > 2 else 1)
+    if gated:
+        ax_c = fig.add_subplot(gs[1, 1])
+        for i, d in enumerate(layers):
+            if d.carry_share is not None:
+                ax_c.plot(k, _gaps(d.carry_share), color=f"C{i % 10}", lw=1.5, gid=f"carry:{_rows_label(d)}",
+                          label=_rows_label(d))
+        ax_c.set_ylim(-0.03, 1.03)
+        ax_c.set_xlabel("k")
+        ax_c.set_ylabel("carry share")
+        ax_c.set_title("Share of dL/ds_k through the carry path\n(LSTM: cell state via f; GRU: z * h)", fontsize=9)
+        ax_c.grid(True, alpha=0.3)
+        ax_c.legend(fontsize=7, loc="best")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_monitor(history, path=None) -> Figure:
+    """The records of a GradientFlowMonitor: per (layer, direction) one axis of log10 ||dL/dh_k|| against k, one
+    line per record coloured by training step (gid "record:<row>:<step>"); and ||dL/dtheta|| against the training
+    step on a log axis (gid "gradient_norm")."""
+    from matplotlib import cm, colormaps
+    from matplotlib.colors import Normalize
+
+    if path is not None:
+        check_plot_path(path)
+    first = history[0].diagnosis
+    rows = [(d.layer, d.direction) for d in first.layers]
+    n = len(rows)
+    fig = new_figure((4.2 * (n + 1), 4.0))
+    steps = [r.step for r in history]
+    norm = Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
+    cmap = colormaps["viridis"]
+    for i, (layer, direction) in enumerate(rows):
+        ax = fig.add_subplot(1, n + 1, i + 1)
+        row = _rows_label(first.layers[i])
+        for r in history:
+            d = r.diagnosis.layer(layer, direction)
+            y = d.log10_adjoint_h
+            ax.plot(range(1, y.shape[0] + 1), _gaps(y), color=cmap(norm(r.step)), lw=1.2, gid=f"record:{row}:{r.step}")
+        ax.set_title(f"{row}: " + r"log10 $\|\partial L/\partial h_k\|$", fontsize=9)
+        ax.set_xlabel("k")
+        ax.grid(True, alpha=0.3)
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=fig.axes, label="training step", pad=0.01)
+    ax = fig.add_subplot(1, n + 1, n + 1)
+    gn = [math.nan if r.diagnosis.gradient_norm is None else r.diagnosis.gradient_norm for r in history]
+    ax.plot(steps, gn, marker="o", ms=3, gid="gradient_norm")
+    if any(v > 0 for v in gn if not math.isnan(v)):
+        ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_title(r"$\|\partial L/\partial\theta\|$ (the module's parameters)", fontsize=9)
+    ax.grid(True, alpha=0.3)
     if path is not None:
         save_figure(fig, path)
     return fig

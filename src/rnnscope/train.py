@@ -49,13 +49,13 @@ from torch import nn
 
 from .activations import get_activation
 from .bptt import adjoints
-from .cells import Cell, ElmanCell, GRUCell, LSTMCell, PalCell
 from .errors import InputError
 from .progress import ProgressBar
 from .models import get_dtype
 from .remedies import (INIT_NAMES, AdaptiveClipState, PascanuRegularizer, clip_grad_adaptive, clip_grad_norm,
                        clip_grad_value, grad_norm, init_rnn)
 from .results import jsonable
+from .torch_models import cell_from_module
 from .unroll import unroll
 
 __all__ = ["TrainConfig", "TrainResult", "FitHistory", "ElmanRNN", "PalRNN", "SequenceModel", "Snapshot",
@@ -300,42 +300,6 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=config.lr)
 
 
-def cell_from_module(rnn: nn.Module, *, dtype: torch.dtype = torch.float64) -> Cell:
-    """The rnnscope cell with a module's weights (PyTorch layout), cast to dtype:
-
-        nn.RNN    ElmanCell(W_hh, W_xh, b_ih + b_hh, nonlinearity)     ElmanRNN the same, PalRNN -> PalCell
-        nn.LSTM   LSTMCell(W_ih, W_hh, b_ih, b_hh)                     nn.GRU -> GRUCell(W_ih, W_hh, b_ih, b_hh)
-
-    One layer, one direction, no LSTM projection; a module without biases gets zeros.
-    """
-    if not isinstance(rnn, nn.Module) or not hasattr(rnn, "weight_hh_l0"):
-        raise InputError(f"rnn: expected nn.RNN, nn.LSTM, nn.GRU, ElmanRNN or PalRNN, got {type(rnn).__name__}")
-    if getattr(rnn, "num_layers", 1) != 1 or getattr(rnn, "bidirectional", False):
-        raise InputError(f"rnn: expected one layer, one direction, got num_layers={rnn.num_layers}, "
-                         f"bidirectional={rnn.bidirectional}")
-    if getattr(rnn, "proj_size", 0):
-        raise InputError(f"rnn: expected an LSTM without projection, got proj_size={rnn.proj_size}")
-    W_hh = rnn.weight_hh_l0.detach().to(dtype)
-    W_xh = rnn.weight_ih_l0.detach().to(dtype)
-
-    def bias(name: str) -> torch.Tensor:
-        b = getattr(rnn, name, None)
-        return torch.zeros(W_hh.shape[0], dtype=dtype) if b is None else b.detach().to(dtype)
-
-    b_ih, b_hh = bias("bias_ih_l0"), bias("bias_hh_l0")
-    if isinstance(rnn, nn.RNN):
-        return ElmanCell(W_hh, W_xh, b_ih + b_hh, rnn.nonlinearity)
-    if isinstance(rnn, nn.LSTM):
-        return LSTMCell(W_xh, W_hh, b_ih, b_hh)
-    if isinstance(rnn, nn.GRU):
-        return GRUCell(W_xh, W_hh, b_ih, b_hh)
-    if isinstance(rnn, ElmanRNN):
-        return ElmanCell(W_hh, W_xh, b_ih + b_hh, rnn.activation)
-    if isinstance(rnn, PalRNN):
-        return PalCell(W_hh, W_xh, b_ih + b_hh, rnn.activation)
-    raise InputError(f"rnn: expected nn.RNN, nn.LSTM, nn.GRU, ElmanRNN or PalRNN, got {type(rnn).__name__}")
-
-
 # --------------------------------------------------------------------------------------------- snapshots
 
 @dataclass(frozen=True)
@@ -372,36 +336,6 @@ def _cast(batch, dtype: torch.dtype):
     return _batch_with(batch, x=batch.x.to(dtype), y=y)
 
 
-class _AutogradVJP:
-    """Mixin: vjp(x, s_prev, g) = g^T ds_t/ds_{t-1} by autograd through the cell's own step, O(B S G H).
-
-    LSTMCell and GRUCell compute their VJP through the formed (B, S, S) Jacobian; one backward pass through
-    their forward is the same number (to rounding) about 4x faster at H = 50, B = 100 (measured here).
-    """
-
-    def vjp(self, x, s_prev, g):
-        with torch.enable_grad():
-            s = s_prev.detach().requires_grad_(True)
-            (out,) = torch.autograd.grad(self.forward(x, s)[0], s, g)
-        return out
-
-
-class _LSTMCellAutogradVJP(_AutogradVJP, LSTMCell):
-    pass
-
-
-class _GRUCellAutogradVJP(_AutogradVJP, GRUCell):
-    pass
-
-
-def _fast_vjp(cell: Cell) -> Cell:
-    if type(cell) is LSTMCell:
-        return _LSTMCellAutogradVJP(cell.W_xh, cell.W_hh, cell.b_xh, cell.b_hh)
-    if type(cell) is GRUCell:
-        return _GRUCellAutogradVJP(cell.W_xh, cell.W_hh, cell.b_xh, cell.b_hh)
-    return cell
-
-
 def gradient_snapshot(model: SequenceModel, batch, loss_fn: Callable, *, dtype: torch.dtype = torch.float64) -> Snapshot:
     """log10 ||dL/dh_k||, k = 0..T, for every sequence of batch, by rnnscope's adjoint engine:
 
@@ -412,10 +346,10 @@ def gradient_snapshot(model: SequenceModel, batch, loss_fn: Callable, *, dtype: 
 
     L = loss_fn(out, batch), the task's loss as training differentiates it (a mean over the batch, so each
     sequence's adjoint carries the factor 1/B of that mean). For LSTM the state is (h, c); the profile is
-    of the h part (direct is 0 on c). The gated cells' VJPs run by autograd through their own step.
+    of the h part (direct is 0 on c).
     """
     rnn = model.rnn
-    cell = _fast_vjp(cell_from_module(rnn, dtype=dtype))
+    cell = cell_from_module(rnn, dtype=dtype)
     x = batch.x.to(dtype).transpose(0, 1)  # (T, B, D)
     trace = unroll(cell, x)
     T, B = trace.T, trace.B

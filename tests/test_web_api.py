@@ -1,0 +1,548 @@
+"""web (the explorer's JSON API) and explorer: numbers against the CLI, the library and independent references,
+the limits and errors, static files without path traversal, the claims report, and a load test on loopback.
+
+A real uvicorn server runs on 127.0.0.1 in a thread (rnnscope.web.server.background) and is asked with
+`requests`, as a learner's browser or script would: no TestClient (it would need httpx, and would skip the
+HTTP layer whose errors, headers and paths are under test here).
+
+Independent references: numpy's eig and svd of the W_hh the API returns, and W_hh rebuilt here from the
+documented recipe (models.random_cell at gain 1, times rho / max|eig|); a numpy forward pass for the
+pre-activations; torch.autograd for the BPTT gradients; the CLI's own --json for the profile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import importlib.resources
+import json
+import math
+import socket
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pytest
+import requests
+import torch
+
+from rnnscope.analysis import profile as library_profile
+from rnnscope.cli import main
+from rnnscope.errors import InputError
+from rnnscope.explorer import LIMITS, PRESETS, ExplorerConfig, build, check_budget, explore, profile_view
+from rnnscope.models import random_cell
+from rnnscope.web.server import background, create_app
+
+F64 = torch.float64
+
+
+def _fake_report(out: Path) -> None:
+    """A stand-in for the claims report (the real one runs every claim: about a minute)."""
+    time.sleep(0.2)
+    (out / "claims").mkdir()
+    (out / "claims" / "c.png").write_bytes(b"\x89PNG fake")
+    (out / "index.html").write_text("<!DOCTYPE html><title>rnnscope report</title><h1>claims report</h1>\n")
+
+
+@pytest.fixture(scope="module")
+def url():
+    with background(create_app(report_builder=_fake_report)) as base:
+        yield base
+
+
+def get(url, path, **params):
+    r = requests.get(url + path, params=params, timeout=60)
+    return r
+
+
+def ok(url, path, **params):
+    r = get(url, path, **params)
+    assert r.status_code == 200, (path, params, r.status_code, r.text[:300])
+    return r.json()
+
+
+def close(a, b, tol=1e-12):
+    """Lists of numbers (None for -inf / NaN) equal to a relative tolerance."""
+    a, b = np.array([np.nan if v is None else v for v in a], float), np.array([np.nan if v is None else v for v in b], float)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=tol, atol=tol, equal_nan=True))
+
+
+# ----------------------------------------------------------------------------------- numbers
+
+def test_profile_equals_the_cli_json_and_the_library(url, capsys):
+    q = dict(cell="elman", activation="tanh", hidden=16, length=60, gain=1.5, seed=3, input_scale=0.5, batch=2)
+    api = ok(url, "api/profile", **q)
+    code = main(["profile", "--cell", "elman", "--activation", "tanh", "--hidden", "16", "--length", "60", "--gain", "1.5",
+                 "--seed", "3", "--input-scale", "0.5", "--batch", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    cli = json.loads(out)
+    assert set(api) == set(cli)  # the same object ...
+    for k in cli:
+        if k == "seconds":
+            continue
+        if k == "model":  # ... whose model record adds how W_hh was scaled
+            assert {kk: api[k][kk] for kk in cli[k]} == cli[k]
+            assert api[k]["scale"] == "gain" and api[k]["factor"] == 1.0
+        elif isinstance(cli[k], list) and cli[k] and not isinstance(cli[k][0], list):
+            assert close(api[k], cli[k]), k
+        elif k == "per_sequence":
+            for kk in cli[k]:
+                assert all(close(a, c) for a, c in zip(api[k][kk], cli[k][kk])), kk
+        else:
+            assert api[k] == cli[k], k
+    # and the library's analysis.profile on the model rebuilt here from the documented recipe
+    cell = random_cell("elman", "tanh", hidden=16, input_size=1, gain=1.5, seed=3)
+    x = 0.5 * np.random.default_rng([3, 1]).standard_normal((60, 2, 1))
+    p = library_profile(cell, torch.as_tensor(x))
+    assert close(api["log10_spectral"], p.log10_spectral.tolist())
+    assert close(api["log10_adjoint"], p.log10_adjoint.tolist())
+    assert api["verdict"] == p.verdict and api["sigma_max"] == pytest.approx(p.sigma_max, rel=1e-14)
+
+
+@pytest.mark.parametrize("scale,value,init", [("rho", 3.0, "normal"), ("sigma_max", 3.0, "normal"),
+                                              ("rho", 0.9, "orthogonal"), ("gain", 1.3, "normal")])
+def test_spectrum_equals_numpy_eig_and_svd_of_the_w_used(url, scale, value, init):
+    S = 12
+    sp = ok(url, "api/spectrum", activation="sigmoid", hidden=S, length=10, init=init, seed=5, **{scale: value})
+    W = np.array(sp["W_hh"])
+    # the W the API used is the documented recipe: the init at gain 1, rescaled (or at the gain)
+    base = random_cell("elman", "sigmoid", hidden=S, gain=value if scale == "gain" else 1.0, init=init, seed=5).W_hh.numpy()
+    if scale == "rho":
+        base = base * value / np.abs(np.linalg.eigvals(base)).max()
+    elif scale == "sigma_max":
+        base = base * value / np.linalg.svd(base, compute_uv=False)[0]
+    np.testing.assert_allclose(W, base, rtol=1e-12, atol=1e-14)
+    ev = np.linalg.eigvals(W)
+    got = np.array(sp["blocks"][0]["eigenvalues"]["re"]) + 1j * np.array(sp["blocks"][0]["eigenvalues"]["im"])
+    key = lambda z: (round(z.real, 9), round(z.imag, 9))  # noqa: E731
+    np.testing.assert_allclose(sorted(got, key=key), sorted(ev, key=key), rtol=1e-10, atol=1e-12)
+    sv = np.linalg.svd(W, compute_uv=False)
+    np.testing.assert_allclose(sp["blocks"][0]["singular_values"], sv, rtol=1e-12)
+    assert sp["spectral_radius"] == pytest.approx(np.abs(ev).max(), rel=1e-12)
+    assert sp["sigma_max"] == pytest.approx(sv[0], rel=1e-12)
+    if scale != "gain":
+        assert (sp["spectral_radius"] if scale == "rho" else sp["sigma_max"]) == pytest.approx(value, rel=1e-12)
+    assert sp["gamma"] == 0.25 and sp["inv_gamma"] == 4.0
+    assert sp["tests"] == {"rho_below_inv_gamma": bool(np.abs(ev).max() < 4), "sigma_max_below_inv_gamma": bool(sv[0] < 4)}
+    assert sp["verdict"] == ("vanishing guaranteed" if sv[0] < 4 else "exploding possible")
+
+
+def test_profile_bound_is_gamma_sigma_max_to_the_distance(url):
+    d = ok(url, "api/profile", activation="sigmoid", hidden=8, length=30, sigma_max=3.2, input_scale=1.0)
+    T = 30
+    expected = [(T - k) * math.log10(0.25 * 3.2) for k in range(1, T + 1)]
+    assert close(d["log10_bound"], expected, tol=1e-12)
+    assert d["verdict"] == "vanishing guaranteed"
+    assert all(s <= b + 1e-9 for s, b in zip(d["log10_spectral"], d["log10_bound"]))  # the bound holds
+
+
+def test_seed002_presets_reproduce_the_experiment_and_its_correction(url):
+    """The lesson of the explorer, through the API: the seed's eigenvalue reading against the singular value."""
+    c = next(p.config for p in PRESETS if p.name == "seed002-vanishing")
+    q = dict(cell=c.cell, activation=c.activation, hidden=c.hidden, length=c.length, input_scale=c.input_scale,
+             init=c.init, bias=c.bias, seed=c.seed)
+    by_rho = ok(url, "api/explore", rho=c.value, **q)
+    assert by_rho["spectrum"]["spectral_radius"] == pytest.approx(3.0)  # "largest eigenvalue below 4"
+    assert by_rho["measured"]["regime"] == "vanishing"  # the seed's figure: early contributions vanish
+    assert by_rho["profile"]["verdict"] == "exploding possible"  # but the eigenvalue promised nothing:
+    assert by_rho["spectrum"]["sigma_max"] > 4 and by_rho["spectrum"]["tests"]["rho_below_inv_gamma"]
+    assert "eigenvalue test would wrongly promise vanishing" in by_rho["profile"]["note"]
+    by_sigma = ok(url, "api/explore", sigma_max=c.value, **q)  # the correction: the same number as sigma_max
+    assert by_sigma["spectrum"]["sigma_max"] == pytest.approx(3.0)
+    assert by_sigma["profile"]["verdict"] == "vanishing guaranteed"
+    assert by_sigma["measured"]["regime"] == "vanishing"
+
+    c = next(p.config for p in PRESETS if p.name == "seed002-exploding")
+    d = ok(url, "api/profile", cell="elman", activation="sigmoid", hidden=5, length=20, rho=9.0, bias="centred",
+           seed=c.seed)
+    # centred, zero inputs: every a_t = 0, so every Jacobian is sigmoid'(0) W_hh = W_hh / 4 exactly
+    W = np.array(ok(url, "api/spectrum", activation="sigmoid", hidden=5, length=20, rho=9.0, bias="centred")["W_hh"])
+    ref = [math.log10(np.linalg.norm(np.linalg.matrix_power(W / 4, 20 - k), 2)) for k in range(1, 21)]
+    assert close(d["log10_spectral"], ref, tol=1e-9)
+    assert d["verdict"] == "exploding possible" and d["log10_spectral"][0] > 5  # it explodes, as the seed shows
+
+
+def test_nonnormal_counterexample_grows_although_rho_is_below_one_over_gamma(url):
+    d = ok(url, "api/explore", cell="elman", activation="tanh", hidden=2, length=40, rho=0.5, init="saddle")
+    sp = d["spectrum"]
+    W = np.array(ok(url, "api/spectrum", activation="tanh", hidden=2, length=40, rho=0.5, init="saddle")["W_hh"])
+    assert np.abs(np.linalg.eigvals(W)).max() == pytest.approx(0.5, rel=1e-12)  # rho < 1/gamma = 1
+    assert sp["sigma_max"] == pytest.approx(np.linalg.svd(W, compute_uv=False)[0], rel=1e-12)
+    assert sp["sigma_max"] > 1
+    assert d["profile"]["verdict"] == "exploding possible" and d["measured"]["regime"] == "exploding"
+    assert d["profile"]["rate_per_step"] == pytest.approx(math.log10(2.0), abs=1e-3)  # ||dh_T/dh_k|| ~ 2^(T-k)
+    assert d["profile"]["log10_spectral"][0] > 11
+
+
+def _numpy_preacts(W, U, b, x, h0):
+    """a_t = W h_{t-1} + U x_t + b, h_t = tanh(a_t): the Elman forward pass in numpy. x (T, B, D) -> (T, B, S)."""
+    h, out = np.broadcast_to(h0, (x.shape[1], W.shape[0])), []
+    for t in range(x.shape[0]):
+        a = h @ W.T + x[t] @ U.T + b
+        out.append(a)
+        h = np.tanh(a)
+    return np.array(out)
+
+
+def test_activation_histogram_of_a_numpy_forward_pass(url):
+    q = dict(activation="tanh", hidden=10, length=50, gain=2.5, input_scale=2.0, seed=1, batch=3)
+    a = ok(url, "api/activation", **q)
+    (c,) = a["curves"]
+    grid = np.array(c["a"])
+    np.testing.assert_allclose(c["phi"], np.tanh(grid), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(c["dphi"], 1 - np.tanh(grid) ** 2, rtol=1e-12, atol=1e-15)
+    cell = random_cell("elman", "tanh", hidden=10, gain=2.5, seed=1)
+    x = 2.0 * np.random.default_rng([1, 1]).standard_normal((50, 3, 1))
+    pre = _numpy_preacts(cell.W_hh.numpy(), cell.W_xh.numpy(), cell.b_h.numpy(), x, np.zeros(10)).ravel()
+    counts, edges = np.histogram(np.clip(pre, -8, 8), bins=64, range=(-8, 8))
+    np.testing.assert_allclose(c["edges"], edges, rtol=1e-14)
+    assert c["counts"] == counts.tolist() and sum(c["counts"]) == c["count"] == 50 * 3 * 10
+    assert c["outside"] == int((np.abs(pre) > 8).sum())
+    assert c["saturated_fraction"] == pytest.approx(np.mean(1 - np.tanh(pre) ** 2 < 0.1), abs=1e-12)
+
+
+def test_bptt_equals_autograd_and_the_heatmap_samples_it(url):
+    q = dict(activation="tanh", hidden=6, length=40, gain=1.2, input_scale=1.0, seed=2, batch=2)
+    d = ok(url, "api/bptt", **q)
+    assert d["T"] == 40 and d["T_total"] == 40 and not d["heatmap"]["truncated"]
+    cell = random_cell("elman", "tanh", hidden=6, gain=1.2, seed=2)
+    x = torch.as_tensor(1.0 * np.random.default_rng([2, 1]).standard_normal((40, 2, 1)))
+    y = torch.as_tensor(np.random.default_rng([2, 2]).standard_normal((40, 2, 6)))
+    W = cell.W_hh.clone().requires_grad_(True)
+    h, loss = torch.zeros(2, 6, dtype=F64), 0.0
+    for t in range(40):  # E = sum_t mean_b 0.5 ||h_t - y_t||^2 (the identity head's MSE)
+        h = torch.tanh(h @ W.T + x[t] @ cell.W_xh.T + cell.b_h)
+        loss = loss + 0.5 * ((h - y[t]) ** 2).sum(-1).mean()
+    loss.backward()
+    assert d["loss"] == pytest.approx(float(loss.detach()), rel=1e-12)
+    np.testing.assert_allclose(d["grads"]["W_hh"], W.grad.numpy(), rtol=1e-9, atol=1e-12)
+    C = np.array(d["contributions_norm"])
+    assert np.all(np.triu(C, 1) == 0)  # no contribution of a step after the loss step
+    hm = d["heatmap"]
+    idx = np.array(hm["t"]) - 1
+    with np.errstate(divide="ignore"):
+        ref = np.log10(C[np.ix_(idx, idx)])
+    ref[np.triu_indices(len(idx), 1)] = np.nan
+    ref[~np.isfinite(ref)] = np.nan
+    got = np.array([[np.nan if v is None else v for v in row] for row in hm["log10_contributions_norm"]])
+    np.testing.assert_allclose(got, ref, rtol=1e-12, equal_nan=True)
+
+
+def test_heatmap_is_capped_and_downsampled_for_long_sequences(url):
+    d = ok(url, "api/heatmap", hidden=64, length=500, gain=1.0, input_scale=0.1)
+    hm = d["heatmap"]
+    assert "grads" not in d and "contributions_norm" not in d  # the page's light version
+    assert hm["truncated"] and d["T_total"] == 500 and d["T"] == hm["steps"] <= LIMITS.heatmap_max_steps
+    assert d["T"] ** 2 * 64 * 66 <= LIMITS.heatmap_budget
+    assert len(hm["t"]) <= LIMITS.heatmap_cells + 1 and hm["t"][-1] == d["T"]
+    assert len(hm["log10_contributions_norm"]) == len(hm["t"])
+
+
+def test_gated_cells_have_gate_blocks_and_no_heatmap(url):
+    d = ok(url, "api/explore", cell="lstm", hidden=8, length=30, gain=1.1, input_scale=0.5)
+    assert d["profile"]["state"] == "(h, c)" and d["profile"]["state_size"] == 16
+    assert d["profile"]["verdict"] == "no a-priori bound (gated cell)" and d["spectrum"]["tests"] is None
+    W = random_cell("lstm", hidden=8, gain=1.1, seed=0).W_hh.numpy()  # (4H, H)
+    for i, b in enumerate(d["spectrum"]["blocks"]):
+        np.testing.assert_allclose(b["singular_values"], np.linalg.svd(W[8 * i:8 * (i + 1)], compute_uv=False), rtol=1e-12)
+    assert [c["activation"] for c in d["activation"]["curves"]] == ["sigmoid", "tanh"]
+    assert sum(d["activation"]["curves"][0]["counts"]) == 30 * 24 and sum(d["activation"]["curves"][1]["counts"]) == 30 * 8
+    r = get(url, "api/heatmap", cell="gru", hidden=8)
+    assert r.status_code == 422 and "elman or pal" in r.json()["error"]
+
+
+# ----------------------------------------------------------------------------------- limits and errors
+
+BAD = [
+    ({"hidden": 1}, "hidden: expected an integer in [2, 256], got '1'"),
+    ({"hidden": 257}, "hidden: expected an integer in [2, 256]"),
+    ({"hidden": "abc"}, "hidden: expected an integer in [2, 256], got 'abc'"),
+    ({"hidden": "3.5"}, "hidden: expected an integer"),
+    ({"length": 2001}, "length: expected an integer in [2, 2000]"),
+    ({"length": ""}, "length: expected an integer"),
+    ({"batch": 9}, "batch: expected an integer in [1, 8]"),
+    ({"gain": -0.1}, "gain: expected a finite number in [0, 20]"),
+    ({"gain": "nan"}, "gain: expected a finite number"),
+    ({"gain": "inf"}, "gain: expected a finite number"),
+    ({"rho": "1e400"}, "rho: expected a finite number"),
+    ({"sigma_max": "x"}, "sigma_max: expected a finite number"),
+    ({"input_scale": 11}, "input_scale: expected a finite number in [0, 10]"),
+    ({"seed": -1}, "seed: expected an integer in [0, 2147483647]"),
+    ({"cell": "rnn"}, "cell: expected one of elman, pal, lstm, gru, got 'rnn'"),
+    ({"activation": "softplus"}, "activation: expected one of sigmoid, tanh, relu, identity"),
+    ({"init": "xavier"}, "init: expected one of normal, orthogonal, identity, saddle"),
+    ({"bias": "one"}, "bias: expected one of zero, centred"),
+    ({"gain": 1, "rho": 1}, "W_hh scale: expected one of gain, rho, sigma_max, got gain, rho"),
+    ({"hiddne": 8}, "parameter: expected only cell, activation"),
+    ({"cell": "lstm", "activation": "tanh"}, "activation: expected none for the gated cell lstm"),
+    ({"cell": "gru", "rho": 1.0}, "rho: expected gain for the gated cell gru"),
+    ({"cell": "lstm", "bias": "centred"}, "bias: expected zero for the gated cell lstm"),
+    ({"init": "saddle", "hidden": 3}, "hidden: expected 2 for init saddle"),
+    ({"init": "saddle", "hidden": 2, "activation": "relu"}, "activation: expected sigmoid or tanh for init saddle"),
+    ({"init": "identity", "gain": 0, "rho": None, "sigma_max": None}, None),  # fine: W = 0
+    ({"init": "identity", "rho": 2, "hidden": 4}, None),
+    ({"hidden": 256, "length": 2000}, "length: expected T*B*S^3 <= 1.2e+10"),
+    ({"cell": "lstm", "hidden": 256, "length": 100}, "length: expected T*B*S^3"),
+    ({"activation": "identity", "gain": 3, "length": 2000, "input_scale": 1}, "expected a forward pass with finite states"),
+    ({"activation": "relu", "init": "identity", "gain": 0, "sigma_max": None}, None),
+]
+
+
+@pytest.mark.parametrize("params,message", BAD, ids=[str(p) for p, _ in BAD])
+def test_bad_parameters_get_422_with_a_message(url, params, message):
+    params = {k: v for k, v in params.items() if v is not None}
+    r = get(url, "api/profile", **params)
+    if message is None:
+        assert r.status_code == 200, r.text
+        return
+    assert r.status_code == 422, (params, r.status_code, r.text[:200])
+    body = r.json()
+    assert list(body) == ["error"] and message in body["error"], body
+    assert "\n" not in body["error"]
+
+
+def test_repeated_and_rho_of_zero_matrix_parameters(url):
+    r = requests.get(url + "api/profile?hidden=4&hidden=5", timeout=30)
+    assert r.status_code == 422 and r.json()["error"] == "hidden: expected one value, got 2"
+    r = get(url, "api/spectrum", init="identity", gain=0.0)
+    assert r.status_code == 200 and r.json()["spectral_radius"] == 0.0
+    r = get(url, "api/spectrum", hidden=4, rho=0.0)  # a zero target is fine: W = 0
+    assert r.status_code == 200 and r.json()["sigma_max"] == 0.0
+
+
+def test_budgets_bound_time_and_memory():
+    for cfg in (ExplorerConfig(hidden=256, length=2000), ExplorerConfig(cell="lstm", activation=None, hidden=256, length=100),
+                ExplorerConfig(hidden=128, length=2000, batch=8)):
+        with pytest.raises(InputError, match="expected T\\*B\\*S\\^3"):
+            check_budget(cfg)
+    # the largest settings allowed stay within the budgets: the trace well under 1 GB
+    for cell, H in (("elman", 256), ("gru", 256), ("lstm", 128)):
+        S = 2 * H if cell == "lstm" else H
+        T = min(LIMITS.length[1], int(LIMITS.profile_budget // S**3))
+        check_budget(ExplorerConfig(cell=cell, activation=None if cell in ("lstm", "gru") else "tanh", hidden=H, length=T))
+        assert (T + 1) * (3 * S + 4 * H + 1) * 8 < 0.1 * LIMITS.memory_limit
+
+
+@pytest.mark.slow
+def test_the_largest_allowed_setting_computes_in_a_few_seconds(url):
+    T = int(LIMITS.profile_budget // 256**3)
+    start = time.perf_counter()
+    d = ok(url, "api/profile", hidden=256, length=T, gain=1.0, input_scale=0.5)
+    seconds = time.perf_counter() - start
+    assert d["t"] == T and seconds < 10, seconds  # about 2.5 s on this 2-core machine
+
+
+# ----------------------------------------------------------------------------------- static files, report
+
+def _raw(url, path):
+    """GET with the path sent exactly as written (no client-side normalisation of '..' or '%2e')."""
+    u = urlparse(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+TRAVERSALS = ["/static/../server.py", "/static/%2e%2e/server.py", "/static/%2E%2E%2Fserver.py", "/static/..%2fserver.py",
+              "/static/..%5cserver.py", "/static//etc/passwd", "/static/%2Fetc%2Fpasswd", "/static/static/index.html",
+              "/static/./index.html", "/static/index.html%00", "/static/../../../../etc/passwd", "/static/",
+              "/report/../server.py", "/report/%2e%2e/%2e%2e/etc/passwd", "/report//etc/passwd", "/report/%2Fetc%2Fpasswd",
+              "/report/claims/../../x", "/report/claims/", "/report/nothing.html", "/server.py", "/..%2f..%2fetc%2fpasswd"]
+
+
+def test_static_files_and_no_path_traversal(url):
+    status, body = _raw(url, "/static/index.html")
+    assert status == 200 and b"rnnscope explorer" in body
+    assert b"http://" not in body and b"https://" not in body  # nothing from the network
+    status, body = _raw(url, "/static/plotly.min.js")
+    ref = (importlib.resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
+    assert status == 200 and hashlib.sha256(body).digest() == hashlib.sha256(ref).digest()
+    assert _raw(url, "/")[1] == _raw(url, "/static/index.html")[1]
+    assert get(url, "report/").status_code in (200, 202)  # the report's folder exists for the /report/ traversals
+    for path in TRAVERSALS:
+        status, body = _raw(url, path)
+        assert status in (400, 404), (path, status)
+        assert b"root:" not in body and b"import" not in body, path
+
+
+def test_claims_report_is_generated_once_then_served(tmp_path):
+    calls = []
+
+    def builder(out):
+        calls.append(out)
+        _fake_report(out)
+
+    with background(create_app(report_builder=builder)) as base:
+        assert requests.get(base + "api/report", timeout=30).json()["status"] == "idle"
+        r = requests.get(base + "report/", timeout=30)
+        assert r.status_code == 202 and "Generating the claims report" in r.text
+        for _ in range(200):
+            if requests.get(base + "api/report", timeout=30).json()["status"] == "ready":
+                break
+            time.sleep(0.05)
+        r = requests.get(base + "report/", timeout=30)
+        assert r.status_code == 200 and "claims report" in r.text
+        assert requests.get(base + "report/claims/c.png", timeout=30).content == b"\x89PNG fake"
+        assert requests.get(base + "report", timeout=30, allow_redirects=False).status_code == 307
+        folder = calls[0]
+        assert len(calls) == 1 and folder.is_dir()
+    assert not folder.exists()  # the temporary folder goes with the server
+
+    given = tmp_path / "rnnscope-report"
+    given.mkdir()
+    (given / "index.html").write_text("<h1>the demo's report</h1>")
+    with background(create_app(report_dir=given)) as base:
+        assert requests.get(base + "api/report", timeout=30).json() == {"status": "ready", "error": None, "source": str(given)}
+        assert requests.get(base + "report/", timeout=30).text == "<h1>the demo's report</h1>"
+
+    def broken(out):
+        raise RuntimeError("no claims today")
+
+    with background(create_app(report_builder=broken)) as base:
+        requests.get(base + "report/", timeout=30)
+        for _ in range(100):
+            st = requests.get(base + "api/report", timeout=30).json()
+            if st["status"] == "failed":
+                break
+            time.sleep(0.05)
+        assert st == {"status": "failed", "error": "RuntimeError: no claims today", "source": "generated from rnnscope claims"}
+        assert "no claims today" in requests.get(base + "report/", timeout=30).text
+    with pytest.raises(InputError, match="expected a folder with index.html"):
+        create_app(report_dir=tmp_path / "nothing")
+
+
+def test_meta_lists_limits_presets_and_gammas(url):
+    m = ok(url, "api/meta")
+    assert m["limits"]["hidden"] == [2, 256] and m["limits"]["length"] == [2, 2000]
+    assert {a: v["gamma"] for a, v in m["activations"].items()} == {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "identity": 1.0}
+    assert [p["title"] for p in m["presets"]] == ["seed 002: vanishing", "seed 002: exploding", "non-normal counterexample",
+                                                  "edge of chaos"]
+    for p in m["presets"]:
+        build(ExplorerConfig(**p["config"]))  # every preset is a valid setting
+    assert ok(url, "api/presets") == m["presets"]
+    assert ok(url, "api/openapi.json")["paths"]["/api/profile"]["get"]["parameters"]
+
+
+# ----------------------------------------------------------------------------------- serving
+
+def test_serve_refuses_a_port_in_use_with_one_line(capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        port = s.getsockname()[1]
+        code = main(["serve", "--port", str(port)])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err == (f"rnnscope serve: error: port: expected a free port on 127.0.0.1, got {port} (already in use; "
+                   f"try --port {port + 1})\n")
+    assert main(["serve", "--port", "70000"]) == 2
+    assert "serve: error: --port: expected a port number in [0, 65535], got 70000" in capsys.readouterr().err
+    assert main(["serve", "--host", "no such host.invalid"]) == 2
+    assert "host: expected an address" in capsys.readouterr().err
+
+
+def test_fifty_concurrent_requests_are_all_answered_correctly(url):
+    """A bounded load test on loopback: 50 requests at once, 10 settings, each answer equal to the library's."""
+    settings = [dict(cell=c, hidden=h, length=t, seed=s, input_scale=0.5, **({"activation": a} if a else {}), **{sc: v})
+                for c, a, h, t, s, sc, v in [
+                    ("elman", "tanh", 8, 40, 0, "gain", 1.5), ("elman", "sigmoid", 5, 20, 1, "rho", 3.0),
+                    ("elman", "sigmoid", 5, 20, 1, "sigma_max", 3.0), ("pal", "tanh", 12, 50, 2, "gain", 0.8),
+                    ("elman", "relu", 16, 30, 3, "rho", 0.9), ("lstm", None, 6, 40, 4, "gain", 1.2),
+                    ("gru", None, 6, 40, 5, "gain", 1.2), ("elman", "identity", 10, 25, 6, "sigma_max", 1.1),
+                    ("pal", "sigmoid", 8, 30, 7, "rho", 2.0), ("elman", "tanh", 32, 60, 8, "gain", 1.0)]]
+    expected = []
+    for q in settings:
+        scale = next(k for k in ("gain", "rho", "sigma_max") if k in q)
+        cfg = ExplorerConfig(cell=q["cell"], activation=q.get("activation"), hidden=q["hidden"], length=q["length"],
+                             seed=q["seed"], input_scale=0.5, scale=scale, value=q[scale])
+        expected.append(profile_view(build(cfg)))
+    jobs = [i % len(settings) for i in range(50)]
+    barrier = threading.Barrier(50)
+
+    def one(i):
+        barrier.wait()  # all 50 at once
+        t0 = time.perf_counter()
+        r = requests.get(url + "api/profile", params=settings[i], timeout=120)
+        return i, r.status_code, r.json(), time.perf_counter() - t0
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(50) as pool:
+        results = list(pool.map(one, jobs))
+    wall = time.perf_counter() - start
+    for i, status, body, _ in results:
+        assert status == 200, body
+        exp = expected[i]
+        assert body["verdict"] == exp["verdict"] and body["model"] == exp["model"]
+        for k in ("log10_spectral", "log10_frobenius", "log10_adjoint"):
+            assert close(body[k], exp[k], tol=1e-12), (i, k)
+    assert wall < 60, wall
+    print(f"50 concurrent requests: {wall:.2f} s wall, slowest {max(r[3] for r in results):.2f} s")
+
+
+def test_explore_latency_at_s64_t500(url, artifacts_dir):
+    """Server-side latency of what one slider change asks for at S = 64, T = 500 (explore + heatmap)."""
+    q = dict(hidden=64, length=500, input_scale=0.1)
+    ok(url, "api/explore", gain=1.0, **q)  # warm-up
+    rows = []
+    for g in (0.9, 1.0, 1.1, 1.2, 1.3):
+        t0 = time.perf_counter()
+        e = get(url, "api/explore", gain=g, **q)
+        t1 = time.perf_counter()
+        h = get(url, "api/heatmap", gain=g, **q)
+        t2 = time.perf_counter()
+        assert e.status_code == h.status_code == 200
+        server = [float(r.headers["Server-Timing"].split("dur=")[1]) for r in (e, h)]
+        rows.append({"gain": g, "explore_ms": 1e3 * (t1 - t0), "heatmap_ms": 1e3 * (t2 - t1),
+                     "explore_server_ms": server[0], "heatmap_server_ms": server[1]})
+    med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "gain"}
+    (artifacts_dir / "explorer-api-latency.json").write_text(json.dumps({"median": med, "runs": rows}, indent=1))
+    assert med["explore_ms"] + med["heatmap_ms"] < 1500, med  # about 150 ms here; generous for a busy CI machine
+
+
+def test_explore_is_one_unroll_of_the_same_model():
+    cfg = ExplorerConfig(activation="sigmoid", hidden=5, length=20, scale="rho", value=3.0, input_scale=1.0)
+    e = explore(cfg)
+    p = profile_view(build(cfg))
+    assert close(e["profile"]["log10_spectral"], p["log10_spectral"]) and e["config"] == cfg.to_dict()
+    assert e["measured"]["log10_first"] == p["log10_spectral"][0]
+
+
+def test_console_script_serves_then_stops_on_ctrl_c(tmp_path):
+    """`rnnscope serve --port 0` (any free port) as a learner runs it: the page and the API answer; Ctrl-C stops it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "rnnscope"
+    proc = subprocess.Popen([str(exe), "serve", "--port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("rnnscope explorer: http://127.0.0.1:") and "Ctrl-C to stop" in line, line
+        base = line.split()[2]
+        for _ in range(100):
+            try:
+                r = requests.get(base, timeout=5)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert r.status_code == 200 and "rnnscope explorer" in r.text
+        d = requests.get(base + "api/profile", params={"hidden": 4, "length": 10, "gain": 0.5}, timeout=30).json()
+        assert d["verdict"] == "vanishing guaranteed" and d["log10_spectral"][-1] == 0.0
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert proc.stderr.read() == "rnnscope explorer: stopped\n"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
