@@ -1,4 +1,4 @@
-"""Benchmark: rnnscope.diagnose on a 2-layer nn.LSTM against one fused forward + backward through the same module.
+"""Benchmark: rnnscope.interop.diagnose on a 2-layer nn.LSTM against one fused forward + backward through the same module.
 
     fused        out, _ = lstm(x); out[-1].sum().backward()          torch's own LSTM kernels (the baseline)
     adjoint      diagnose(lstm, x, jacobian=False, attribution=False, gradient_norm=False): the re-run
@@ -37,8 +37,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from rnnscope.diagnose import diagnose  # noqa: E402
-from rnnscope.monitor import GradientFlowMonitor  # noqa: E402
+from rnnscope.interop.diagnose import diagnose  # noqa: E402
+from rnnscope.interop.monitor import GradientFlowMonitor  # noqa: E402
 
 
 def log(msg):

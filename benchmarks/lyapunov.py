@@ -32,7 +32,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 import torch  # noqa: E402
 
 from rnnscope import random_cell, unroll  # noqa: E402
-from rnnscope.lyapunov import lyapunov_spectrum  # noqa: E402
+from rnnscope.gradients.lyapunov import lyapunov_spectrum  # noqa: E402
 
 F64 = torch.float64
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-import rnnscope.flow
+import rnnscope.gradients.flow
 from rnnscope import jacobian_profile, random_cell, unroll
 
 F64 = torch.float64
@@ -413,7 +413,7 @@ def main(argv=None) -> int:
         "machine": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
                     "python": platform.python_version(), "platform": platform.platform(),
                     "loadavg_start": list(os.getloadavg()),
-                    "flow_py_sha256": hashlib.sha256(Path(rnnscope.flow.__file__).read_bytes()).hexdigest()},
+                    "flow_py_sha256": hashlib.sha256(Path(rnnscope.gradients.flow.__file__).read_bytes()).hexdigest()},
         "configs": [bench_config(T, S, ts, repeats, not args.no_memory, log) for T, S, ts in configs],
     }
     results["machine"]["loadavg_end"] = list(os.getloadavg())

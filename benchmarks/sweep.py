@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from rnnscope.sweep import SweepSpec, run_sweep
+from rnnscope.runs.sweep import SweepSpec, run_sweep
 
 HERE = Path(__file__).resolve().parent
 

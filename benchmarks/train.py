@@ -2,7 +2,7 @@
 
     bare loop   for each step: batch = task.sample(B, L, gen); loss = task.loss(model(x)[0], batch);
                 zero_grad; backward; torch.nn.utils.clip_grad_norm_; optimizer.step()    (nothing else)
-    train       rnnscope.train.train(config, progress=False) with eval_every = 100: the same model (same init
+    train       rnnscope.lab.train.train(config, progress=False) with eval_every = 100: the same model (same init
                 seed), optimizer and batches (same generator seed), plus per step the gradient norm, the
                 clipping record and the NaN check, and every 100 steps an evaluation on eval_size fresh
                 sequences with the adjoint-profile snapshot (rnnscope's cell, unroll and bptt.adjoints)
@@ -35,8 +35,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 import torch  # noqa: E402
 
-from rnnscope.tasks import get_task  # noqa: E402
-from rnnscope.train import TrainConfig, _head, _seeds, build_model, gradient_snapshot, make_optimizer, train  # noqa: E402
+from rnnscope.lab.tasks import get_task  # noqa: E402
+from rnnscope.lab.train import TrainConfig, _head, _seeds, build_model, gradient_snapshot, make_optimizer, train  # noqa: E402
 
 # Pascanu et al. 2013's setup: 50 hidden units, SGD lr 0.01, batch 20, clip 1.0; their adding task at L = 100
 PASCANU = dict(task="adding-pascanu", length=100, cell="elman", activation="tanh", hidden=50, optimizer="sgd",

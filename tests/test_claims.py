@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from rnnscope import claims as C
-from rnnscope.errors import InputError
+from rnnscope.seeds import claims as C
+from rnnscope.core.errors import InputError
 
 F64 = torch.float64
 

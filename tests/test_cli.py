@@ -26,7 +26,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnscope.cli import main
+from rnnscope.app.cli import main
 
 F64 = torch.float64
 RNNSCOPE = Path(sys.executable).parent / "rnnscope"
@@ -630,7 +630,7 @@ def test_good_files_of_the_bad_set_work(tmp_path, capsys):
 @pytest.mark.parametrize("exc,code,text", [(ValueError("boom"), 1, "unexpected ValueError: boom"),
                                             (MemoryError(), 1, "out of memory"), (KeyboardInterrupt(), 130, "interrupted")])
 def test_unexpected_failures_give_one_line_and_nonzero_exit(capsys, monkeypatch, exc, code, text):
-    import rnnscope.cli as cli
+    import rnnscope.app.cli as cli
 
     def fail(*args, **kwargs):
         raise exc
@@ -829,7 +829,7 @@ def test_console_script_output_into_a_closed_pipe():
 # ------------------------------------------------------------------------------------- claims, reproduce
 
 def test_claims_json_equals_the_library_and_table_lists_every_claim(capsys):
-    from rnnscope.claims import claim_ids, run_claims
+    from rnnscope.seeds.claims import claim_ids, run_claims
     code, out, err = run(capsys, "claims", "--json", "--only", "003-bound-eigen,000-identity-power")
     assert code == 0 and err == ""
     got = json.loads(out)
@@ -892,7 +892,7 @@ def test_lyapunov_bad_input(capsys, argv, expected):
 # ------------------------------------------------------------------------------------- tasks, train, study
 
 def test_tasks_sample_writes_the_generators_batch(tmp_path, capsys):
-    from rnnscope.tasks import get_task
+    from rnnscope.lab.tasks import get_task
     code, out, err = run(capsys, "tasks", "sample", "--task", "adding-le", "--length", 30, "--n", 5, "--seed", 3,
                          "--out", tmp_path / "a.npz", "--json")
     assert code == 0 and err == ""
@@ -905,7 +905,7 @@ def test_tasks_sample_writes_the_generators_batch(tmp_path, capsys):
 
 
 def test_train_json_log_dir_and_db(tmp_path, capsys):
-    from rnnscope.store import Store
+    from rnnscope.runs.store import Store
     code, out, err = run(capsys, "train", "--task", "temporal-order", "--length", 10, "--hidden", 8, "--steps", 40,
                          "--eval-every", 20, "--eval-size", 50, "--clip-norm", 1, "--regularizer-alpha", 2,
                          "--log-dir", tmp_path / "tb", "--db", tmp_path / "r.sqlite", "--json")

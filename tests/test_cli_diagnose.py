@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rnnscope.cli import main
+from rnnscope.app.cli import main
 from torch_reference import log10_norms, make_module, module_grad_norm, reference
 
 ARCH = "lstm:input=3,hidden=3,layers=2,bidirectional"

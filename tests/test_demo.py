@@ -18,8 +18,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from rnnscope.cli import main
-from rnnscope.demo import CASES, QUICK, DemoCase, DemoConfig, rotated_jordan, run_demo, scaled_orthogonal
+from rnnscope.app.cli import main
+from rnnscope.app.demo import CASES, QUICK, DemoCase, DemoConfig, rotated_jordan, run_demo, scaled_orthogonal
 
 F64 = torch.float64
 GAMMA = {"sigmoid": 0.25, "tanh": 1.0}
@@ -165,7 +165,7 @@ def test_demo_refuses_a_file_as_folder(tmp_path, capsys):
 # ------------------------------------------------------------------------------- claims, reproductions, report
 
 def test_demo_writes_claims_reproductions_and_the_report(report):
-    from rnnscope.claims import claim_ids
+    from rnnscope.seeds.claims import claim_ids
     out, summary = report["out"], report["summary"]
     claims = json.loads((out / summary["claims_file"]).read_text())
     assert [c["id"] for c in claims] == claim_ids()
@@ -195,8 +195,8 @@ def test_demo_studies_agree_with_their_store(report):
     by = {}
     for c, m, _ in rows:
         by.setdefault((c["study"], c["task"], c["method"], c["length"]), []).append(m["status"] == "solved")
-    from rnnscope.store import Store
-    from rnnscope.studies import study_table
+    from rnnscope.runs.store import Store
+    from rnnscope.lab.studies import study_table
     html = (out / "index.html").read_text()
     with Store(out / "studies.sqlite") as store:
         all_rows = store.rows()

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from rnnscope.diagnose import diagnose, target_loss
-from rnnscope.errors import InputError
-from rnnscope.cells import FunctionCell
+from rnnscope.interop.diagnose import diagnose, target_loss
+from rnnscope.core.errors import InputError
+from rnnscope.core.cells import FunctionCell
 from torch_reference import (COMBO_IDS, COMBOS, D, jacobian_products, log10_norms, make_module, module_grad_norm,
                              reference)
 
@@ -255,8 +255,8 @@ def test_lstm_sweep_equals_jacrev_products_and_keeps_the_gate_adjoints(kind, cut
     g_T = direct_T,  g_{k-1} = g_k J_k + direct_{k-1},  J_k = ds_k/ds_{k-1} by torch.func.jacrev of the step; with
     the carry cut, J_k's columns of c_{k-1} are zero (c_{k-1} reaches s_k only through f * c_{k-1}).
     """
-    from rnnscope.diagnose import _lstm_sweep
-    from rnnscope.torch_models import rerun
+    from rnnscope.interop.diagnose import _lstm_sweep
+    from rnnscope.interop.torch_models import rerun
     m = make_module(kind, 1, False, False, True, scale=1.0)
     x, _ = _x(False, seed=3, T_=8, B_=3)
     r = rerun(m, x).runs[0]

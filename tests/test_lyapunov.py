@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import rnnscope as rs
-from rnnscope.errors import InputError
-from rnnscope.lyapunov import kaplan_yorke, lyapunov
+from rnnscope.core.errors import InputError
+from rnnscope.gradients.lyapunov import kaplan_yorke, lyapunov
 
 F64 = torch.float64
 
@@ -83,7 +83,7 @@ def test_top_exponent_matches_growth_of_explicit_product():
 
 
 def _chi1_quad(g, sigma_b=0.0):
-    """(1/2) ln chi_1 for tanh by scipy quadrature (independent of rnnscope.meanfield)."""
+    """(1/2) ln chi_1 for tanh by scipy quadrature (independent of rnnscope.dynamics.meanfield)."""
     from scipy import integrate, optimize
     pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
 

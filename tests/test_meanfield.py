@@ -12,8 +12,8 @@ import pytest
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
-import rnnscope.meanfield as mf
-from rnnscope.errors import InputError
+import rnnscope.dynamics.meanfield as mf
+from rnnscope.core.errors import InputError
 
 
 # --------------------------------------------------------------------------------------------------

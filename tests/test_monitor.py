@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnscope.errors import InputError
-from rnnscope.monitor import GradientFlowMonitor
+from rnnscope.core.errors import InputError
+from rnnscope.interop.monitor import GradientFlowMonitor
 from torch_reference import log10_norms, make_module, module_grad_norm, reference
 
 F64 = torch.float64

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from rnnscope.cli import main
-from rnnscope.phase import PhaseRow, measured_crossing, phase_table, plot_phase, run_point
+from rnnscope.app.cli import main
+from rnnscope.dynamics.phase import PhaseRow, measured_crossing, phase_table, plot_phase, run_point
 
 F64 = torch.float64
 
 
 def _chi1_quad(sw, sb):
-    """chi_1 for tanh by scipy.integrate.quad and brentq (independent of rnnscope.meanfield)."""
+    """chi_1 for tanh by scipy.integrate.quad and brentq (independent of rnnscope.dynamics.meanfield)."""
     from scipy import integrate, optimize
     pdf = lambda z: math.exp(-z * z / 2) / math.sqrt(2 * math.pi)  # noqa: E731
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import rnnscope as rs
-from rnnscope.plots import check_plot_path, plot_overview, plot_profile
+from rnnscope.core.plots import check_plot_path, plot_overview, plot_profile
 
 F64 = torch.float64
 

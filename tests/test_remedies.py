@@ -1,4 +1,4 @@
-"""rnnscope.remedies: clipping against hand computation, the regularizer against autograd and an explicit
+"""rnnscope.lab.remedies: clipping against hand computation, the regularizer against autograd and an explicit
 loop, the adjoint sweep against autograd, and the initialisations' statistics."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from rnnscope.activations import get_activation
-from rnnscope.errors import InputError
-from rnnscope.remedies import (FALLBACK_ABOVE, INIT_NAMES, AdaptiveClipState, ClipResult, PascanuRegularizer,
+from rnnscope.core.activations import get_activation
+from rnnscope.core.errors import InputError
+from rnnscope.lab.remedies import (FALLBACK_ABOVE, INIT_NAMES, AdaptiveClipState, ClipResult, PascanuRegularizer,
                                clip_grad_adaptive, clip_grad_norm, clip_grad_value, init_rnn, nan_fallback,
                                pascanu_regularizer, smart_tanh_matrix, state_adjoints)
-from rnnscope.train import ElmanRNN, PalRNN
+from rnnscope.lab.train import ElmanRNN, PalRNN
 
 f64 = torch.float64
 

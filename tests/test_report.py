@@ -17,8 +17,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rnnscope.errors import InputError
-from rnnscope.report import write_report
+from rnnscope.core.errors import InputError
+from rnnscope.seeds.report import write_report
 
 SEED_001, SEED_002 = "001_28bb9cc7f1f7e16d.txt", "002_87b582d44353f60f.txt"
 T = 30

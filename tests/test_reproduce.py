@@ -15,10 +15,10 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from rnnscope.cells import PalCell
-from rnnscope.errors import InputError
-from rnnscope.reproduce import SEED_FILES, Reproduction, _nonnormal_setup, reproduce
-from rnnscope.rtrl import theorem1
+from rnnscope.core.cells import PalCell
+from rnnscope.core.errors import InputError
+from rnnscope.seeds.reproduce import SEED_FILES, Reproduction, _nonnormal_setup, reproduce
+from rnnscope.gradients.rtrl import theorem1
 
 NAMES = ["000-powers", "001-theorem2", "002-vanishing-example", "002-vanishing-example-log", "002-exploding-example",
          "002-exploding-example-log", "002-sigmoid-tangents", "003-derivatives", "003-bound"]

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-import rnnscope.studies as st
-from rnnscope.errors import InputError
-from rnnscope.sweep import expand
+import rnnscope.lab.studies as st
+from rnnscope.core.errors import InputError
+from rnnscope.runs.sweep import expand
 
 
 def test_study_files_load_and_expand():
@@ -24,7 +24,7 @@ def test_study_files_load_and_expand():
 
 def test_run_point_merges_the_method(monkeypatch):
     import importlib
-    train_module = importlib.import_module("rnnscope.train")  # the package's `train` attribute is the function
+    train_module = importlib.import_module("rnnscope.lab.train")  # the package's `train` attribute is the function
     seen = {}
 
     def fake(config):

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from rnnscope.errors import InputError
-from rnnscope.store import Store, export
-from rnnscope.sweep import TASKS, SweepSpec, config_key, expand, load_spec, load_task, parse_range, probe, run_sweep
+from rnnscope.core.errors import InputError
+from rnnscope.runs.store import Store, export
+from rnnscope.runs.sweep import TASKS, SweepSpec, config_key, expand, load_spec, load_task, parse_range, probe, run_sweep
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -313,7 +313,7 @@ def test_failed_runs_recorded_skipped_and_retried(tmp_path):
 def test_sigkill_of_the_coordinator_loses_nothing(tmp_path):
     db = tmp_path / "runs.db"
     code = textwrap.dedent(f"""
-        from rnnscope.sweep import SweepSpec, run_sweep
+        from rnnscope.runs.sweep import SweepSpec, run_sweep
         spec = SweepSpec("killme", "probe", grid={{"x": list(range(20))}}, fixed={{"sleep": 0.3}})
         run_sweep(spec, {str(db)!r}, workers=2, progress=False)
         print("finished without being killed")
@@ -352,7 +352,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
     db = tmp_path / "runs.db"
     code = textwrap.dedent(f"""
         import json
-        from rnnscope.sweep import SweepSpec, run_sweep
+        from rnnscope.runs.sweep import SweepSpec, run_sweep
         spec = SweepSpec("ctrl-c", "probe", grid={{"x": list(range(12))}}, fixed={{"sleep": 0.2}})
         print(json.dumps(run_sweep(spec, {str(db)!r}, workers=2, progress=False).to_dict()))
     """)
@@ -495,4 +495,4 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(InputError, match=r"^db: expected a SQLite results file, got .* \(a directory"):
         run_sweep(spec, tmp_path, workers=1, progress=False)
     assert not db.exists()  # nothing was run nor written
-    assert load_task("probe") is probe and load_task("rnnscope.sweep:probe") is probe
+    assert load_task("probe") is probe and load_task("rnnscope.runs.sweep:probe") is probe

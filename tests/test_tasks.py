@@ -17,8 +17,8 @@ import pytest
 import torch
 from scipy import stats
 
-from rnnscope.errors import InputError
-from rnnscope.tasks import (TASK_NAMES, AddingHS97, Batch, Memorization, TemporalOrder, get_task)
+from rnnscope.core.errors import InputError
+from rnnscope.lab.tasks import (TASK_NAMES, AddingHS97, Batch, Memorization, TemporalOrder, get_task)
 
 P_MIN = 1e-3  # chi-square p-value threshold
 F64 = torch.float64

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rnnscope as rs
-from rnnscope.theory import EXPLODING, VANISHING
+from rnnscope.gradients.bounds import EXPLODING, VANISHING
 
 F64 = torch.float64
 

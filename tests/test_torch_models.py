@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from rnnscope.cells import ElmanCell, FunctionCell, GRUCell, LSTMCell, ProjLSTMCell
-from rnnscope import torch_models
-from rnnscope.errors import InputError
-from rnnscope.torch_models import cell_from_module, layer_cells, load_model, parse_arch, rerun
+from rnnscope.core.cells import ElmanCell, FunctionCell, GRUCell, LSTMCell, ProjLSTMCell
+from rnnscope.interop import torch_models
+from rnnscope.core.errors import InputError
+from rnnscope.interop.torch_models import cell_from_module, layer_cells, load_model, parse_arch, rerun
 from torch_reference import COMBO_IDS, COMBOS, D, make_module
 
 F64, F32 = torch.float64, torch.float32
@@ -121,7 +121,7 @@ def test_layer_cells_have_the_module_weights():
 
 
 def test_cell_from_module_moved_here_and_train_uses_it():
-    train_mod = importlib.import_module("rnnscope.train")  # (rnnscope.train the attribute is the function)
+    train_mod = importlib.import_module("rnnscope.lab.train")  # (rnnscope.lab.train the attribute is the function)
     assert train_mod.cell_from_module is cell_from_module
     assert not hasattr(train_mod, "_fast_vjp")
     m = make_module("gru")

@@ -1,7 +1,7 @@
-"""rnnscope.train: models against rnnscope's cells, the gradient-flow snapshot against step-by-step autograd,
+"""rnnscope.lab.train: models against rnnscope's cells, the gradient-flow snapshot against step-by-step autograd,
 fit against a bare loop, and train's outcomes (solved, diverged), determinism, TensorBoard and the store.
 
-Tasks here are tiny ones of the test's own, following rnnscope.tasks' interface, so the runs take
+Tasks here are tiny ones of the test's own, following rnnscope.lab.tasks' interface, so the runs take
 fractions of a second."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnscope.errors import InputError
-from rnnscope.store import Store
-from rnnscope.sweep import config_key
-from rnnscope.train import (ElmanRNN, PalRNN, TrainConfig, build_model, cell_from_module, fit, gradient_snapshot,
+from rnnscope.core.errors import InputError
+from rnnscope.runs.store import Store
+from rnnscope.runs.sweep import config_key
+from rnnscope.lab.train import (ElmanRNN, PalRNN, TrainConfig, build_model, cell_from_module, fit, gradient_snapshot,
                             make_optimizer, run_config, train)
-from rnnscope.unroll import unroll
+from rnnscope.core.unroll import unroll
 
 f64 = torch.float64
 
@@ -363,11 +363,11 @@ def test_run_config_runs_a_registered_task():
 
 
 def test_studies_run_through_run_sweep(tmp_path):
-    from rnnscope.sweep import SweepSpec, run_sweep
+    from rnnscope.runs.sweep import SweepSpec, run_sweep
 
     fixed = {"task": "adding-pascanu", "length": 12, "hidden": 4, "steps": 4, "eval_every": 2, "eval_size": 20,
              "snapshot_size": 4}
-    spec = SweepSpec("train-scan", "rnnscope.train:run_config", grid={"seed": [0, 1]}, fixed=fixed)
+    spec = SweepSpec("train-scan", "rnnscope.lab.train:run_config", grid={"seed": [0, 1]}, fixed=fixed)
     rep = run_sweep(spec, tmp_path / "runs.db", workers=1, progress=False)
     assert (rep.done, rep.failed) == (2, 0)
     with Store(tmp_path / "runs.db") as db:

@@ -1,7 +1,7 @@
 """web (the explorer's JSON API) and explorer: numbers against the CLI, the library and independent references,
 the limits and errors, static files without path traversal, the claims report, and a load test on loopback.
 
-A real uvicorn server runs on 127.0.0.1 in a thread (rnnscope.web.server.background) and is asked with
+A real uvicorn server runs on 127.0.0.1 in a thread (rnnscope.app.web.server.background) and is asked with
 `requests`, as a learner's browser or script would: no TestClient (it would need httpx, and would skip the
 HTTP layer whose errors, headers and paths are under test here).
 
@@ -30,12 +30,12 @@ import pytest
 import requests
 import torch
 
-from rnnscope.analysis import profile as library_profile
-from rnnscope.cli import main
-from rnnscope.errors import InputError
-from rnnscope.explorer import LIMITS, PRESETS, ExplorerConfig, build, check_budget, explore, profile_view
-from rnnscope.models import random_cell
-from rnnscope.web.server import background, create_app
+from rnnscope.gradients.profile import profile as library_profile
+from rnnscope.app.cli import main
+from rnnscope.core.errors import InputError
+from rnnscope.app.explorer import LIMITS, PRESETS, ExplorerConfig, build, check_budget, explore, profile_view
+from rnnscope.core.build import random_cell
+from rnnscope.app.web.server import background, create_app
 
 F64 = torch.float64
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import requests
 
-from rnnscope.web.server import background, create_app
+from rnnscope.app.web.server import background, create_app
 
 pytestmark = pytest.mark.browser
 

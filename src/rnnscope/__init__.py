@@ -12,37 +12,37 @@ reproduce / phase (through sweep + store) -> report / cli / plots.
 
 import torch
 
-from .activations import ACTIVATIONS, Activation, get_activation
-from .analysis import Profile, profile, profile_trace
-from .bptt import Adjoints, BPTTResult, adjoints, bptt, state_adjoint_seed
-from .cells import CELL_KINDS, Cell, ElmanCell, FunctionCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
-from .claims import CLAIMS, VERDICTS, Claim, ClaimResult, claim_ids, run_claims
-from .counterexamples import Counterexample, saddle
-from .errors import InputError
-from .explorer import ExplorerConfig, explore
-from .files import load_npy, load_npz
-from .flow import JacobianProfile, jacobian_profile
-from .heads import Head
-from .lyapunov import LyapunovSpectrum, kaplan_yorke, lyapunov, lyapunov_spectrum
-from .meanfield import MeanField, chi1, critical_line, critical_sigma_w2, mean_field, q_star
-from .phase import PhaseRow, phase_table, plot_phase, run_point
-from .models import INITS, cell_from_arrays, get_dtype, head_from_arrays, random_cell, recurrent_matrix
-from .remedies import (AdaptiveClipState, ClipResult, PascanuRegularizer, clip_grad_adaptive, clip_grad_norm,
+from .core.activations import ACTIVATIONS, Activation, get_activation
+from .gradients.profile import Profile, profile, profile_trace
+from .gradients.bptt import Adjoints, BPTTResult, adjoints, bptt, state_adjoint_seed
+from .core.cells import CELL_KINDS, Cell, ElmanCell, FunctionCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
+from .seeds.claims import CLAIMS, VERDICTS, Claim, ClaimResult, claim_ids, run_claims
+from .seeds.counterexamples import Counterexample, saddle
+from .core.errors import InputError
+from .app.explorer import ExplorerConfig, explore
+from .core.files import load_npy, load_npz
+from .gradients.flow import JacobianProfile, jacobian_profile
+from .core.heads import Head
+from .gradients.lyapunov import LyapunovSpectrum, kaplan_yorke, lyapunov, lyapunov_spectrum
+from .dynamics.meanfield import MeanField, chi1, critical_line, critical_sigma_w2, mean_field, q_star
+from .dynamics.phase import PhaseRow, phase_table, plot_phase, run_point
+from .core.build import INITS, cell_from_arrays, get_dtype, head_from_arrays, random_cell, recurrent_matrix
+from .lab.remedies import (AdaptiveClipState, ClipResult, PascanuRegularizer, clip_grad_adaptive, clip_grad_norm,
                        clip_grad_value, init_rnn, pascanu_regularizer)
-from .report import write_report
-from .reproduce import Reproduction, reproduce
-from .results import FigureSpec, Series, jsonable
-from .rtrl import hv, lemma2, theorem1
-from .store import Store, export
-from .studies import STUDY_NAMES, StudyRow, load_study, plot_study, study_spec, study_table
-from .sweep import SweepReport, SweepSpec, expand, load_spec, parse_range, run_sweep
-from .tasks import TASK_NAMES, Batch, Task, get_task
-from .train import TrainConfig, TrainResult, fit, gradient_snapshot, run_config, train
-from .theory import Verdict, fitted_rate, horizon, pascanu_verdict, weight_facts
-from .diagnose import Diagnosis, LayerDiagnosis, diagnose, target_loss
-from .monitor import GradientFlowMonitor, MonitorRecord
-from .torch_models import LayerRun, StackRun, cell_from_module, layer_cells, load_model, parse_arch, rerun
-from .unroll import Trace, unroll
+from .seeds.report import write_report
+from .seeds.reproduce import Reproduction, reproduce
+from .core.results import FigureSpec, Series, jsonable
+from .gradients.rtrl import hv, lemma2, theorem1
+from .runs.store import Store, export
+from .lab.studies import STUDY_NAMES, StudyRow, load_study, plot_study, study_spec, study_table
+from .runs.sweep import SweepReport, SweepSpec, expand, load_spec, parse_range, run_sweep
+from .lab.tasks import TASK_NAMES, Batch, Task, get_task
+from .lab.train import TrainConfig, TrainResult, fit, gradient_snapshot, run_config, train
+from .gradients.bounds import Verdict, fitted_rate, horizon, pascanu_verdict, weight_facts
+from .interop.diagnose import Diagnosis, LayerDiagnosis, diagnose, target_loss
+from .interop.monitor import GradientFlowMonitor, MonitorRecord
+from .interop.torch_models import LayerRun, StackRun, cell_from_module, layer_cells, load_model, parse_arch, rerun
+from .core.unroll import Trace, unroll
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,454 @@
+"""The torch boundary: a PyTorch recurrent module as rnnscope cells, its sequence re-run with the exact math.
+
+PyTorch's fused kernels (nn.RNN, nn.LSTM, nn.GRU) do not expose per-step gradients. Here every
+(layer, direction) of such a module becomes an rnnscope cell with the module's own weights, and the
+sequence is re-run layer by layer, so that every state s_k is there for the adjoint sweeps and Jacobian
+products: for nn.RNN / LSTM / GRU h_1..h_T from torch's own fused kernel per (layer, direction), then the
+pre-activations in one product and LSTM's c by a scan (_fused_trace); step by step (unroll) with fused=False
+and for everything else. The outputs equal the module's own (and h_n, c_n) to rounding:
+1e-6 in float32, 1e-12 in float64 (tests/test_torch_models.py).
+
+    module                               cell of layer l, direction d (PyTorch names -> rnnscope names)
+    nn.RNN(nonlinearity=tanh | relu)      ElmanCell(W_hh = weight_hh_l{l}, W_xh = weight_ih_l{l}, b_h = b_ih + b_hh)
+    nn.LSTM                               LSTMCell(W_xh = weight_ih, W_hh = weight_hh, b_xh = bias_ih, b_hh = bias_hh)
+    nn.LSTM(proj_size = P)                ProjLSTMCell(..., W_hr = weight_hr_l{l}): h_t = W_hr (o * tanh(c_t))
+    nn.GRU                                GRUCell(W_xh, W_hh, b_xh, b_hh)
+    nn.RNNCell / LSTMCell / GRUCell       one layer, one direction: the same cells (a loop over the cell)
+    rnnscope Cell (FunctionCell: any      used as it is
+    user step function)
+    (the reverse direction uses the weights with the suffix _reverse; bias=False gives zero biases)
+
+A stack is re-run bottom-up: layer 0 reads the inputs x (T, B, D); layer l > 0 reads the outputs of
+layer l-1, the forward and reverse directions' h_t concatenated (B, 2 P) when bidirectional. The reverse
+direction runs over the flipped sequence: its trace is in its own time order (its step k reads the input
+at position T + 1 - k) and its outputs are flipped back into position order. Dropout between layers
+is not applied (the module in eval mode).
+
+Legend: T time, B batch, D input size, H hidden (cell) size, P the size of h (H, or proj_size), S state size
+(P + H for LSTM's (h, c), H otherwise).
+
+Example:
+    >>> lstm = torch.nn.LSTM(3, 8, num_layers=2, bidirectional=True)
+    >>> run = rerun(lstm, torch.randn(20, 4, 3))
+    >>> out, (h_n, c_n) = lstm(torch.randn(20, 4, 3))          # the same shapes as run.output, run.h_n, run.c_n
+    >>> [(r.layer, r.direction) for r in run.runs]
+    [(0, 'forward'), (0, 'reverse'), (1, 'forward'), (1, 'reverse')]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..core.cells import Cell, ElmanCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
+from ..core.errors import InputError
+from ..core.unroll import Trace, as_batched_inputs, unroll
+
+__all__ = ["LayerRun", "StackRun", "SUPPORTED_MODULES", "cell_from_module", "layer_cells", "rerun", "time_major",
+           "module_kind", "module_dtype", "ARCH_KINDS", "parse_arch", "build_module", "load_model"]
+
+SUPPORTED_MODULES = "nn.RNN, nn.LSTM (proj_size too), nn.GRU, nn.RNNCell, nn.LSTMCell, nn.GRUCell or an rnnscope Cell"
+DIRECTIONS = ("forward", "reverse")
+
+
+def _is_stack(m) -> bool:
+    """nn.RNN / LSTM / GRU, and modules with their parameter names (rnnscope.lab.train's ElmanRNN, PalRNN)."""
+    return isinstance(m, nn.RNNBase) or (isinstance(m, nn.Module) and getattr(m, "form", None) in ("elman", "pal")
+                                         and hasattr(m, "weight_hh_l0"))
+
+
+def module_kind(m) -> str:
+    """'rnn_tanh', 'rnn_relu', 'lstm', 'gru', 'elman' / 'pal' (rnnscope.lab.train's modules), 'rnn_cell_tanh', ...,
+    'lstm_cell', 'gru_cell', or 'cell' (an rnnscope Cell). An InputError for anything else."""
+    if isinstance(m, Cell):
+        return "cell"
+    if isinstance(m, nn.LSTM):
+        return "lstm"
+    if isinstance(m, nn.GRU):
+        return "gru"
+    if isinstance(m, nn.RNN):
+        return f"rnn_{m.nonlinearity}"
+    if isinstance(m, nn.LSTMCell):
+        return "lstm_cell"
+    if isinstance(m, nn.GRUCell):
+        return "gru_cell"
+    if isinstance(m, nn.RNNCell):
+        return f"rnn_cell_{m.nonlinearity}"
+    if _is_stack(m):
+        return m.form
+    raise InputError(f"model: expected {SUPPORTED_MODULES}, got {type(m).__name__}")
+
+
+def module_dtype(m) -> torch.dtype:
+    """The floating point type of a module's weights (or a cell's)."""
+    if isinstance(m, Cell):
+        return m.dtype
+    for p in m.parameters():
+        return p.dtype
+    return torch.get_default_dtype()
+
+
+def _weights(m: nn.Module, suffix: str, dtype: torch.dtype) -> dict:
+    """The weights of one (layer, direction) of a stack, or of a cell module (suffix ''), detached in dtype."""
+    W_hh = getattr(m, f"weight_hh{suffix}").detach().to(dtype)
+    G = W_hh.shape[0]
+
+    def get(name):
+        b = getattr(m, f"{name}{suffix}", None)
+        return torch.zeros(G, dtype=dtype) if b is None else b.detach().to(dtype)
+
+    w = {"W_hh": W_hh, "W_xh": getattr(m, f"weight_ih{suffix}").detach().to(dtype), "b_ih": get("bias_ih"),
+         "b_hh": get("bias_hh")}
+    W_hr = getattr(m, f"weight_hr{suffix}", None)
+    if W_hr is not None:
+        w["W_hr"] = W_hr.detach().to(dtype)
+    return w
+
+
+def _cell(kind: str, w: dict, activation: str | None = None) -> Cell:
+    if kind in ("lstm", "lstm_cell"):
+        if "W_hr" in w:
+            return ProjLSTMCell(w["W_xh"], w["W_hh"], w["b_ih"], w["b_hh"], W_hr=w["W_hr"])
+        return LSTMCell(w["W_xh"], w["W_hh"], w["b_ih"], w["b_hh"])
+    if kind in ("gru", "gru_cell"):
+        return GRUCell(w["W_xh"], w["W_hh"], w["b_ih"], w["b_hh"])
+    cls = PalCell if kind == "pal" else ElmanCell
+    return cls(w["W_hh"], w["W_xh"], w["b_ih"] + w["b_hh"], activation)  # b_h = b_ih + b_hh (nn.RNN's two biases)
+
+
+def _activation(m) -> str | None:
+    return getattr(m, "nonlinearity", None) or getattr(m, "activation", None)
+
+
+def layer_cells(module, *, dtype: torch.dtype | None = None) -> list[list[Cell]]:
+    """cells[l][d]: the rnnscope cell of layer l, direction d (0 forward, 1 reverse), with the module's weights.
+
+    module: nn.RNN / LSTM / GRU (any num_layers, bidirectional, bias, proj_size), nn.RNNCell / LSTMCell /
+    GRUCell, rnnscope.lab.train's ElmanRNN / PalRNN, or an rnnscope Cell (returned as [[cell]]). dtype: default
+    the module's own.
+    """
+    kind = module_kind(module)
+    if kind == "cell":
+        return [[module]]
+    dtype = module_dtype(module) if dtype is None else dtype
+    if kind.endswith("_cell") or kind.startswith("rnn_cell"):
+        return [[_cell(kind, _weights(module, "", dtype), _activation(module))]]
+    L = getattr(module, "num_layers", 1)
+    dirs = 2 if getattr(module, "bidirectional", False) else 1
+    return [[_cell(kind, _weights(module, f"_l{l}" + ("_reverse" if d else ""), dtype), _activation(module))
+             for d in range(dirs)] for l in range(L)]
+
+
+def cell_from_module(rnn: nn.Module, *, dtype: torch.dtype = torch.float64) -> Cell:
+    """The rnnscope cell with a one-layer, one-direction module's weights (PyTorch layout), cast to dtype:
+
+        nn.RNN    ElmanCell(W_hh, W_xh, b_ih + b_hh, nonlinearity)     ElmanRNN the same, PalRNN -> PalCell
+        nn.LSTM   LSTMCell(W_ih, W_hh, b_ih, b_hh)                     nn.GRU -> GRUCell(W_ih, W_hh, b_ih, b_hh)
+
+    One layer, one direction, no LSTM projection (see layer_cells for stacks); a module without biases gets zeros.
+
+    Example:
+        >>> cell_from_module(torch.nn.GRU(2, 4)).state_size
+        4
+    """
+    if not _is_stack(rnn):
+        raise InputError(f"rnn: expected nn.RNN, nn.LSTM, nn.GRU, ElmanRNN or PalRNN, got {type(rnn).__name__}")
+    if getattr(rnn, "num_layers", 1) != 1 or getattr(rnn, "bidirectional", False):
+        raise InputError(f"rnn: expected one layer, one direction, got num_layers={rnn.num_layers}, "
+                         f"bidirectional={rnn.bidirectional}")
+    if getattr(rnn, "proj_size", 0):
+        raise InputError(f"rnn: expected an LSTM without projection, got proj_size={rnn.proj_size}")
+    return layer_cells(rnn, dtype=dtype)[0][0]
+
+
+@dataclass(frozen=True)
+class LayerRun:
+    """One (layer, direction) of a re-run: its cell and its trace (in the direction's own time order)."""
+
+    layer: int
+    direction: str  # "forward" | "reverse"
+    cell: Cell
+    trace: Trace  # states (T+1, B, S), inputs (T, B, D_l): the reverse direction's step k reads position T + 1 - k
+    bias: bool  # whether the module has biases (they are parameters: their gradients count)
+
+    @property
+    def name(self) -> str:
+        return f"layer {self.layer} {self.direction}"
+
+    def outputs(self) -> torch.Tensor:
+        """h_1..h_T in position order (T, B, P)."""
+        h = self.trace.states[1:, :, :self.cell.h_size]
+        return h.flip(0) if self.direction == "reverse" else h
+
+
+@dataclass(frozen=True)
+class StackRun:
+    """The step-by-step re-run of a module: every (layer, direction) and the module's return values.
+
+    output (T, B, dirs P) is the top layer's outputs, time-major; h_n (layers dirs, B, P) and c_n (LSTM,
+    (layers dirs, B, H)) as the module returns them (batched). module_output() gives output in the module's
+    own layout (batch_first, unbatched input).
+    """
+
+    runs: tuple[LayerRun, ...]  # layer-major: (0, forward), (0, reverse), (1, forward), ...
+    output: torch.Tensor  # (T, B, dirs P)
+    h_n: torch.Tensor  # (layers dirs, B, P)
+    c_n: torch.Tensor | None  # (layers dirs, B, H) for LSTM
+    num_layers: int
+    num_directions: int
+    batch_first: bool
+    unbatched: bool
+
+    def layer(self, l: int) -> tuple[LayerRun, ...]:
+        return tuple(r for r in self.runs if r.layer == l)
+
+    def to_module_layout(self, y: torch.Tensor) -> torch.Tensor:
+        """A time-major (T, B, ...) tensor in the module's layout: (B, T, ...) when batch_first, (T, ...) unbatched."""
+        if self.unbatched:
+            return y[:, 0]
+        return y.transpose(0, 1) if self.batch_first else y
+
+    def module_output(self) -> torch.Tensor:
+        return self.to_module_layout(self.output)
+
+
+def time_major(module, inputs, dtype: torch.dtype) -> tuple[torch.Tensor, bool, bool]:
+    """Inputs as (T, B, D) in dtype, with (batch_first, unbatched). Modules: (T, D) unbatched, (T, B, D), or
+    (B, T, D) when batch_first; cells and rnnscope cells: (T, D) or (T, B, D). numpy arrays are accepted."""
+    x = torch.as_tensor(inputs)
+    if not (x.is_floating_point() or x.dtype in (torch.int32, torch.int64, torch.bool)):
+        raise InputError(f"inputs: expected real numbers, got dtype {x.dtype}")
+    batch_first = bool(getattr(module, "batch_first", False)) and _is_stack(module)
+    if x.dim() not in (2, 3):
+        layout = "(B, T, D)" if batch_first else "(T, B, D)"
+        raise InputError(f"inputs: expected shape (T, D) or {layout}, got {tuple(x.shape)}")
+    unbatched = x.dim() == 2
+    if batch_first and not unbatched:
+        x = x.transpose(0, 1)
+    D = module.input_size if isinstance(module, Cell) else getattr(module, "input_size", None)
+    return as_batched_inputs(x, dtype, D), batch_first, unbatched
+
+
+def _fused_trace(cell: Cell, kind: str, x: torch.Tensor) -> Trace | None:
+    """The Trace of one (layer, direction) from torch's own fused kernel, or None where there is none to use.
+
+    h_1..h_T (T, B, P) come from one single-layer call of torch's kernel (torch._VF.lstm / gru / rnn_tanh /
+    rnn_relu) with the cell's weights, zero initial state; then all pre-activations at once, one product over
+    all T (h_0..h_{T-1} known):
+
+        Elman   a_t = W_xh x_t + b_h + W_hh h_{t-1}                                   (T, B, S)
+        LSTM    z_t = W_xh x_t + b_xh + b_hh + W_hh h_{t-1}                           (T, B, 4H)
+                c_t = f_t * c_{t-1} + i_t * g_t     (f, i, g from z_t: an elementwise scan over t)
+        GRU     [a_r, a_z, a_n]: a_r = W_xr x + b_xr + W_hr h + b_hr, a_z likewise,
+                a_n = W_xn x + b_xn + r * (W_hn h + b_hn)                             (T, B, 3H)
+
+    The states equal the step-by-step unroll's to rounding (tests/test_torch_models.py).
+    """
+    T, B, _ = x.shape
+    dt = cell.dtype
+    with torch.no_grad():
+        if isinstance(cell, LSTMCell):
+            H, P = cell.hidden_size, cell.h_size
+            w = [cell.W_xh, cell.W_hh, cell.b_xh, cell.b_hh] + ([cell.W_hr] if isinstance(cell, ProjLSTMCell) else [])
+            h0, c0 = torch.zeros(1, B, P, dtype=dt), torch.zeros(1, B, H, dtype=dt)
+            h = torch._VF.lstm(x, (h0, c0), w, True, 1, 0.0, False, False, False)[0]  # (T, B, P) h_1..h_T
+        elif isinstance(cell, GRUCell):
+            w = [cell.W_xh, cell.W_hh, cell.b_xh, cell.b_hh]
+            h = torch._VF.gru(x, torch.zeros(1, B, cell.state_size, dtype=dt), w, True, 1, 0.0, False, False, False)[0]
+        elif type(cell) is ElmanCell and kind in ("rnn_tanh", "rnn_relu") and cell.activation.name in ("tanh", "relu"):
+            fn = torch._VF.rnn_tanh if cell.activation.name == "tanh" else torch._VF.rnn_relu
+            w = [cell.W_xh, cell.W_hh, cell.b_h, torch.zeros_like(cell.b_h)]  # b_h = b_ih + b_hh as one bias
+            h = fn(x, torch.zeros(1, B, cell.state_size, dtype=dt), w, True, 1, 0.0, False, False, False)[0]
+        else:
+            return None
+        P = h.shape[2]
+        x2, h2 = x.reshape(T * B, -1), h.reshape(T * B, P)  # rows (t, b); h2[:(T-1) B] holds h_1..h_{T-1}
+        if isinstance(cell, GRUCell):
+            Hs = cell.hidden_size
+            pre = torch.addmm(cell.b_xh, x2, cell.W_xh.T)  # W_xh x_t + b_xh (T B, 3H), then a_r, a_z, a_n in place
+            gh = cell.b_hh.expand(T * B, 3 * Hs).clone()  # W_hh h_{t-1} + b_hh (T B, 3H); h_0 = 0 on the first rows
+            gh[B:].addmm_(h2[:-B], cell.W_hh.T)
+            pre[:, :2 * Hs] += gh[:, :2 * Hs]  # a_r, a_z
+            pre[:, 2 * Hs:].addcmul_(torch.sigmoid(pre[:, :Hs]), gh[:, 2 * Hs:])  # a_n = ... + r * (W_hn h + b_hn)
+            return Trace(torch.cat([torch.zeros(1, B, Hs, dtype=dt), h]), pre.reshape(T, B, -1), x)
+        bias = cell.b_h if not isinstance(cell, LSTMCell) else cell.b_xh + cell.b_hh
+        pre = torch.addmm(bias, x2, cell.W_xh.T)  # W_xh x_t + b (T B, A), all t in one product
+        pre[B:].addmm_(h2[:-B], cell.W_hh.T)  # + W_hh h_{t-1} (h_0 = 0): a_t (Elman) or z_t (LSTM)
+        pre = pre.reshape(T, B, -1)
+        if not isinstance(cell, LSTMCell):
+            return Trace(torch.cat([torch.zeros(1, B, P, dtype=dt), h]), pre, x)
+        states = torch.empty(T + 1, B, P + H, dtype=dt)
+        states[0].zero_()
+        states[1:, :, :P] = h
+        c = states[0, :, P:]
+        for t in range(T):  # c_t = f_t c_{t-1} + i_t g_t, the same lines as LSTMCell.forward_driven
+            sz = torch.sigmoid(pre[t])
+            c = torch.addcmul(sz[:, H:2 * H] * c, sz[:, :H], torch.tanh(pre[t, :, 2 * H:3 * H]), out=states[t + 1, :, P:])
+        return Trace(states, pre, x)
+
+
+def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = True) -> StackRun:
+    """Re-run a module layer by layer from its own weights, recording every state (see the module docstring).
+
+    inputs: (T, D) unbatched, (T, B, D), or (B, T, D) with batch_first; zero initial states (the modules'
+    default). dtype: default the module's.
+
+    fused=True (default): for nn.RNN / nn.LSTM / nn.GRU each (layer, direction)'s h_1..h_T come from torch's
+    own fused kernel (one single-layer call with that layer's weights; the reverse direction on the flipped
+    sequence), then every pre-activation in one product over all T and, for LSTM, c_t by an elementwise scan
+    (_fused_trace). fused=False, and always for nn.*Cell loops, rnnscope Cells (user step functions) and
+    rnnscope.lab.train's modules: the step-by-step unroll through the rnnscope cell (the exact reference). The two
+    Traces agree to rounding (1e-12 in float64, ~1e-6 relative in float32). Cost: O(T B S (S + D)) either way;
+    the fused kernel avoids T Python steps per layer.
+    """
+    kind = module_kind(module)
+    dtype = module_dtype(module) if dtype is None else dtype
+    cells = layer_cells(module, dtype=dtype)
+    x, batch_first, unbatched = time_major(module, inputs, dtype)
+    bias = kind == "cell" or bool(getattr(module, "bias", True))
+    use_fused = fused and isinstance(module, nn.RNNBase)
+    runs, hn, cn = [], [], []
+    for l, layer in enumerate(cells):
+        outs = []
+        for d, cell in enumerate(layer):
+            xin = x.flip(0) if d else x  # the reverse direction reads x_T .. x_1
+            trace = _fused_trace(cell, kind, xin) if use_fused else None
+            if trace is None:
+                trace = unroll(cell, xin)
+            run = LayerRun(l, DIRECTIONS[d], cell, trace, bias)
+            runs.append(run)
+            outs.append(run.outputs())
+            P = cell.h_size
+            hn.append(trace.states[-1, :, :P])
+            if cell.state_size != P:
+                cn.append(trace.states[-1, :, P:])
+        x = torch.cat(outs, dim=2)  # (T, B, dirs P): the next layer's input
+    return StackRun(tuple(runs), x, torch.stack(hn), torch.stack(cn) if cn else None, len(cells), len(cells[0]),
+                    batch_first, unbatched)
+
+
+# ------------------------------------------------------------------------------------------ saved models
+
+ARCH_KINDS = ("rnn_tanh", "rnn_relu", "lstm", "gru")
+ARCH_HELP = "KIND:input=D,hidden=H[,layers=L][,bidirectional][,batch_first][,proj=P][,bias=false]"
+
+
+def parse_arch(spec: str) -> dict:
+    """'lstm:input=3,hidden=8,layers=2,bidirectional,batch_first,proj=4,bias=false' -> the module's keyword arguments.
+
+    KIND is rnn_tanh, rnn_relu, lstm or gru; input and hidden are required; layers (default 1), proj (lstm only,
+    default 0), bias=true|false (default true), and the flags bidirectional and batch_first.
+    """
+    if not isinstance(spec, str) or ":" not in spec:
+        raise InputError(f"arch: expected {ARCH_HELP} (KIND one of {', '.join(ARCH_KINDS)}), got {spec!r}")
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in ARCH_KINDS:
+        raise InputError(f"arch: expected KIND one of {', '.join(ARCH_KINDS)}, got {kind!r}")
+    out = {"kind": kind, "layers": 1, "bidirectional": False, "batch_first": False, "proj": 0, "bias": True}
+    ints = {"input", "hidden", "layers", "proj"}
+    for item in (p.strip() for p in rest.split(",")):
+        if not item:
+            continue
+        key, eq, val = (s.strip() for s in item.partition("="))
+        key = key.lower()
+        if key in ("bidirectional", "batch_first") and not eq:
+            out[key] = True
+        elif key in ("bidirectional", "batch_first", "bias") and eq:
+            if val.lower() not in ("true", "false"):
+                raise InputError(f"arch: expected {key}=true or {key}=false, got {item!r}")
+            out[key] = val.lower() == "true"
+        elif key in ints and eq:
+            try:
+                out[key] = int(val)
+            except ValueError:
+                raise InputError(f"arch: expected an integer for {key}, got {item!r}") from None
+            if out[key] < (0 if key == "proj" else 1):
+                raise InputError(f"arch: expected {key} >= {0 if key == 'proj' else 1}, got {item!r}")
+        else:
+            raise InputError(f"arch: expected items input=D, hidden=H, layers=L, proj=P, bias=true|false, "
+                             f"bidirectional, batch_first, got {item!r}")
+    missing = [k for k in ("input", "hidden") if k not in out]
+    if missing:
+        raise InputError(f"arch: expected {' and '.join(k + '=...' for k in missing)} in {ARCH_HELP}, got {spec!r}")
+    if out["proj"] and kind != "lstm":
+        raise InputError(f"arch: expected proj only for lstm, got proj={out['proj']} for {kind}")
+    if out["proj"] and out["proj"] >= out["hidden"]:
+        raise InputError(f"arch: expected proj < hidden (as nn.LSTM requires), got proj={out['proj']}, hidden={out['hidden']}")
+    return out
+
+
+def build_module(arch: dict, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The (untrained) module of a parsed arch: nn.RNN / nn.LSTM / nn.GRU."""
+    kw = dict(num_layers=arch["layers"], bias=arch["bias"], batch_first=arch["batch_first"],
+              bidirectional=arch["bidirectional"], dtype=dtype)
+    kind = arch["kind"]
+    if kind == "lstm":
+        return nn.LSTM(arch["input"], arch["hidden"], proj_size=arch["proj"], **kw)
+    if kind == "gru":
+        return nn.GRU(arch["input"], arch["hidden"], **kw)
+    return nn.RNN(arch["input"], arch["hidden"], nonlinearity=kind[4:], **kw)
+
+
+def _strip_prefix(sd: dict) -> dict:
+    """The recurrent module's entries of a bigger model's state_dict ('rnn.weight_ih_l0' -> 'weight_ih_l0')."""
+    prefixes = {k[: -len("weight_ih_l0")] for k in sd if k.endswith("weight_ih_l0")}
+    if len(prefixes) != 1:
+        return sd
+    (pre,) = prefixes
+    return {k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)} if pre else sd
+
+
+def load_model(path, arch: str | None = None, *, trust: bool = False) -> nn.Module:
+    """A recurrent module from a file: a state_dict with an arch spec (see parse_arch), or a whole pickled module.
+
+    The file is read with torch.load(weights_only=True): tensors and containers only. A whole pickled module
+    needs trust=True (weights_only=False), because unpickling it runs code named in the file. A state_dict of a
+    bigger model is accepted when one prefix holds the recurrent weights ('rnn.weight_ih_l0', ...).
+    """
+    import pickle
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"model: expected an existing file, got {str(p)!r} (no such file)")
+    if not p.is_file():
+        raise InputError(f"model: expected a file, got {str(p)!r} (a directory or special file)")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        glob = re.search(r"Unsupported global: GLOBAL (\S+)", msg)
+        if glob:  # a pickled object (a whole module): it names code to import and run
+            raise InputError(f"model: expected a state_dict (tensors only), got a pickled {glob.group(1)} in {str(p)!r}; "
+                             f"loading it would run code named in the file, so it is refused by default: pass --trust "
+                             f"only for a file whose source you trust, or save model.state_dict() and pass --arch") from None
+        why = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n|$)", msg.strip())
+        raise InputError(f"model: expected a readable torch file (torch.save), got {str(p)!r} (corrupt or not a torch "
+                         f"file: {why.group(1).strip() if why else msg.splitlines()[0]})") from None
+    except Exception as e:  # a corrupt file fails in many ways (RuntimeError from the zip reader, EOFError, ...)
+        raise InputError(f"model: expected a readable torch file, got {str(p)!r} ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else ''})") from None
+    if isinstance(obj, nn.Module):
+        if arch is not None:
+            raise InputError(f"arch: expected no --arch for a file holding a whole module, got {arch!r}")
+        module_kind(obj)  # an InputError for an unsupported module
+        return obj
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise InputError(f"model: expected a state_dict (names -> tensors) or a whole module, got {type(obj).__name__} "
+                         f"in {str(p)!r}")
+    if arch is None:
+        raise InputError(f"arch: expected --arch {ARCH_HELP} for the state_dict in {str(p)!r}, got none")
+    a = parse_arch(arch)
+    sd = _strip_prefix(obj)
+    floats = [v.dtype for v in sd.values() if v.is_floating_point()]
+    module = build_module(a, floats[0] if floats else torch.float32)
+    try:
+        module.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        msg = " ".join(str(e).split())
+        raise InputError(f"model: expected the weights of {arch!r}, got a state_dict that does not fit it ({msg[:400]})") from None
+    return module

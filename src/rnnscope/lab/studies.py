@@ -1,0 +1,242 @@
+"""Studies: the literature's training experiments as sweeps, with their configs as files in the package.
+
+A study file (rnnscope/lab/study_configs/<name>.toml) names methods (bundles of training settings), a grid (task,
+length, seed, ...), the fixed settings, and a [quick] section (grid subsets and fixed overrides for the
+short version `make demo` runs):
+
+    pascanu   SGD vs SGD-C (norm clipping) vs SGD-CR (clipping + Omega) on temporal order and addition at
+              lengths 10-50, 5 seeds: success rates should be ordered SGD <= SGD-C <= SGD-CR
+    cells     Elman-tanh vs LSTM vs GRU on adding (Le) and copy memory: final loss against the memoryless
+              baseline
+
+`study_spec(study)` turns a study into a sweep.SweepSpec whose grid has a `method` axis; each config runs
+as the sweep task `run_point` (in a worker): the method's settings are merged into the config and the
+run is train.run_config. `study_table(rows)` aggregates the store's rows per (task, method, length);
+`plot_study(table, path)` draws success rate (or loss / baseline) against length, one line per method.
+
+Example:
+    >>> s = load_study("pascanu")
+    >>> sorted(s.methods)
+    ['SGD', 'SGD-C', 'SGD-CR']
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import InputError
+from ..core.results import jsonable
+
+__all__ = ["STUDY_NAMES", "Study", "load_study", "study_spec", "run_point", "StudyRow", "study_table", "plot_study",
+           "snapshot_profiles", "plot_snapshots"]
+
+STUDY_NAMES = ("pascanu", "cells")
+_LABELS = ("study", "method", "quick")  # config keys that name, not parameterise, a run
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    measure: str  # "success": fraction of runs solved; "baseline": final loss / memoryless baseline
+    methods: dict  # method name -> training settings
+    grid: dict
+    fixed: dict
+    quick: dict  # the short version: grid subsets and fixed overrides
+    source: str = ""  # how a worker finds it again: the built-in name, or the file's absolute path
+
+
+def _read(name: str) -> dict:
+    if name in STUDY_NAMES:
+        text = resources.files("rnnscope.lab").joinpath("study_configs", f"{name}.toml").read_text(encoding="utf-8")
+        where = f"study {name!r}"
+    else:
+        p = Path(name)
+        if p.suffix != ".toml" or not p.is_file():
+            raise InputError(f"study: expected one of {', '.join(STUDY_NAMES)} or a .toml study file, got {name!r}")
+        text, where = p.read_text(encoding="utf-8"), str(p)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"study: expected a valid TOML file, got {where} ({e})") from None
+
+
+@functools.lru_cache(maxsize=16)
+def load_study(name: str) -> Study:
+    """A study by name (the package's files) or path to a TOML file of the same layout."""
+    d = _read(name)
+    for key in ("name", "methods", "grid", "fixed"):
+        if key not in d:
+            raise InputError(f"study {name!r}: expected a {key!r} entry, got keys {sorted(d)}")
+    if not d["methods"] or not all(isinstance(v, dict) for v in d["methods"].values()):
+        raise InputError(f"study {name!r}: expected [methods.<name>] tables, got {d['methods']!r}")
+    measure = d.get("measure", "success")
+    if measure not in ("success", "baseline"):
+        raise InputError(f"study {name!r} measure: expected 'success' or 'baseline', got {measure!r}")
+    for key in _LABELS:
+        if key in d["grid"] or key in d["fixed"]:
+            raise InputError(f"study {name!r}: expected no {key!r} in grid or fixed (it is set by the study), got it")
+    source = name if name in STUDY_NAMES else str(Path(name).resolve())
+    return Study(d["name"], d.get("description", ""), measure, d["methods"], d["grid"], d["fixed"], d.get("quick", {}),
+                 source)
+
+
+def study_spec(study: Study, quick: bool = False):
+    """The sweep.SweepSpec of a study (its quick version with quick=True): grid = methods x the study's grid."""
+    from ..runs.sweep import SweepSpec
+    grid = {"method": list(study.methods), **study.grid}
+    fixed = dict(study.fixed)
+    if quick:
+        for k, v in study.quick.items():
+            if k in grid:
+                grid[k] = v
+            else:
+                fixed[k] = v
+    fixed["study"] = study.source or study.name  # the worker loads the study (its methods) from this
+    return SweepSpec(f"study-{study.name}" + ("-quick" if quick else ""), "study-point", grid, fixed)
+
+
+def run_point(config: dict) -> dict:
+    """The sweep task: merge the method's settings into the config and train (train.run_config).
+
+    Metrics: the training result (status, steps, final_loss, final_error_rate, baseline_loss, history,
+    seconds), with the history kept to its evaluations' scalars and the last gradient-flow snapshot.
+    """
+    from .train import run_config
+    study = load_study(str(config["study"]))
+    method = config["method"]
+    if method not in study.methods:
+        raise InputError(f"method: expected one of {', '.join(study.methods)}, got {method!r}")
+    run = {k: v for k, v in config.items() if k not in _LABELS}
+    run.update(study.methods[method])
+    return jsonable(run_config(run))
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    """One (task, method, length) of a study: its runs aggregated."""
+
+    task: str
+    method: str
+    length: int
+    runs: int
+    solved: int
+    success_rate: float
+    diverged: int
+    mean_loss_over_baseline: float
+    mean_steps: float
+
+    def to_dict(self) -> dict:
+        return jsonable(self.__dict__)
+
+
+def study_table(rows: list[dict]) -> list[StudyRow]:
+    """Aggregate store rows ({"config", "metrics", "status"}) per (task, method, length); failed rows are counted
+    as runs that did not solve (never silently dropped)."""
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        c = r["config"]
+        groups.setdefault((c["task"], c["method"], int(c["length"])), []).append(r)
+    out = []
+    for (task, method, length), rs in sorted(groups.items()):
+        ms = [r["metrics"] for r in rs if r.get("status") == "done" and r.get("metrics")]
+        solved = sum(m.get("status") == "solved" for m in ms)
+        diverged = sum(m.get("status") == "diverged" for m in ms)
+        ratios = [m["final_loss"] / m["baseline_loss"] for m in ms
+                  if m.get("final_loss") is not None and m.get("baseline_loss") and math.isfinite(m["final_loss"])]
+        out.append(StudyRow(task, method, length, len(rs), solved, solved / len(rs), diverged,
+                            float(np.mean(ratios)) if ratios else math.nan,
+                            float(np.mean([m["steps"] for m in ms])) if ms else math.nan))
+    return out
+
+
+def plot_study(table: list[StudyRow], path=None, *, measure: str = "success", title: str = ""):
+    """Success rate (or final loss / baseline) against length, one line per method, one panel per task."""
+    from ..core.plots import check_plot_path, new_figure, save_figure
+    if path is not None:
+        check_plot_path(path)
+    tasks = sorted({r.task for r in table})
+    if not tasks:
+        raise InputError("study plot: expected finished runs, got none")
+    fig = new_figure((5.2 * len(tasks), 4.2))
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), i + 1)
+        for j, method in enumerate(dict.fromkeys(r.method for r in table)):
+            rs = sorted((r for r in table if r.task == task and r.method == method), key=lambda r: r.length)
+            if not rs:
+                continue
+            ys = [r.success_rate if measure == "success" else r.mean_loss_over_baseline for r in rs]
+            ax.plot([r.length for r in rs], ys, "o-", color=f"C{j}", label=method, gid=f"{task}:{method}")
+        if measure == "success":
+            ax.set_ylim(-0.05, 1.05)
+            ax.set_ylabel("success rate (error < 1% on fresh sequences)")
+        else:
+            ax.axhline(1.0, color="0.4", ls="--", lw=1, label="memoryless baseline")
+            ax.set_ylabel("final loss / baseline loss")
+        ax.set_xlabel("sequence length L")
+        ax.set_title(task, fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def snapshot_profiles(rows: list[dict]) -> dict:
+    """The gradient-flow snapshots at the end of training, per (task, method) at the task's longest length:
+    the mean over seeds of the last evaluation's log10 ||dL/dh_k|| (k = 0..T). Returns
+    {task: {"length": L, "methods": {method: [log10 values]}}}."""
+    out: dict = {}
+    for r in rows:
+        m = r.get("metrics") or {}
+        h = m.get("history") or []
+        if r.get("status") != "done" or not h or not h[-1].get("profile"):
+            continue
+        c = r["config"]
+        t = out.setdefault(c["task"], {"length": -1, "runs": {}})
+        L = int(c["length"])
+        if L > t["length"]:
+            t["length"], t["runs"] = L, {}
+        if L == t["length"]:
+            t["runs"].setdefault(c["method"], []).append([math.nan if v is None else v for v in h[-1]["profile"]])
+    res = {}
+    for task, t in out.items():
+        methods = {}
+        for method, profs in t["runs"].items():
+            n = min(len(p) for p in profs)
+            methods[method] = [float(np.nanmean([p[i] for p in profs])) for i in range(n)]
+        res[task] = {"length": t["length"], "methods": methods}
+    return res
+
+
+def plot_snapshots(snapshots: dict, path=None, *, title: str = ""):
+    """Why: log10 ||dL/dh_k|| against k at the end of training, per method, one panel per task (its longest L)."""
+    from ..core.plots import check_plot_path, new_figure, save_figure
+    if path is not None:
+        check_plot_path(path)
+    if not snapshots:
+        raise InputError("snapshot plot: expected runs with gradient-flow snapshots, got none")
+    fig = new_figure((5.2 * len(snapshots), 4.2))
+    for i, (task, t) in enumerate(sorted(snapshots.items())):
+        ax = fig.add_subplot(1, len(snapshots), i + 1)
+        for j, (method, ys) in enumerate(t["methods"].items()):
+            ax.plot(range(len(ys)), ys, color=f"C{j}", label=method, gid=f"{task}:{method}")
+        ax.set_xlabel("k (step the loss gradient flows back to)")
+        ax.set_ylabel("log10 ||dL/dh_k|| (mean over seeds)")
+        ax.set_title(f"{task}, L = {t['length']}: gradient flow after training", fontsize=10)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
