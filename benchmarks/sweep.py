@@ -1,7 +1,8 @@
 """Benchmark of the sweep runner's parallel efficiency on the local process pool.
 
-    the same N probe configs, each burning W seconds of CPU time of its thread (128 x 128 float64 torch
-    matmuls, one torch thread: a fixed amount of work, so that a busy machine shows up as longer wall time)
+    the same N configs of the probe task (tests/sweep_probe.py), each burning W seconds of CPU time of its
+    thread (128 x 128 float64 torch matmuls, one torch thread: a fixed amount of work, so that a busy machine
+    shows up as longer wall time)
     run_sweep(workers=1) and run_sweep(workers=2), each into a fresh temporary db, interleaved, best of R
     speedup = seconds_1 / seconds_2   (goal >= 1.8 on 2 local workers; the ideal is 2)
 
@@ -29,9 +30,13 @@ from pathlib import Path
 
 import torch
 
-from rnnscope.runs.sweep import SweepSpec, run_sweep
+from rnnscope.runs.runner import run_sweep
+from rnnscope.runs.spec import SweepSpec
 
 HERE = Path(__file__).resolve().parent
+# the probe task lives with the tests (tests/sweep_probe.py): on sys.path before the workers start, they take it
+sys.path.insert(0, str(HERE.parent / "tests"))
+from sweep_probe import PROBE  # noqa: E402
 
 
 def one_run(spec: SweepSpec, workers: int, folder: Path, tag: str) -> dict:
@@ -69,11 +74,11 @@ def main(argv=None) -> int:
     rounds: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="rnnscope-bench-sweep-") as tmp:
         folder = Path(tmp)
-        run_sweep(SweepSpec("warm-up", "probe", grid={"x": [0, 1]}), folder / "warm.db", workers=2, progress=False)
+        run_sweep(SweepSpec("warm-up", PROBE, grid={"x": [0, 1]}), folder / "warm.db", workers=2, progress=False)
         for r in range(args.rounds):
             for workers in (1, 2):  # interleaved: a burst of load hits both
                 # a new sweep name and a new db every time: nothing is skipped
-                spec = SweepSpec(f"bench-{r}-{workers}", "probe", grid={"x": list(range(args.configs))},
+                spec = SweepSpec(f"bench-{r}-{workers}", PROBE, grid={"x": list(range(args.configs))},
                                  fixed={"work": args.work, "round": r, "workers": workers})
                 res = one_run(spec, workers, folder, f"r{r}-w{workers}")
                 res["round"] = r

@@ -36,7 +36,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 import torch  # noqa: E402
 
 from rnnscope.lab.tasks import get_task  # noqa: E402
-from rnnscope.lab.train import TrainConfig, _head, _seeds, build_model, gradient_snapshot, make_optimizer, train  # noqa: E402
+from rnnscope.lab.networks import build_model  # noqa: E402
+from rnnscope.lab.snapshot import _head, gradient_snapshot  # noqa: E402
+from rnnscope.lab.train import TrainConfig, _seeds, make_optimizer, train  # noqa: E402
 
 # Pascanu et al. 2013's setup: 50 hidden units, SGD lr 0.01, batch 20, clip 1.0; their adding task at L = 100
 PASCANU = dict(task="adding-pascanu", length=100, cell="elman", activation="tanh", hidden=50, optimizer="sgd",

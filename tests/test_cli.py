@@ -630,7 +630,7 @@ def test_good_files_of_the_bad_set_work(tmp_path, capsys):
 @pytest.mark.parametrize("exc,code,text", [(ValueError("boom"), 1, "unexpected ValueError: boom"),
                                             (MemoryError(), 1, "out of memory"), (KeyboardInterrupt(), 130, "interrupted")])
 def test_unexpected_failures_give_one_line_and_nonzero_exit(capsys, monkeypatch, exc, code, text):
-    import rnnscope.app.cli as cli
+    import rnnscope.app.cli.gradients as cli
 
     def fail(*args, **kwargs):
         raise exc
@@ -878,7 +878,41 @@ def test_lyapunov_json_linear_weights_are_log_abs_eigenvalues(tmp_path, capsys):
     assert code == 0 and "max exponent" in out and "Kaplan-Yorke" in out
 
 
+def test_lyapunov_autonomous_run_starts_off_the_fixed_point(capsys):
+    """No input, no bias: the default start is a seeded random state (numpy default_rng([seed, 3]), stated in the
+    JSON), and the top exponent is the chaotic attractor's: an independent loop from that start (written here:
+    h = W tanh(h), v <- J v / ||J v||, the CLI's default warm-up T/10 discarded) agrees to 1e-9; --h0 zeros
+    stays on the fixed point 0 and measures ln rho(W) (numpy eigvals), with a warning."""
+    import rnnscope as rs
+    N, T = 80, 2000
+    argv = ("lyapunov", "--cell", "pal", "--hidden", N, "--gain", 3, "--length", T, "--k", 1, "--seed", 4, "--json")
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and err == ""
+    d = json.loads(out)
+    assert d["h0"] == d["start"] == "random N(0, 1^2), seed 4" and d["warnings"] == [] and d["warmup"] == T // 10
+    W = rs.random_cell("pal", "tanh", hidden=N, gain=3.0, seed=4).W_hh
+    h = torch.as_tensor(np.random.default_rng([4, 3]).standard_normal(N))
+    v = torch.linalg.qr(torch.randn(N, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64))[0][:, 0]
+    total = 0.0
+    for t in range(1, T + 1):
+        w = W @ ((1 - torch.tanh(h) ** 2) * v)  # J_t v, J_t = W diag(tanh'(h_{t-1}))
+        h = W @ torch.tanh(h)
+        v = w / w.norm()
+        total += math.log(float(w.norm())) if t > T // 10 else 0.0
+    assert d["max_exponent"] == pytest.approx(total / (T - T // 10), abs=1e-9)
+    ln_rho = math.log(np.abs(np.linalg.eigvals(W.numpy())).max())
+    assert ln_rho - d["max_exponent"] > 0.4
+    code, out, err = run(capsys, *argv, "--h0", "zeros")
+    z = json.loads(out)
+    assert code == 0 and z["h0"] == "zeros" and len(z["warnings"]) == 1 and "fixed point" in z["warnings"][0]
+    assert z["max_exponent"] == pytest.approx(ln_rho, abs=5e-3)
+    code, out, err = run(capsys, *argv[:-1], "--h0", "zeros")
+    assert code == 0 and "start zeros" in out and "warning: the trajectory sits on a fixed point" in out
+
+
 @pytest.mark.parametrize("argv,expected", [
+    (["lyapunov", "--h0", "missing.npy"], "h0: expected an existing file, got 'missing.npy'"),
+    (["lyapunov", "--h0-scale", "0"], "--h0-scale: expected a finite number > 0, got 0.0"),
     (["lyapunov", "--hidden", "4", "--k", "5"], "k: expected at most the state size S = 4"),
     (["lyapunov", "--warmup", "-1"], "--warmup: expected an integer >= 0"),
     (["lyapunov", "--length", "10", "--warmup", "10"], "length: expected more than"),
@@ -941,5 +975,88 @@ def test_study_cli_on_a_small_study_file(tmp_path, capsys):
     (["study", "nope"], "study: expected one of pascanu, cells"),
 ])
 def test_training_cli_bad_input(capsys, argv, expected):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err
+
+
+# ------------------------------------------------------------------------------------- meanfield (alias theory)
+
+def test_meanfield_and_its_alias_theory_give_the_same_numbers(capsys):
+    argv = ("--sigma-w", "1.7", "--sigma-b", "0.2", "--activation", "tanh", "--json")
+    code, out, err = run(capsys, "meanfield", *argv)
+    assert code == 0, err
+    code2, out2, err2 = run(capsys, "theory", *argv)
+    assert code2 == 0, err2
+    assert json.loads(out) == json.loads(out2)
+    # chi_1 by plain fixed-point iteration and 200-point Gauss-Hermite quadrature here (numpy alone)
+    z, w = np.polynomial.hermite_e.hermegauss(200)
+    w = w / w.sum()
+    q = 1.0
+    for _ in range(2000):
+        q = 1.7**2 * float(w @ np.tanh(np.sqrt(q) * z) ** 2) + 0.2**2
+    chi1 = 1.7**2 * float(w @ (1 - np.tanh(np.sqrt(q) * z) ** 2) ** 2)
+    d = json.loads(out)
+    assert d["q_star"] == pytest.approx(q, rel=1e-8) and d["chi1"] == pytest.approx(chi1, rel=1e-8)
+    for name in ("meanfield", "theory"):
+        code, out, _ = run(capsys, name, "--sigma-w", "1.7", "--sigma-b", "0.2")
+        assert code == 0 and out.startswith(f"rnnscope {name}: random tanh RNN") and "chaotic" in out
+    code, out, _ = run(capsys, "--help")
+    assert "meanfield" in out and "Alias of meanfield" in out
+
+
+# ------------------------------------------------------------------------------------- train: lengths, criteria
+
+def test_train_length_range_and_pascanus_criterion(capsys):
+    code, out, err = run(capsys, "train", "--task", "copy", "--length-range", "3:6", "--hidden", 4, "--steps", 10,
+                         "--eval-every", 10, "--criterion", "pascanu", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["criterion"]["name"] == "pascanu" and d["criterion"]["sequences"] == 10_000 and d["status"] == "unsolved"
+    # copy's memoryless baseline 10 ln 8 / (L + 20), averaged over L = 3..6 (Arjovsky et al.'s layout, by hand)
+    assert d["baseline_loss"] == pytest.approx(sum(10 * math.log(8) / (L + 20) for L in range(3, 7)) / 4, rel=1e-12)
+    code, out, err = run(capsys, "train", "--task", "copy", "--length", 4, "--hidden", 4, "--steps", 5,
+                         "--eval-every", 5, "--eval-size", 30)
+    assert code == 0 and "success lenient" in out and "L = 4," in out
+
+
+def test_tasks_sample_memorization_in_both_forms(tmp_path, capsys):
+    for name, classes, mask, baseline in (("memorization", 6, 5 * 30, 10 * math.log(5) / 30),
+                                          ("memorization-recall", 5, 5 * 10, math.log(5))):
+        code, out, err = run(capsys, "tasks", "sample", "--task", name, "--length", 10, "--n", 5,
+                             "--out", tmp_path / f"{name}.npz", "--json")
+        assert code == 0, err
+        d = json.loads(out)
+        assert d["task"]["output_size"] == classes and d["masked_steps"] == mask and d["y"] == [5, 30]
+        assert d["baseline_loss"] == pytest.approx(baseline, rel=1e-12)
+
+
+def test_study_cli_faithful_version(tmp_path, capsys):
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('name = "tiny"\nmeasure = "success"\n[methods.A]\nclip_norm = 1.0\n'
+                    '[grid]\ntask = ["adding-le"]\nlength = [4]\nseed = [0]\n'
+                    '[fixed]\nhidden = 4\nsteps = 10\neval_every = 10\neval_size = 50\nsnapshot = false\n'
+                    '[faithful]\nlength = [6]\nlength_range = [3, 6]\ncriterion = "pascanu"\neval_size = 10000\n')
+    code, out, err = run(capsys, "study", spec, "--faithful", "--db", tmp_path / "s.sqlite", "--workers", 1, "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["version"] == "faithful" and d["criterion"] == ["pascanu"] and d["sweep"]["done"] == 1
+    assert d["table"][0]["length_range"] == [3, 6] and d["table"][0]["length"] == 6
+    assert d["title"] == ("study tiny (faithful): A on adding-le at L = 3..6; 1 seed, 10 updates; "
+                          "success: pascanu: zero errors in 10,000 fresh sequences")
+    assert (tmp_path / "study-tiny-faithful.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["train", "--task", "copy", "--length-range", "5-8"], "--length-range: expected MIN:MAX"),
+    (["train", "--task", "copy", "--length-range", "8:5"], "--length-range: expected MIN:MAX"),
+    (["train", "--task", "copy", "--length", "7", "--length-range", "5:8"], "length: expected 8"),
+    (["train", "--task", "copy"], "length: expected an integer >= 1"),
+    (["train", "--task", "copy", "--length", "5", "--criterion", "strict"], "--criterion: expected one of lenient, pascanu"),
+    (["train", "--task", "copy", "--length", "5", "--criterion", "pascanu", "--eval-size", "500"],
+     "eval_size: expected at least 10,000"),
+    (["study", "pascanu", "--quick", "--faithful"], "expected --quick or --faithful, got both"),
+    (["study", "cells", "--faithful"], "expected a [faithful] section"),
+])
+def test_training_cli_bad_lengths_and_criteria(capsys, argv, expected):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err

@@ -144,3 +144,59 @@ def test_bad_arguments(kw, match):
     cell = rs.random_cell("elman", "tanh", hidden=8, seed=0)
     with pytest.raises(InputError, match=match):
         lyapunov(cell, torch.zeros(40, 1, 1, dtype=F64), **kw)
+
+
+def _qr_loop_from_random_start(W, T, warmup, seed):
+    """An independent top-exponent loop for h_t = W tanh(h_{t-1}): a random start N(0, 1), the transient
+    discarded, v <- J_t v / ||J_t v|| with J_t = W diag(1 - tanh^2(h_{t-1})), the logs of the norms averaged."""
+    gen = torch.Generator().manual_seed(seed)
+    h = torch.randn(W.shape[0], generator=gen, dtype=F64)
+    v = torch.randn(W.shape[0], generator=gen, dtype=F64)
+    total = 0.0
+    for t in range(1, T + 1):
+        w = W @ ((1 - torch.tanh(h) ** 2) * v)  # J_t v
+        h = W @ torch.tanh(h)
+        n = float(w.norm())
+        v = w / n
+        if t > warmup:
+            total += math.log(n)
+    return total / (T - warmup)
+
+
+def test_autonomous_run_starts_off_the_fixed_point_and_measures_the_attractor():
+    """N = 200, g = 3, T = 3000, no input, no bias: the default start is random and lands on the chaotic
+    attractor: the top exponent agrees with an independent loop from another random start (0.02: finite-T
+    fluctuations) and with the mean-field (1/2) ln chi_1 (0.05: finite N), far from ln rho(W)."""
+    N, g, T = 200, 3.0, 3000
+    gen = torch.Generator().manual_seed(11)
+    W = g * torch.randn(N, N, generator=gen, dtype=F64) / math.sqrt(N)
+    cell = rs.PalCell(W, torch.zeros(N, 1, dtype=F64), torch.zeros(N, dtype=F64), "tanh")
+    ly = lyapunov(cell, torch.zeros(T, 1, 1, dtype=F64), k=1)
+    assert ly.start == "random N(0, 1^2), seed 0" and ly.warmup == T // 10 and ly.warnings == ()
+    assert ly.max_exponent == pytest.approx(_qr_loop_from_random_start(W, T, T // 10, seed=5), abs=0.02)
+    assert ly.max_exponent == pytest.approx(_chi1_quad(g), abs=0.05)
+    ln_rho = math.log(float(torch.linalg.eigvals(W).abs().max()))
+    assert ln_rho - ly.max_exponent > 0.5
+    # the fixed point on request: from zeros the state never moves, the exponent is ln rho(W), and it says so
+    at0 = lyapunov(cell, torch.zeros(T, 1, 1, dtype=F64), k=1, start="zeros")
+    assert at0.start == "zeros" and at0.max_exponent == pytest.approx(ln_rho, abs=5e-3)
+    assert len(at0.warnings) == 1 and "fixed point" in at0.warnings[0]
+    assert at0.to_dict()["start"] == "zeros" and at0.to_dict()["warnings"] == list(at0.warnings)
+
+
+def test_start_rules_and_the_fixed_point_test():
+    cell = rs.random_cell("elman", "tanh", hidden=4, gain=0.5, seed=1)
+    s0, how = rs.initial_state(cell, torch.zeros(20, 3, 1, dtype=F64), start="auto", scale=2.0, seed=4)
+    ref = torch.as_tensor(2.0 * np.random.default_rng([4, 3]).standard_normal((3, 4)))
+    assert how == "random N(0, 2^2), seed 4" and torch.equal(s0, ref)
+    assert rs.initial_state(cell, torch.ones(20, 3, 1, dtype=F64))[1] == "zeros"  # driven: zeros
+    given = torch.ones(3, 4, dtype=F64)
+    assert rs.initial_state(cell, torch.zeros(20, 3, 1, dtype=F64), given) == (given, "given")
+    with pytest.raises(InputError, match="start: expected one of auto, zeros, random, got 'warm'"):
+        rs.initial_state(cell, torch.zeros(5, 1, 1, dtype=F64), start="warm")
+    # gain 0.5 < 1: from a random start the state decays onto 0; a driven state keeps moving
+    tr = rs.unroll(cell, torch.zeros(400, 3, 1, dtype=F64), s0)
+    moves = (tr.states[1:] - tr.states[:-1]).abs().amax(-1)  # (T, B)
+    first_still = int((moves <= 1e-9 * (1 + tr.states[1:].abs().amax(-1))).all(1).nonzero()[0])
+    assert not tr.fixed_point() and tr.fixed_point(after=first_still) and not tr.fixed_point(after=first_still - 1)
+    assert not rs.unroll(cell, torch.randn(400, 3, 1, dtype=F64)).fixed_point(after=100)

@@ -148,3 +148,21 @@ def test_cli_phase_theory_results_end_to_end(tmp_path):
 def test_cli_bad_input(tmp_path, argv, expected):
     code, out, err = _cli(*argv, *(["--db", tmp_path / "x.sqlite"] if argv[0] == "phase" else []))
     assert code == 2 and err.count("\n") == 1 and expected in err, err
+
+
+def test_critical_line_against_the_crossings_and_quadrature():
+    from rnnscope.dynamics.phase import critical_line
+    table = phase_table(_rows(lambda sw, sb: sw - (1.2 + sb)))  # both fields cross 0 at sigma_w = 1.2 + sigma_b
+    line = critical_line(table, "tanh")
+    assert [c["sigma_b"] for c in line] == [0.0, 0.5, 1.0]
+    for c in line:
+        assert c["measured_sigma_w"] == pytest.approx(1.2 + c["sigma_b"])
+        assert c["lyapunov_sigma_w"] == pytest.approx(1.2 + c["sigma_b"])
+        assert _chi1_quad(c["theory_sigma_w"], c["sigma_b"]) == pytest.approx(1.0, abs=1e-6)  # chi_1 = 1 there
+    assert line[0]["theory_sigma_w"] == pytest.approx(1.0, abs=1e-6)  # sigma_b = 0: sigma_w^2 = 1 / phi'(0)^2
+    # a Lyapunov field that never crosses: None beside the gradient's crossing
+    rows = _rows(lambda sw, sb: sw - 2.2)
+    for r in rows:
+        if r["metrics"]:
+            r["metrics"]["lyapunov_max"] = -1.0
+    assert [c["lyapunov_sigma_w"] for c in critical_line(phase_table(rows))] == [None, None, None]

@@ -11,10 +11,11 @@ from torch import nn
 
 from rnnscope.core.activations import get_activation
 from rnnscope.core.errors import InputError
-from rnnscope.lab.remedies import (FALLBACK_ABOVE, INIT_NAMES, AdaptiveClipState, ClipResult, PascanuRegularizer,
+from rnnscope.core.vocab import TRAIN_INITS
+from rnnscope.lab.remedies import (FALLBACK_ABOVE, AdaptiveClipState, ClipResult, PascanuRegularizer,
                                clip_grad_adaptive, clip_grad_norm, clip_grad_value, init_rnn, nan_fallback,
                                pascanu_regularizer, smart_tanh_matrix, state_adjoints)
-from rnnscope.lab.train import ElmanRNN, PalRNN
+from rnnscope.lab.networks import ElmanRNN, PalRNN
 
 f64 = torch.float64
 
@@ -331,6 +332,6 @@ def test_default_init_changes_nothing_and_unknown_inits_are_refused():
     before = [p.detach().clone() for p in rnn.parameters()]
     init_rnn(rnn, None, "default", torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for a, b in zip(before, rnn.parameters()))
-    assert set(INIT_NAMES) == {"default", "sigmoid", "basic-tanh", "smart-tanh", "orthogonal", "identity"}
+    assert set(TRAIN_INITS) == {"default", "sigmoid", "basic-tanh", "smart-tanh", "orthogonal", "identity"}
     with pytest.raises(InputError, match="init"):
         init_rnn(rnn, None, "xavier", torch.Generator())

@@ -1,4 +1,5 @@
-"""reproduce: every number behind the seeds' figures against an independent computation in the test.
+"""reproduce (and reproduce_002, seed 002's notebook): every number behind the seeds' figures against an independent
+computation in the test.
 
 Seed 002's notebook is re-executed here from its own lines (with a local RandomState instead of
 np.random.seed); matrix products by np.linalg.multi_dot; true-state Jacobians by torch.func.jacrev;
@@ -18,6 +19,7 @@ from matplotlib.image import imread
 from rnnscope.core.cells import PalCell
 from rnnscope.core.errors import InputError
 from rnnscope.seeds.reproduce import SEED_FILES, Reproduction, _nonnormal_setup, reproduce
+from rnnscope.seeds.reproduce_002 import notebook_002
 from rnnscope.gradients.rtrl import theorem1
 
 NAMES = ["000-powers", "001-theorem2", "002-vanishing-example", "002-vanishing-example-log", "002-exploding-example",
@@ -68,6 +70,15 @@ def _notebook(example: int):
     for k in range(t):
         product[k] = np.max(prod(k + 1))
     return dict(t=t, h=h, x=x, b=b_h[:, 0], W_hx=W_hx, W_hh=W_hh, product=product, sg=sigmoid_gradient)
+
+
+@pytest.mark.parametrize("example", [1, 2])
+def test_notebook_002_draws_as_the_notebook(example):
+    """notebook_002 (which the claims of seed 002 use too) draws what the notebook's cells draw, in their order."""
+    nb, d = _notebook(example), notebook_002(example)
+    assert d["t"] == nb["t"] == 20
+    for key, ref in (("W_hh", nb["W_hh"]), ("W_hx", nb["W_hx"]), ("x", nb["x"]), ("h", nb["h"]), ("b_h", nb["b"][:, None])):
+        np.testing.assert_array_equal(d[key], ref, err_msg=key)
 
 
 @pytest.mark.parametrize("example,name", [(1, "002-vanishing-example"), (2, "002-exploding-example")])
@@ -222,6 +233,7 @@ def test_files_captions_and_json(run):
         assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
         text = (out / r.caption_file).read_text(encoding="utf-8")
         assert r.caption in text and r.title in text and len(r.caption) > 200
+        assert text.endswith(f"Source: the seed document {r.seed}\n")  # its file name, no path
         d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
         assert d["name"] == r.name and d["numbers"] == json.loads(json.dumps(r.numbers))
 

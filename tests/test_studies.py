@@ -1,4 +1,5 @@
-"""studies: the study files, their sweep specs, the aggregation and the figure (hand-computed references)."""
+"""studies: the study files, their sweep specs (full, quick, faithful), the aggregation, the titles read from what
+ran, and the figure (hand-computed references)."""
 
 import math
 
@@ -20,6 +21,23 @@ def test_study_files_load_and_expand():
     assert 0 < len(quick) < len(configs) and all(c["steps"] == p.quick["steps"] for c in quick)
     c = st.load_study("cells")
     assert set(c.methods) == {"Elman-tanh", "LSTM", "GRU"} and set(c.grid["task"]) == {"adding-le", "copy"}
+    with pytest.raises(InputError, match="faithful"):
+        st.study_spec(c, version="faithful")  # cells has no [faithful] section
+
+
+def test_the_faithful_pascanu_study_is_his_codes_setup():
+    """trainingRNNs/RNN.py: min_length 50, max_length 200 (exclusive), ebs 10,000, checkFreq 20, nhid 50,
+    smart_tanh, lr 0.01, bs 20, cutoff 1.0, alpha 2; stop at zero errors."""
+    from rnnscope.lab.train import TrainConfig
+    spec = st.study_spec(st.load_study("pascanu"), version="faithful")
+    assert spec.name == "study-pascanu-faithful"
+    configs = expand(spec)
+    assert len(configs) == 3 * 2 * 1 * 5
+    for c in configs:
+        run = TrainConfig.from_dict({k: v for k, v in c.items() if k not in ("study", "method")})
+        assert run.length_range == (50, 199) and run.length == 199 and run.criterion == "pascanu"
+        assert (run.eval_size, run.eval_every, run.hidden, run.init, run.lr, run.batch) == (10_000, 20, 50, "smart-tanh",
+                                                                                          0.01, 20)
 
 
 def test_run_point_merges_the_method(monkeypatch):
@@ -93,3 +111,47 @@ def test_snapshot_profiles_average_the_longest_length(tmp_path):
     assert sn["t"]["methods"]["B"] == [-1.0, -1.0, -1.0]
     fig = st.plot_snapshots(sn, tmp_path / "f.png")
     assert {ln.get_gid() for ln in fig.axes[0].lines} == {"t:A", "t:B"}
+
+
+def test_run_point_keeps_the_last_profile_only(monkeypatch):
+    import importlib
+    train_module = importlib.import_module("rnnscope.lab.train")
+    hist = [{"step": 10, "loss": 1.0, "profile": [0.0, 1.0]}, {"step": 20, "loss": 0.5, "profile": [2.0, 3.0]}]
+    monkeypatch.setattr(train_module, "run_config", lambda config: {"status": "unsolved", "history": hist})
+    m = st.run_point({"study": "pascanu", "method": "SGD", "task": "temporal-order", "length": 10, "seed": 0})
+    assert m["history"] == [{"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.5, "profile": [2.0, 3.0]}]
+
+
+def test_study_table_keeps_length_ranges_and_criteria_apart():
+    def row(lr, crit):
+        cfg = {"task": "t", "method": "A", "length": 199, **({"length_range": lr} if lr else {})}
+        return {"status": "done", "config": cfg, "metrics": {"status": "solved", "final_loss": 0.1, "baseline_loss": 1.0,
+                                                            "steps": 10, **({"criterion": {"name": crit}} if crit else {})}}
+    rows = [row([50, 199], "pascanu"), row([50, 199], "pascanu"), row(None, None), row(None, "lenient")]
+    table = st.study_table(rows)
+    assert [(r.length_label, r.runs, r.criterion, r.length_range) for r in table] == [
+        ("199", 2, "lenient", None), ("50..199", 2, "pascanu", (50, 199))]  # no criterion recorded: lenient
+    assert table[1].to_dict()["length_range"] == [50, 199] and table[1].to_dict()["criterion"] == "pascanu"
+    fig = st.plot_study(table)
+    assert "pascanu, zero errors in 10,000" in fig.axes[0].get_ylabel() and "lenient" in fig.axes[0].get_ylabel()
+    assert "MAX of U{MIN..MAX}" in fig.axes[0].get_xlabel()
+
+
+def test_study_title_says_what_ran():
+    study = st.load_study("pascanu")
+    rows = [{"config": {"study": "pascanu", "task": task, "method": m, "length": L, "seed": seed, "steps": 1500,
+                        "eval_size": 1000}, "metrics": {}}
+            for m in ("SGD", "SGD-CR") for task in ("temporal-order",) for L in (10, 30) for seed in (0, 1)]
+    assert st.study_title(study, rows, "quick") == (
+        "study pascanu (quick): SGD, SGD-CR on temporal-order at L = 10, 30; 2 seeds, 1,500 updates; "
+        "success: lenient: error rate < 1% of 1,000 fresh sequences")
+    faithful = [{"config": {"study": "pascanu", "task": "adding-pascanu", "method": "SGD-C", "length": 199,
+                            "length_range": [50, 199], "seed": 0, "steps": 100000, "criterion": "pascanu",
+                            "eval_size": 10000}, "metrics": {"criterion": {"name": "pascanu"}}}]
+    assert st.study_title(study, faithful, "faithful") == (
+        "study pascanu (faithful): SGD-C on adding-pascanu at L = 50..199; 1 seed, 100,000 updates; "
+        "success: pascanu: zero errors in 10,000 fresh sequences")
+    # a method's own settings count (run_point merges them): a method that sets the criterion
+    custom = st.Study("x", "", "success", {"P": {"criterion": "pascanu"}}, {}, {}, {})
+    rows = [{"config": {"task": "copy", "method": "P", "length": 5, "seed": 3, "steps": 7}, "metrics": {}}]
+    assert st.study_title(custom, rows).endswith("1 seed, 7 updates; success: pascanu: zero errors in 10,000 fresh sequences")

@@ -1,20 +1,23 @@
 """rnnscope: a gradient-flow laboratory for recurrent neural networks.
 
-The pipeline (DESIGN.md): cells -> unroll -> bptt / flow / lyapunov -> analysis, meanfield -> claims /
-reproduce / phase (through sweep + store) -> report / cli / plots.
+The package is layered (docs/architecture.md): core (cells, unroll, heads, vocabularies) -> gradients
+(the adjoint sweep, bptt, Jacobian-product profiles, bounds, Lyapunov spectra) -> dynamics (mean field,
+phase diagrams); runs (sweeps, the store); seeds (the seed documents' claims, reproductions, report);
+interop (torch modules, diagnose, monitor); lab (tasks, remedies, training, studies); app (CLI, demo,
+explorer). This module re-exports the public API of every layer:
 
+    >>> import torch
     >>> import rnnscope as rs
     >>> cell = rs.random_cell("elman", "tanh", hidden=16, gain=1.5, seed=0)
-    >>> p = rs.profile(cell, rs.torch.zeros(100, 1, 1, dtype=rs.torch.float64))
+    >>> p = rs.profile(cell, torch.randn(100, 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
     >>> p.verdict
     'exploding possible'
 """
 
-import torch
-
 from .core.activations import ACTIVATIONS, Activation, get_activation
 from .gradients.profile import Profile, profile, profile_trace
-from .gradients.bptt import Adjoints, BPTTResult, adjoints, bptt, state_adjoint_seed
+from .gradients.adjoint import Adjoints, adjoints, state_adjoint_seed
+from .gradients.bptt import BPTTResult, bptt
 from .core.cells import CELL_KINDS, Cell, ElmanCell, FunctionCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
 from .seeds.claims import CLAIMS, VERDICTS, Claim, ClaimResult, claim_ids, run_claims
 from .seeds.counterexamples import Counterexample, saddle
@@ -42,9 +45,10 @@ from .gradients.bounds import Verdict, fitted_rate, horizon, pascanu_verdict, we
 from .interop.diagnose import Diagnosis, LayerDiagnosis, diagnose, target_loss
 from .interop.monitor import GradientFlowMonitor, MonitorRecord
 from .interop.torch_models import LayerRun, StackRun, cell_from_module, layer_cells, load_model, parse_arch, rerun
-from .core.unroll import Trace, unroll
+from .core.unroll import Trace, initial_state, unroll
+from .core.version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "ACTIVATIONS", "Activation", "get_activation",
@@ -66,7 +70,7 @@ __all__ = [
     "INITS", "cell_from_arrays", "get_dtype", "head_from_arrays", "random_cell", "recurrent_matrix",
     "jsonable", "hv", "lemma2", "theorem1",
     "Verdict", "fitted_rate", "horizon", "pascanu_verdict", "weight_facts",
-    "Trace", "unroll", "torch",
+    "Trace", "initial_state", "unroll", "VERSION",
     "Diagnosis", "LayerDiagnosis", "diagnose", "target_loss", "GradientFlowMonitor", "MonitorRecord",
     "LayerRun", "StackRun", "cell_from_module", "layer_cells", "load_model", "parse_arch", "rerun",
 ]

@@ -1,9 +1,9 @@
 """The main job (`rnnscope demo`, `make demo`): vanishing and exploding gradients, seen and checked,
-then the seeds' claims judged (claims.py), their figures reproduced (reproduce.py), and the report
-(report.py: index.html) written.
+then the seeds' claims judged (seeds.claims), their figures reproduced (seeds.reproduce), and the report
+(seeds.report: index.html) written.
 
 Elman RNNs h_t = phi(W_hh h_{t-1} + W_xh x_t + b_h) driven by random inputs x_t ~ N(0, input_scale^2),
-one per case, each profiled exactly (analysis.profile) and set against the Pascanu bound
+one per case, each profiled exactly (gradients.profile) and set against the Pascanu bound
 ||dh_t/dh_k||_2 <= (gamma sigma_max)^(t-k), gamma = sup|phi'| (1/4 for sigmoid, 1 for tanh):
 
     sigmoid-below       W_hh = (0.8/gamma) Q, Q Haar-orthogonal: sigma_max = 0.8/gamma -> vanishing guaranteed
@@ -26,16 +26,20 @@ so `rnnscope profile --activation <phi> --weights <name>.npz --inputs <name>-inp
 overview.png puts all cases on one axis; summary.json holds the table. The cases are a list
 (`CASES`): later issues add to it.
 
-Example:
-    >>> summary = run_demo("rnnscope-report", quick=True)       # doctest: +SKIP
-    >>> [c["verdict"] for c in summary["cases"]][:2]            # doctest: +SKIP
+`run_demo(out, quick=True)` runs every case (and the rest of the job) into the folder out and returns the summary.
+
+Example (the cases of the quick run: S = 32, T = 100, B = 2):
+    >>> [profile(*build_case(case, QUICK, i)).verdict for i, case in enumerate(CASES[:2])]
     ['vanishing guaranteed', 'exploding possible']
+    >>> cell, x = build_case(CASES[5], QUICK, 5)  # tanh-nonnormal: rho < 1/gamma = 1 < sigma_max
+    >>> W = cell.W_hh
+    >>> f"{float(torch.linalg.eigvals(W).abs().max()):.2f} {float(torch.linalg.matrix_norm(W, 2)):.2f}", tuple(x.shape)
+    ('0.80 1.69', (100, 2, 1))
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,6 +56,7 @@ from ..core.files import output_folder
 from ..core.build import recurrent_matrix
 from ..core.results import jsonable
 from ..core.threads import torch_threads
+from .console import make_console
 
 __all__ = ["DemoConfig", "DemoCase", "CASES", "FULL", "QUICK", "build_case", "make_console", "run_demo"]
 
@@ -145,15 +150,6 @@ def _row(case: DemoCase, p: Profile, files: dict, input_scale: float) -> dict:
     }
 
 
-def make_console():
-    """A rich Console for reports: the terminal's width, or 120 columns when writing to a file or pipe."""
-    from rich.console import Console
-    con = Console(highlight=False)
-    if not con.is_terminal and "COLUMNS" not in os.environ:
-        con = Console(highlight=False, width=120)
-    return con
-
-
 def _print_summary(summary: dict, out: Path, console=None) -> None:
     from rich.table import Table
     con = console or make_console()
@@ -189,7 +185,8 @@ def run_studies(out: Path, quick: bool = True, console=None, workers: int = 2) -
     """Run the training studies (their short versions with quick) into out/studies.sqlite (resumable) and draw
     each one's figure; return the report's study entries (name, description, measure, figure, table, db)."""
     from ..runs.store import Store
-    from ..lab.studies import STUDY_NAMES, load_study, plot_snapshots, plot_study, snapshot_profiles, study_spec, study_table
+    from ..lab.studies import (STUDY_NAMES, load_study, plot_snapshots, plot_study, snapshot_profiles, study_spec,
+                               study_table, study_title)
     from ..runs.sweep import config_key, expand, run_sweep
     entries = []
     db = out / "studies.sqlite"
@@ -202,12 +199,12 @@ def run_studies(out: Path, quick: bool = True, console=None, workers: int = 2) -
             rows = [r for r in store.rows() if r["key"] in keys]
         table = study_table(rows)
         figure, flow = f"study-{name}.png", f"study-{name}-flow.png"
-        plot_study(table, out / figure, measure=s.measure, title=f"study {name}{' (quick)' if quick else ''}: "
-                                                                  f"{s.description}")
+        title = study_title(s, rows, "quick" if quick else "full")  # what ran, read from the rows
+        plot_study(table, out / figure, measure=s.measure, title=title)
         snaps = snapshot_profiles(rows)
         if snaps:
             plot_snapshots(snaps, out / flow, title=f"study {name}: why, the gradient flow after training")
-        entries.append({"name": name, "description": s.description, "measure": s.measure, "figure": figure,
+        entries.append({"name": name, "description": title, "measure": s.measure, "figure": figure,
                         "flow_figure": flow if snaps else None, "table": [r.to_dict() for r in table],
                         "quick": quick, "db": db.name})
     return entries

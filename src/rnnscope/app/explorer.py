@@ -2,7 +2,7 @@
 
 The web page (rnnscope.app.web) has no math of its own: every number it draws comes from here, and every
 view is built from the library's own functions (models.random_cell, counterexamples.saddle, unroll,
-analysis.profile_trace, theory.weight_facts, bptt.bptt).
+profile.profile_trace, bounds.weight_facts, bptt.bptt).
 
 A setting (ExplorerConfig) -> a model (`build`): a cell, inputs x (T, B, D) and a start state s_0.
 W_hh is set by one number whose meaning the learner chooses (`scale`):
@@ -32,7 +32,7 @@ Views (each a dict of JSON values; -inf and NaN become null):
                      inputs, T, h0, plot (None)
     measured_view    the profile's regime in words: vanishing / exploding by its 10^3 horizon, else neither
     spectrum_view    eigenvalues of W_hh (of each gate block for LSTM/GRU), singular values, gamma, 1/gamma,
-                     rho, sigma_max, verdict and note (theory.weight_facts), the two tests (rho < 1/gamma,
+                     rho, sigma_max, verdict and note (bounds.weight_facts), the two tests (rho < 1/gamma,
                      seed 002's; sigma_max < 1/gamma, Pascanu's), and W_hh itself when asked
     activation_view  phi and phi' on a grid, the histogram of the trajectory's arguments of phi (all t, b,
                      units) and the fraction of saturated ones (|phi'| < gamma/10: flat, or dead for relu)
@@ -303,7 +303,7 @@ _GATE_NAMES = {"lstm": ("input gate i", "forget gate f", "candidate g", "output 
 
 
 def spectrum_view(cell: Cell, *, weights: bool = False) -> dict:
-    """Eigenvalues and singular values of W_hh (per gate block for gated cells) with theory.weight_facts.
+    """Eigenvalues and singular values of W_hh (per gate block for gated cells) with bounds.weight_facts.
 
     weights=True adds W_hh itself (nested lists), so that anyone can recompute the rest.
     """

@@ -12,29 +12,43 @@ Arrays (`cell_from_arrays`), names by direction:
                 (G = 4 for LSTM, 3 for GRU, PyTorch's gate order)
     head:       optional W_hy (O, S), b_y (O,)
 
+A whole model as the command line takes it (`assemble_model`): a random cell or a weights file (only the
+array names above: `check_weight_names`), inputs from a file or N(0, X^2) / zeros of T steps and B sequences,
+an optional start state file; every size checked against the memory budget (budget.py) before it is allocated.
+
 Example:
     >>> cell = random_cell("elman", "tanh", hidden=8, input_size=2, gain=1.5, seed=0)
     >>> cell.W_hh.shape, cell.W_xh.shape
     (torch.Size([8, 8]), torch.Size([8, 2]))
+    >>> m = assemble_model(hidden=4, length=5, batch=2, input_scale=0.5)
+    >>> m.x.shape, m.inputs, m.model["source"]
+    ((5, 2, 1), 'random N(0, 0.5^2), seed 0', 'random')
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
 import torch
 
 from .activations import get_activation
+from .budget import GATES, check_cell_memory, check_memory
 from .cells import CELL_KINDS, Cell, ElmanCell, GRUCell, LSTMCell, PalCell
 from .errors import InputError
+from .files import load_npy, load_npz
 from .heads import Head
+from .unroll import START_STATES, initial_state
 
-__all__ = ["INITS", "recurrent_matrix", "random_cell", "cell_from_arrays", "head_from_arrays", "DTYPES", "get_dtype"]
+__all__ = ["INITS", "recurrent_matrix", "random_cell", "cell_from_arrays", "head_from_arrays", "DTYPES", "get_dtype",
+           "weight_names", "check_weight_names", "as_float64", "as_targets", "load_inputs", "Model", "assemble_model"]
 
 INITS = ("normal", "orthogonal", "identity")
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-_GATES = {"lstm": 4, "gru": 3}
+_GATES = GATES  # pre-activation blocks of the gated cells (budget.py)
 
 
 def get_dtype(name: str) -> torch.dtype:
@@ -140,3 +154,127 @@ def head_from_arrays(arrays: Mapping[str, np.ndarray], S: int, kind: str = "mse"
     if tuple(b_y.shape) != (W_hy.shape[0],):
         raise InputError(f"{where}: expected b_y of shape ({W_hy.shape[0]},), got {tuple(b_y.shape)}")
     return Head(W_hy, b_y, kind)
+
+
+# ----------------------------------------------------------------------------- a whole model from files or seeds
+
+def weight_names(kind: str) -> tuple[str, ...]:
+    """The arrays a weights file of this cell kind may hold (the module docstring's names)."""
+    return ("W_hh", "W_xh", "b_h") + (("b_hh",) if kind in _GATES else ()) + ("W_hy", "b_y")
+
+
+def check_weight_names(kind: str, arrays: Mapping[str, np.ndarray], where: str = "weights") -> None:
+    """An InputError naming the arrays a weights file holds beyond weight_names(kind)."""
+    allowed = weight_names(kind)
+    extra = sorted(set(arrays) - set(allowed))
+    if extra:
+        raise InputError(f"{where}: expected only arrays named {', '.join(allowed)}, got also "
+                         f"{', '.join(map(repr, extra))}")
+
+
+def as_float64(a: np.ndarray) -> np.ndarray:
+    """A loaded array as float64 (float16, longdouble, ints, bool alike). Values beyond float64's range become
+    inf, which the cells, unroll and heads refuse with their own 'expected finite numbers' errors."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.asarray(a, dtype=np.float64)
+
+
+def as_targets(a: np.ndarray) -> np.ndarray:
+    """Targets as int64 class indices (integer files) or float64 (float files); bool stays bool (and is refused)."""
+    if a.dtype.kind in "iu":
+        return a.astype(np.int64)  # uint64 beyond 2^63 wraps negative: refused by the class-range check
+    return a if a.dtype.kind == "b" else as_float64(a)
+
+
+def load_inputs(path, D: int, *, nonempty: bool = True) -> np.ndarray:
+    """Inputs (T, D) or (T, B, D) from a .npy file, as float64, for a cell of input size D; nonempty: T, B >= 1."""
+    x = as_float64(load_npy(path, "inputs"))
+    if x.ndim not in (2, 3):
+        raise InputError(f"inputs: expected shape (T, D) or (T, B, D), got {x.shape}")
+    if nonempty and (x.shape[0] < 1 or (x.ndim == 3 and x.shape[1] < 1)):
+        raise InputError(f"inputs: expected at least one step and one sequence, got shape {x.shape}")
+    if x.shape[-1] != D:
+        raise InputError(f"inputs: expected input size D = {D} (the weights' W_xh has {D} columns), "
+                         f"got D = {x.shape[-1]}")
+    return x
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A cell with its inputs and start state, and how they were made."""
+    cell: Cell
+    x: np.ndarray  # (T, B, D) or (T, D)
+    s0: np.ndarray | None  # (S,) or (B, S); None: zeros
+    model: dict  # how the cell was made: source 'random' (hidden, input_size, gain, init, seed) or 'weights'; dtype
+    inputs: str  # how the inputs were made
+    T: int
+    start: str = "zeros"  # how s0 was made: "zeros", "random N(0, scale^2), seed n" or "file PATH"
+
+
+def _flags(names, given: Collection[str]) -> list[str]:
+    return [f"--{n.replace('_', '-')}" for n in names if n in given]
+
+
+def assemble_model(cell: str = "elman", activation: str = "tanh", hidden: int = 32, input_size: int = 1,
+                   length: int = 100, batch: int = 1, gain: float = 1.0, init: str = "normal", seed: int = 0,
+                   dtype: str = "float64", weights: Path | None = None, inputs: Path | None = None,
+                   h0: Path | str | None = None, input_scale: float = 0.0, h0_scale: float = 1.0,
+                   start: str = "zeros", given: Collection[str] = ()) -> Model:
+    """The validated cell, inputs and start state: a random cell (hidden, input_size, gain, init, seed) or the
+    arrays of `weights` (.npz); the inputs of `inputs` (.npy, (T, D) or (T, B, D)) or `length` x `batch` steps of
+    N(0, input_scale^2) (seeded apart from the weights) or zeros; the start state of `h0`: a .npy file,
+    "zeros", "random" (N(0, h0_scale^2), seeded apart from the weights and inputs), or None for `start`'s rule
+    (core.unroll.initial_state: "zeros", "random", or "auto": random for an autonomous run, else zeros).
+
+    given: the names of the arguments the user set (not defaults); setting both a file and what it replaces
+    (weights and hidden, inputs and length, ...) is an InputError, as is --activation for a gated cell.
+    """
+    dt = get_dtype(dtype)
+    itemsize = torch.finfo(dt).bits // 8
+    gated = cell in _GATES
+    if gated and "activation" in given:
+        raise InputError(f"activation: expected no --activation for the gated cell {cell} (its nonlinearities are "
+                         f"fixed: sigmoid gates, tanh), got {activation!r}")
+    if weights is not None:
+        both = _flags(("hidden", "input_size", "gain", "init"), given)
+        if both:
+            raise InputError(f"weights: expected either --weights or the random model's {', '.join(both)}, got both")
+        arrays = {k: as_float64(v) for k, v in load_npz(weights, "weights").items()}
+        model_cell = cell_from_arrays(cell, activation, arrays, dtype=dt)
+        check_weight_names(cell, arrays)
+        head_from_arrays(arrays, getattr(model_cell, "hidden_size", model_cell.state_size), dtype=dt)  # shapes only
+        model = {"source": "weights", "weights": str(weights)}
+    else:
+        S_rand = 2 * hidden if cell == "lstm" else hidden
+        check_memory(length if inputs is None else 1, batch if inputs is None else 1, S_rand, input_size,
+                     _GATES.get(cell, 1) * hidden, itemsize)
+        model_cell = random_cell(cell, activation, hidden=hidden, input_size=input_size, gain=gain, init=init,
+                                 seed=seed, dtype=dt)
+        model = {"source": "random", "hidden": hidden, "input_size": input_size, "gain": gain, "init": init,
+                 "seed": seed}
+    model["dtype"] = dtype
+    D = model_cell.input_size
+    if inputs is not None:
+        both = _flags(("length", "batch", "input_scale"), given)
+        if both:
+            raise InputError(f"inputs: expected either --inputs or {', '.join(both)}, got both")
+        x = load_inputs(inputs, D)
+        T, B = x.shape[0], (x.shape[1] if x.ndim == 3 else 1)
+        input_desc = f"file {inputs}"
+        check_cell_memory(model_cell, T, B, itemsize)
+    else:
+        T, B = length, batch
+        check_cell_memory(model_cell, T, B, itemsize)
+        if input_scale > 0:
+            rng = np.random.default_rng([seed, 1])  # its own stream, apart from the weights' generator
+            x = input_scale * rng.standard_normal((T, B, D))
+            input_desc = f"random N(0, {input_scale:g}^2), seed {seed}"
+        else:
+            x = np.zeros((T, B, D))
+            input_desc = "zeros"
+    if h0 is not None and str(h0) not in START_STATES:
+        s0 = as_float64(load_npy(h0, "h0"))
+        return Model(model_cell, x, s0, model, input_desc, T, f"file {h0}")
+    s0, how = initial_state(model_cell, torch.as_tensor(x), None, start=start if h0 is None else str(h0),
+                            scale=h0_scale, seed=seed)
+    return Model(model_cell, x, None if s0 is None else s0.numpy(), model, input_desc, T, how)

@@ -1,4 +1,4 @@
-"""Recurrent cells: one step and its exact one-step Jacobian, nothing more (DESIGN.md, cell contract).
+"""Recurrent cells: one step and its exact one-step Jacobian, nothing more (the cell contract, docs/architecture.md).
 
 A cell maps (x_t, s_{t-1}) to s_t for a batch:
 

@@ -2,8 +2,15 @@
 was expected and what arrived.
 
 Example:
-    >>> arrays = load_npz("weights.npz")            # doctest: +SKIP
-    >>> x = load_npy("inputs.npy", "inputs")        # doctest: +SKIP
+    >>> import tempfile
+    >>> d = output_folder(tempfile.mkdtemp() + "/run")
+    >>> np.savez(d / "weights.npz", W_hh=np.eye(2), b_h=np.zeros(2))
+    >>> sorted(load_npz(d / "weights.npz"))
+    ['W_hh', 'b_h']
+    >>> load_npy(d / "inputs.npy", "inputs")
+    Traceback (most recent call last):
+    ...
+    rnnscope.core.errors.InputError: inputs: expected an existing file, got ...
 """
 
 from __future__ import annotations

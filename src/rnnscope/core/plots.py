@@ -14,9 +14,14 @@ file's extension (.png, .svg or .pdf) when given a path, and returns it; the plo
 gids ("spectral", "frobenius", "adjoint", "bound", "eigen", "sequence") so tests can read them back.
 
 Example:
-    >>> fig = plot_profile(profile, "profile.png")     # doctest: +SKIP
-    >>> [l.get_gid() for l in fig.axes[0].lines]       # doctest: +SKIP
-    ['spectral', 'frobenius', 'adjoint', 'bound']
+    >>> import tempfile, torch
+    >>> from rnnscope.core.build import random_cell
+    >>> from rnnscope.gradients.profile import profile
+    >>> x = torch.randn(30, 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> p = profile(random_cell("elman", "tanh", hidden=4, seed=0), x)
+    >>> fig = plot_profile(p, tempfile.mkdtemp() + "/profile.png")
+    >>> [l.get_gid() for l in fig.axes[0].lines]
+    ['spectral', 'frobenius', 'adjoint', 'bound', 'horizon']
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from matplotlib.figure import Figure
 from .errors import InputError
 
 __all__ = ["PLOT_EXTENSIONS", "check_plot_path", "new_figure", "save_figure", "plot_profile", "plot_overview", "plot_spec",
-           "plot_diagnosis", "plot_monitor"]
+           "plot_diagnosis", "plot_monitor", "plot_adjoint_profile"]
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 _MAX_SEQUENCE_LINES = 16  # faint per-sequence lines drawn for B > 1 (more would only be noise)
@@ -107,7 +112,7 @@ def _clip_ylim(ax, data: list[list[float]]) -> None:
 
 
 def plot_profile(profile, path=None, *, ax=None) -> Figure:
-    """Plot a Profile (analysis.profile): log10 norms of ds_t/ds_k and dL/ds_k against k, and the bound.
+    """Plot a Profile (gradients.profile): log10 norms of ds_t/ds_k and dL/ds_k against k, and the bound.
 
     Lines (x = k = 1..t, y = log10 values, batch means for B > 1):
         spectral   log10 ||ds_t/ds_k||_2          frobenius  log10 ||ds_t/ds_k||_F
@@ -323,6 +328,31 @@ def plot_monitor(history, path=None) -> Figure:
         ax.set_yscale("log")
     ax.set_xlabel("training step")
     ax.set_title(r"$\|\partial L/\partial\theta\|$ (the module's parameters)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_adjoint_profile(profile, path=None, *, title: str = "") -> Figure:
+    """One adjoint profile, log10 ||dL/dh_k|| against k = 0..T (a list; None or non-finite values are gaps):
+    a training run's gradient-flow snapshot (the lab's TensorBoard figure). The line's gid is "adjoint".
+
+    Example:
+        >>> fig = plot_adjoint_profile([-3.0, -2.0, None, 0.0], title="step 100")
+        >>> [l.get_gid() for l in fig.axes[0].lines], fig.axes[0].get_title()
+        (['adjoint'], 'step 100')
+    """
+    if path is not None:
+        check_plot_path(path)
+    fig = new_figure((5, 3))
+    ax = fig.add_subplot()
+    ys = [math.nan if v is None else float(v) for v in profile]
+    ax.plot(range(len(ys)), [v if math.isfinite(v) else math.nan for v in ys], gid="adjoint")
+    ax.set_xlabel("k")
+    ax.set_ylabel("log10 ||dL/dh_k||")
+    if title:
+        ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if path is not None:
         save_figure(fig, path)

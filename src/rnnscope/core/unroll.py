@@ -9,7 +9,13 @@ Trace keeps everything later stages need: states s_0..s_T (T+1, B, S), pre-activ
 (T, B, A) and the inputs x_1..x_T (T, B, D). Index convention: states[t] is s_t, so states[0] is
 s_0 (the initial state) and inputs[t-1] is x_t, preacts[t-1] is a_t.
 
+The start s_0 (`initial_state`): zeros, given, or a seeded random N(0, scale^2) per entry. An autonomous run
+(every input 0) from s_0 = 0 with zero bias never leaves the fixed point s = 0, so whatever is measured on it
+belongs to that fixed point (its Jacobian's eigenvalues), not to the attractor: the default start ("auto") is
+random for an autonomous run and zeros for a driven one. `Trace.fixed_point` says whether a trace sits still.
+
 Example:
+    >>> from rnnscope.core.cells import ElmanCell
     >>> cell = ElmanCell(torch.eye(2) * 0.5, torch.ones(2, 1), torch.zeros(2), "tanh")
     >>> trace = unroll(cell, torch.zeros(5, 1, 1))
     >>> trace.states.shape, trace.T
@@ -20,12 +26,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from .cells import Cell
 from .errors import InputError
 
-__all__ = ["Trace", "unroll", "as_batched_inputs"]
+__all__ = ["Trace", "unroll", "as_batched_inputs", "initial_state", "START_STATES", "FIXED_POINT_TOL"]
+
+START_STATES = ("auto", "zeros", "random")
+FIXED_POINT_TOL = 1e-9  # a step moves the state by at most this, relative to 1 + |s|: it sits on a fixed point
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,18 @@ class Trace:
             raise InputError(f"t: expected 1 <= t <= T={self.T}, got {t}")
         return Trace(self.states[: t + 1], self.preacts[:t], self.inputs[:t])
 
+    def fixed_point(self, after: int = 0, tol: float = FIXED_POINT_TOL) -> bool:
+        """Whether every sequence sits on a fixed point from step `after` on:
+
+            max_{t > after} ||s_t - s_{t-1}||_inf <= tol (1 + ||s_t||_inf)      for every sequence b
+        """
+        s = self.states[after:]  # (T+1-after, B, S)
+        if s.shape[0] < 2:
+            return False
+        step = (s[1:] - s[:-1]).abs().amax(-1)  # (n, B) the largest move of a unit per step
+        size = s[1:].abs().amax(-1)  # (n, B)
+        return bool((step <= tol * (1 + size)).all())
+
 
 def as_batched_inputs(x, dtype: torch.dtype, input_size: int | None = None) -> torch.Tensor:
     """Inputs (T, D) or (T, B, D) (tensor or array) -> (T, B, D) tensor of the given dtype."""
@@ -66,6 +88,41 @@ def as_batched_inputs(x, dtype: torch.dtype, input_size: int | None = None) -> t
     if not torch.isfinite(x).all():
         raise InputError("inputs: expected finite numbers, got NaN or Inf")
     return x
+
+
+def initial_state(cell: Cell, x, s0=None, *, start: str = "auto", scale: float = 1.0,
+                  seed: int = 0) -> tuple[torch.Tensor | None, str]:
+    """The start s_0 of a run over inputs x (T, B, D) and how it was chosen (a phrase for the output).
+
+        s0 given          s0 as it is                                 "given"
+        start "zeros"     s_0 = 0 (unroll's default)                  "zeros"
+        start "random"    s_0 ~ N(0, scale^2) per entry (B, S), from numpy's default_rng([seed, 3]): a stream
+                          of its own, apart from the weights' (seed) and the CLI's inputs' ([seed, 1])
+        start "auto"      "random" when the run is autonomous (every x_t = 0), else "zeros"
+
+    Example:
+        >>> from rnnscope.core.cells import ElmanCell
+        >>> cell = ElmanCell(torch.eye(3), torch.ones(3, 1), torch.zeros(3), "tanh")
+        >>> s0, how = initial_state(cell, torch.zeros(10, 2, 1))
+        >>> tuple(s0.shape), how
+        ((2, 3), 'random N(0, 1^2), seed 0')
+        >>> initial_state(cell, torch.ones(10, 2, 1))
+        (None, 'zeros')
+    """
+    if s0 is not None:
+        return s0, "given"
+    if start not in START_STATES:
+        raise InputError(f"start: expected one of {', '.join(START_STATES)}, got {start!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale < float("inf"):
+        raise InputError(f"start scale: expected a positive finite number, got {scale!r}")
+    x = as_batched_inputs(x, cell.dtype, cell.input_size)
+    if start == "auto":
+        start = "random" if not bool(x.any()) else "zeros"
+    if start == "zeros":
+        return None, "zeros"
+    rng = np.random.default_rng([seed, 3])
+    s0 = torch.as_tensor(scale * rng.standard_normal((x.shape[1], cell.state_size)))  # (B, S)
+    return s0.to(cell.dtype), f"random N(0, {scale:g}^2), seed {seed}"
 
 
 def unroll(cell: Cell, x, s0=None) -> Trace:

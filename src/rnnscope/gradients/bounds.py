@@ -94,8 +94,11 @@ def fitted_rate(log10_norms: torch.Tensor) -> float | None:
     return float((dc * (y - y.mean())).sum() / (dc * dc).sum())
 
 
-def horizon(log10_norms: torch.Tensor, decades: float = 3.0) -> tuple[int | None, str | None]:
-    """The first distance d = t - k at which the norm has fallen (or risen) by 10^decades from d = 0."""
+def horizon(log10_norms: torch.Tensor, decades: float = 3.0, *, rises: bool = True) -> tuple[int | None, str | None]:
+    """The first distance d = t - k at which the norm has fallen (or risen) by 10^decades from d = 0.
+
+    log10_norms (t,): element k-1 is step k. rises=False: only a fall counts (a rise is passed over).
+    """
     t = log10_norms.shape[0]
     y = log10_norms.flip(0)  # element d is distance d
     base = float(y[0])
@@ -103,6 +106,6 @@ def horizon(log10_norms: torch.Tensor, decades: float = 3.0) -> tuple[int | None
         v = float(y[d])
         if v <= base - decades or (math.isinf(v) and v < 0):
             return d, "fallen"
-        if v >= base + decades:
+        if rises and v >= base + decades:
             return d, "risen"
     return None, None

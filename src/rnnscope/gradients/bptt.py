@@ -1,11 +1,11 @@
-"""Backpropagation through time, derived by hand, and adjoints dL/ds_k for any cell.
+"""Backpropagation through time, derived by hand, with the per-step contributions.
 
 For the vanilla cells (Elman, Pal) with a head (heads.py), the loss E = sum_{t in steps} E_t has
 
     dE/dW = sum_t dE_t/dW = sum_t sum_{k<=t} (dE_t/dh_t) (prod_{j=k+1}^{t} dh_j/dh_{j-1}) (d+h_k/dW)     (seed 004)
 
-where d+h_k/dW is the immediate partial (h_{k-1} held fixed, seed 001 Lemma 1). The backward sweep
-computes the same sum in O(T B S^2) by the adjoint recursion
+where d+h_k/dW is the immediate partial (h_{k-1} held fixed, seed 001 Lemma 1). The backward pass
+computes the same sum in O(T B S^2) by the adjoint recursion (adjoint.sweep, the one copy)
 
     delta_T = dE/dh_T,     delta_{k-1} = delta_k dh_k/dh_{k-1} + dE_{k-1}/dh_{k-1}
 
@@ -17,8 +17,7 @@ Legend: T time, B batch, S state size, D input size, O output size.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
+from bisect import bisect_left
 from dataclasses import dataclass, field
 
 import torch
@@ -26,9 +25,10 @@ import torch
 from ..core.cells import Cell, ElmanCell, PalCell
 from ..core.errors import InputError
 from ..core.heads import Head
-from ..core.unroll import Trace, unroll
+from ..core.unroll import unroll
+from .adjoint import sweep
 
-__all__ = ["BPTTResult", "bptt", "Adjoints", "adjoints", "state_adjoint_seed"]
+__all__ = ["BPTTResult", "bptt"]
 
 _CONTRIBUTION_BYTES_LIMIT = 2 * 1024**3  # "full" contributions hold T*T*S*(S+D+1) numbers
 
@@ -73,12 +73,18 @@ def bptt(cell: Cell, head: Head, x, targets, h0=None, *, loss_at: str = "all",
     x (T, B, D) or (T, D); targets (T, B, O) / (T, O) floats for mse, (T, B) / (T,) class indices for ce;
     loss_at "all" (E = sum_t E_t) or "last" (E = E_T); contributions "none", "norms" or "full".
 
+    The backward pass is the adjoint sweep (adjoint.py) over R rows, row r the adjoint of one loss term E_t
+    (R = 1, the total, when no contributions are asked for): its vjp at step k is `_immediate`, which also
+    yields the immediate-partial gradients C[t, k] of every row. The rows of loss terms with t < k are zero
+    at step k and are skipped. dE/dh_k is the sum of the rows.
+
     Example:
+        >>> from rnnscope.core.cells import ElmanCell
         >>> cell = ElmanCell(torch.eye(2) * 0.5, torch.ones(2, 1), torch.zeros(2), "tanh")
         >>> head = Head(torch.eye(2), torch.zeros(2), "mse")
         >>> r = bptt(cell, head, torch.ones(3, 1), torch.zeros(3, 2))
-        >>> sorted(r.grads)
-        ['W_hh', 'W_xh', 'W_hy', 'b_h', 'b_y']
+        >>> list(r.grads)
+        ['W_hh', 'W_xh', 'b_h', 'W_hy', 'b_y']
     """
     if not isinstance(cell, (ElmanCell, PalCell)):
         raise InputError(f"cell: expected an Elman or Pal cell for hand-derived BPTT, got {getattr(cell, 'kind', type(cell).__name__)!r}")
@@ -89,146 +95,54 @@ def bptt(cell: Cell, head: Head, x, targets, h0=None, *, loss_at: str = "all",
     trace = unroll(cell, x, h0)
     T, B, S, D = trace.T, trace.B, cell.state_size, cell.input_size
     y = head.check_targets(targets, T, B)
-    steps = set(head.loss_steps(loss_at, T))
+    steps = sorted(head.loss_steps(loss_at, T), reverse=True)  # the loss steps t, latest first
     if contributions == "full" and T * T * S * (S + D + 1) * 8 > _CONTRIBUTION_BYTES_LIMIT:
         raise InputError(f"contributions='full': expected T*T*S*(S+D+1) <= {_CONTRIBUTION_BYTES_LIMIT // 8} numbers, "
                          f"got {T * T * S * (S + D + 1)} (T={T}, S={S}, D={D}); use 'norms'")
     h = trace.states  # (T+1, B, S)
     dt = cell.dtype
-    dW_hh, dW_xh, db_h = torch.zeros(S, S, dtype=dt), torch.zeros(S, D, dtype=dt), torch.zeros(S, dtype=dt)
-    dW_hy, db_y = torch.zeros_like(head.W_hy), torch.zeros_like(head.b_y)
+    # the loss terms E_t and their immediate partials dE_t/dh_t, through the head
     loss = torch.zeros((), dtype=dt)
-    adj = torch.zeros(T + 1, B, S, dtype=dt)
-    norms = {n: torch.zeros(T, T, dtype=dt) for n in ("W_hh", "W_xh", "b_h")}
+    dW_hy, db_y = torch.zeros_like(head.W_hy), torch.zeros_like(head.b_y)
+    direct = {}
+    for t in steps:
+        o = head.outputs(h[t])  # o_t = W_hy h_t + b_y (B, O)
+        loss = loss + head.step_loss(o, y[t - 1])
+        e = head.dE_do(o, y[t - 1])  # dE_t/do_t (B, O)
+        dW_hy += e.T @ h[t]  # through o_t = W_hy h_t: needs h_t only (seed 004)
+        db_y += e.sum(0)  # through o_t = ... + b_y
+        direct[t] = e @ head.W_hy  # dE_t/dh_t: back through W_hy (B, S)
+    per_term = contributions != "none"
+    R = len(steps) if per_term else 1
+    row = {t: (r if per_term else 0) for r, t in enumerate(steps)}  # the row of each loss term
+    ti = torch.tensor(steps) - 1  # [t-1] of each row (per_term)
+    ascending = steps[::-1]
+    grads = {"W_hh": torch.zeros(S, S, dtype=dt), "W_xh": torch.zeros(S, D, dtype=dt), "b_h": torch.zeros(S, dtype=dt)}
+    norms = {n: torch.zeros(T, T, dtype=dt) for n in grads}
     full = None
     if contributions == "full":
         full = {"W_hh": torch.zeros(T, T, S, S, dtype=dt), "W_xh": torch.zeros(T, T, S, D, dtype=dt),
                 "b_h": torch.zeros(T, T, S, dtype=dt)}
-    delta = torch.zeros(B, S, dtype=dt)  # dE/dh_k, total over all loss terms E_t with t >= k
-    rows = torch.zeros(0, B, S, dtype=dt)  # dE_t/dh_k for each loss step t >= k, one row per t
-    row_t: list[int] = []  # the t of each row
-    for k in range(T, 0, -1):
-        if k in steps:
-            o = head.outputs(h[k])  # o_k = W_hy h_k + b_y (B, O)
-            loss = loss + head.step_loss(o, y[k - 1])
-            e = head.dE_do(o, y[k - 1])  # dE_k/do_k (B, O)
-            dW_hy += e.T @ h[k]  # through o_k = W_hy h_k: needs h_k only (seed 004)
-            db_y += e.sum(0)  # through o_k = ... + b_y
-            direct = e @ head.W_hy  # dE_k/dh_k: back through W_hy (B, S)
-            delta = delta + direct
-            if contributions != "none":
-                rows = torch.cat([rows, direct.unsqueeze(0)])
-                row_t.append(k)
-        adj[k] = delta
-        # the whole sum: immediate partials at step k, weighted by the total adjoint dE/dh_k
-        gW_hh, gW_xh, gb_h, delta = _immediate(cell, delta, h[k - 1], trace.preacts[k - 1], trace.inputs[k - 1])
-        dW_hh += gW_hh
-        dW_xh += gW_xh
-        db_h += gb_h
-        if contributions != "none" and row_t:
-            # the same step, one row per loss step t: C[t, k] = (dE_t/dh_k) (d+h_k/dW)
-            cW_hh, cW_xh, cb_h, rows = _immediate(cell, rows, h[k - 1], trace.preacts[k - 1], trace.inputs[k - 1])
-            ti = torch.tensor(row_t) - 1
-            norms["W_hh"][ti, k - 1] = torch.linalg.matrix_norm(cW_hh)
-            norms["W_xh"][ti, k - 1] = torch.linalg.matrix_norm(cW_xh)
-            norms["b_h"][ti, k - 1] = torch.linalg.vector_norm(cb_h, dim=-1)
-            if full is not None:
-                full["W_hh"][ti, k - 1] = cW_hh
-                full["W_xh"][ti, k - 1] = cW_xh
-                full["b_h"][ti, k - 1] = cb_h
-    adj[0] = delta
-    grads = {"W_hh": dW_hh, "W_xh": dW_xh, "b_h": db_h, "W_hy": dW_hy, "b_y": db_y}
-    return BPTTResult(loss, grads, adj, norms, full)
 
+    def d(k: int) -> torch.Tensor | None:  # the rows' explicit partials at step k: dE_k/dh_k in E_k's row
+        if k not in direct:
+            return None if k != T else torch.zeros(R, B, S, dtype=dt)
+        v = torch.zeros(R, B, S, dtype=dt)
+        v[row[k]] = direct[k]
+        return v
 
-@dataclass(frozen=True)
-class Adjoints:
-    """dL/ds_k for k = 0..T in log-polar form: dL/ds_k = exp(log_scale[k]) * unit[k], ||unit[k]|| in {0, 1}."""
+    def vjp(k: int, G: torch.Tensor) -> torch.Tensor:  # G (R, B, S): dE_t/dh_k per row
+        n = len(steps) - bisect_left(ascending, k) if per_term else 1  # rows with t >= k (the others are zero)
+        out = torch.zeros_like(G)
+        c = _immediate(cell, G[:n], h[k - 1], trace.preacts[k - 1], trace.inputs[k - 1])
+        out[:n] = c[3]  # dE_t/dh_{k-1}: back through step k
+        for name, g in zip(("W_hh", "W_xh", "b_h"), c[:3]):  # C[t, k] = (dE_t/dh_k) (d+h_k/dW)
+            grads[name] += g.sum(0)  # the whole sum: every loss term through step k
+            if per_term:
+                norms[name][ti[:n], k - 1] = torch.linalg.vector_norm(g.flatten(1), dim=1)
+                if full is not None:
+                    full[name][ti[:n], k - 1] = g
+        return out
 
-    log_scale: torch.Tensor  # (T+1, B) natural log of ||dL/ds_k|| (-inf where it is exactly 0)
-    unit: torch.Tensor  # (T+1, B, S)
-
-    @property
-    def log10_norm(self) -> torch.Tensor:
-        """log10 ||dL/ds_k||_2, (T+1, B); finite even where the values overflow float64."""
-        return self.log_scale / math.log(10.0)
-
-    def values(self) -> torch.Tensor:
-        """dL/ds_k (T+1, B, S) in the linear domain (inf where they overflow)."""
-        scale = torch.exp(self.log_scale).unsqueeze(-1)
-        return torch.where(self.unit == 0, torch.zeros_like(self.unit), scale * self.unit)
-
-
-def state_adjoint_seed(cell: Cell, B: int) -> torch.Tensor:
-    """dL/ds_T for L = sum of the entries of h_T (the default loss): ones on h, zeros on c (B, S)."""
-    g = torch.zeros(B, cell.state_size, dtype=cell.dtype)
-    g[:, :cell.h_size] = 1.0
-    return g
-
-
-def _polar(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """v (B, S) -> (log ||v||, v / ||v||), with (-inf, 0) for a zero vector."""
-    n = torch.linalg.vector_norm(v, dim=-1)  # (B,)
-    safe = torch.where(n > 0, n, torch.ones_like(n))
-    return torch.log(n), v / safe.unsqueeze(-1)
-
-
-def adjoints(cell: Cell, trace: Trace, direct: torch.Tensor | None = None, *, t: int | None = None,
-             vjp: Callable[[int, torch.Tensor], torch.Tensor] | None = None) -> Adjoints:
-    """Adjoints dL/ds_k for k = 0..t by vector-Jacobian products, O(t B S^2), in the log domain.
-
-        g_t = dL/ds_t (direct),   g_{k-1} = g_k ds_k/ds_{k-1} + (direct dL/ds_{k-1})
-
-    direct: (t, B, S) explicit partials dL/ds_k for k = 1..t, or (t, B, P) their h part (the rest zero: a loss
-    that reads h only), or None for L = sum of the entries of h_t.
-    vjp: vjp(k, g) = g ds_k/ds_{k-1} (B, S) in place of cell.vjp on the trace's step k (a caller that keeps what
-    the product passes through, e.g. LSTMCell.vjp_gates' gate adjoints).
-    The running vector is renormalised every step, so t = 100,000 in the exploding regime stays finite.
-    """
-    t = trace.T if t is None else t
-    tr = trace.truncated(t)
-    B, S = tr.B, cell.state_size
-    if direct is None:
-        direct = torch.zeros(t, B, S, dtype=cell.dtype)
-        direct[-1] = state_adjoint_seed(cell, B)
-        sparse = True  # only the last step carries a direct term
-    else:
-        direct = torch.as_tensor(direct, dtype=cell.dtype)
-        if tuple(direct.shape) not in ((t, B, S), (t, B, cell.h_size)):
-            raise InputError(f"direct: expected shape ({t}, {B}, {S}) or its h part ({t}, {B}, {cell.h_size}), "
-                             f"got {tuple(direct.shape)}")
-        sparse = bool((direct[:-1] == 0).all())
-    P = direct.shape[2]  # the columns of s that direct covers: all, or h
-    if vjp is None:
-        def vjp(k: int, g: torch.Tensor) -> torch.Tensor:
-            return cell.vjp(tr.inputs[k - 1], tr.states[k - 1], g, tr.preacts[k - 1])
-    log_scale = torch.empty(t + 1, B, dtype=cell.dtype)
-    unit = torch.zeros(t + 1, B, S, dtype=cell.dtype)
-    ls, unit[t, :, :P] = _polar(direct[-1])
-    log_scale[t], v = ls, unit[t]
-    step_logs = torch.zeros(t + 1, B, dtype=cell.dtype)  # log of the per-step growth (sparse case)
-    with torch.no_grad():
-        for k in range(t, 0, -1):
-            w = vjp(k, v)  # unit-scale g_k ds_k/ds_{k-1} (B, S)
-            if sparse or k == 1:
-                lg, v = _polar(w)
-                if sparse:
-                    step_logs[k - 1] = lg
-                    unit[k - 1] = v
-                    continue
-                ls = ls + lg
-            else:
-                d = direct[k - 2]  # explicit dL/ds_{k-1}
-                lw, uw = _polar(w)
-                ld, ud = _polar(d)
-                m = torch.maximum(ls + lw, ld)  # common scale, so neither term overflows
-                m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-                uw.mul_(torch.exp(ls + lw - m).unsqueeze(-1))
-                uw[:, :P].add_(torch.exp(ld - m).unsqueeze(-1) * ud)  # + the explicit term (its h part, or all)
-                lg, v = _polar(uw)
-                ls = m + lg
-            log_scale[k - 1], unit[k - 1] = ls, v
-    if sparse:
-        # log ||g_k|| = log ||g_t|| + sum of the per-step log growths from t down to k
-        log_scale[:t] = log_scale[t] + torch.flip(torch.cumsum(torch.flip(step_logs[:t], [0]), 0), [0])
-    return Adjoints(log_scale, unit)
+    adj = sweep(T, vjp, d, keep=lambda G: G.sum(0))  # (T+1, B, S): dE/dh_k, the sum over the loss terms
+    return BPTTResult(loss, {**grads, "W_hy": dW_hy, "b_y": db_y}, adj, norms, full)

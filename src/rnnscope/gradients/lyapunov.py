@@ -19,19 +19,31 @@ std(block means) / sqrt(number of blocks). The Kaplan-Yorke dimension is
 j + (lambda_1 + ... + lambda_j) / |lambda_{j+1}|, with j the largest index whose partial sum is >= 0
 (0 if lambda_1 < 0; k if every partial sum of the k computed exponents is >= 0).
 
+The start matters. An autonomous run (no input) from s_0 = 0 with zero bias never leaves the fixed point
+s = 0, and the exponents are then ln |eig(J(0))| (for h = W tanh(h): ln |eig(W)|), those of the fixed point,
+whatever the attractor does. So `lyapunov` starts an autonomous run from a seeded random state (N(0, 1) per
+entry by default: core.unroll.initial_state) and discards a warm-up of T // 10 steps, as Engelken's
+algorithm does (random start, transient discarded); a driven run starts at 0 unless told otherwise. Whichever
+start was used is recorded (`start`), and a run whose trajectory sits on a fixed point after the warm-up
+(no unit moves by more than 1e-9 (1 + |s|) in a step) carries a warning saying so.
+
 Cost: T one-step Jacobians (formed in chunks, batched over steps), T products (B, S, S) @ (B, S, k),
 T/every QR factorisations of (B, S, k); memory O(C B S^2) beyond the trace (C steps per chunk).
 
 Example:
+    >>> from rnnscope.core.cells import ElmanCell
     >>> cell = ElmanCell(torch.diag(torch.tensor([0.5, 2.0], dtype=torch.float64)),
     ...                  torch.zeros(2, 1, dtype=torch.float64), torch.zeros(2, dtype=torch.float64), "identity")
     >>> ly = lyapunov(cell, torch.zeros(200, 1, 1, dtype=torch.float64))
-    >>> [round(v, 6) for v in ly.exponents.tolist()]          # ln 2, ln 0.5
+    >>> [round(v, 6) for v in ly.exponents.tolist()]          # ln 2, ln 0.5: a linear map's are its own
     [0.693147, -0.693147]
+    >>> ly.start, ly.warmup
+    ('random N(0, 1^2), seed 0', 20)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from contextlib import nullcontext
@@ -43,7 +55,7 @@ from ..core.cells import Cell
 from ..core.errors import InputError
 from ..core.results import jsonable
 from ..core.threads import SMALL_STATE, torch_threads
-from ..core.unroll import Trace, unroll
+from ..core.unroll import Trace, initial_state, unroll
 
 __all__ = ["LyapunovSpectrum", "lyapunov", "lyapunov_spectrum", "kaplan_yorke"]
 
@@ -66,13 +78,16 @@ class LyapunovSpectrum:
     state_size: int
     cell: str
     seconds: float = 0.0
+    start: str = "given"  # how s_0 was chosen: "given", "zeros", "random N(0, scale^2), seed n"
+    warnings: tuple[str, ...] = ()  # e.g. the trajectory sits on a fixed point
 
     def to_dict(self) -> dict:
         return jsonable({"exponents": self.exponents, "max_exponent": self.max_exponent,
                          "kaplan_yorke_dimension": self.kaplan_yorke_dimension, "stderr": self.stderr,
                          "per_sequence": self.per_sequence, "steps": self.steps, "warmup": self.warmup,
                          "every": self.every, "k": self.k, "batch": self.batch, "state_size": self.state_size,
-                         "cell": self.cell, "seconds": self.seconds})
+                         "cell": self.cell, "seconds": self.seconds, "start": self.start,
+                         "warnings": list(self.warnings)})
 
 
 def kaplan_yorke(exponents) -> float:
@@ -106,9 +121,17 @@ def lyapunov_spectrum(cell: Cell, trace: Trace, *, k: int | None = None, every: 
     """The top k Lyapunov exponents (default all S) of the dynamics along a trace (see the module docstring).
 
     trace: states (T+1, B, S); every: steps between re-orthonormalisations; warmup: steps discarded.
+    The result warns when the trajectory sits on a fixed point after the warm-up (see the module docstring).
     """
     T, B, S = trace.T, trace.B, cell.state_size
     k = _check_args(T, S, k, every, warmup, blocks)
+    warnings = ()
+    if trace.fixed_point(after=warmup):
+        size = float(trace.states[-1].abs().amax())
+        warnings = (f"the trajectory sits on a fixed point (max |s_i| = {size:.3g}, no unit moves after the warm-up): "
+                    f"these are the exponents of that fixed point (the log-moduli of its Jacobian's eigenvalues), "
+                    f"the attractor's only if it attracts; an autonomous run from 0 never leaves 0: start from a "
+                    f"random state to see the attractor",)
     start = time.perf_counter()
     dt = cell.dtype
     gen = torch.Generator().manual_seed(seed)
@@ -128,7 +151,8 @@ def lyapunov_spectrum(cell: Cell, trace: Trace, *, k: int | None = None, every: 
     else:
         stderr = math.nan
     return LyapunovSpectrum(exps, per_seq, float(exps[0]), kaplan_yorke(exps.tolist()), stderr, steps, warmup,
-                            every, k, B, S, getattr(cell, "kind", type(cell).__name__), time.perf_counter() - start)
+                            every, k, B, S, getattr(cell, "kind", type(cell).__name__), time.perf_counter() - start,
+                            warnings=warnings)
 
 
 def _frame_sweep(cell: Cell, trace: Trace, Q: torch.Tensor, every: int, warmup: int, k: int):
@@ -163,9 +187,18 @@ def _frame_sweep(cell: Cell, trace: Trace, Q: torch.Tensor, every: int, warmup: 
     return logs, spans, Q
 
 
-def lyapunov(cell: Cell, x, s0=None, **kw) -> LyapunovSpectrum:
-    """Unroll the cell on inputs x (T, B, D) or (T, D) from s0 and return lyapunov_spectrum(...) (timed in full)."""
-    start = time.perf_counter()
+def lyapunov(cell: Cell, x, s0=None, *, start: str = "auto", start_scale: float = 1.0, start_seed: int = 0,
+             warmup: int | None = None, **kw) -> LyapunovSpectrum:
+    """Unroll the cell on inputs x (T, B, D) or (T, D) and return lyapunov_spectrum(...) (timed in full).
+
+    s0 (B, S) or (S,): the start; without it `start` chooses (core.unroll.initial_state): "auto" (random
+    N(0, start_scale^2) for an autonomous run, zeros for a driven one), "zeros" or "random".
+    warmup: steps discarded; None: T // 10 from a random start (its transient), else 0.
+    """
+    t0 = time.perf_counter()
+    s0, how = initial_state(cell, x, s0, start=start, scale=start_scale, seed=start_seed)
     trace = unroll(cell, x, s0)
-    ly = lyapunov_spectrum(cell, trace, **kw)
-    return LyapunovSpectrum(**{**ly.__dict__, "seconds": time.perf_counter() - start})
+    if warmup is None:
+        warmup = trace.T // 10 if how.startswith("random") else 0
+    ly = lyapunov_spectrum(cell, trace, warmup=warmup, **kw)
+    return dataclasses.replace(ly, seconds=time.perf_counter() - t0, start=how)

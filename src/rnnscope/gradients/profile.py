@@ -7,15 +7,20 @@ For the target step t (default T) and every k = 1..t, per sequence b and as the 
 
 with L = sum of the entries of h_t; with explicit dL/ds terms at every step (direct) the adjoints come
 from bptt.adjoints (vector-Jacobian products) instead. Next to them the weights'
-promise (theory.weight_facts: gamma, sigma_max, rho, verdict, note), the bound (gamma sigma_max)^(t-k),
-the fitted rate and the horizon of the batch-mean spectral profile.
+promise (bounds.weight_facts: gamma, sigma_max, rho, verdict, note), the bound (gamma sigma_max)^(t-k),
+the fitted rate and the horizon of the batch-mean spectral profile. A trajectory that never moves (an
+autonomous run from the fixed point 0 with zero bias) is profiled as it is, with a warning: its products are
+the powers of one Jacobian, the linearisation at that fixed point.
 
 Example:
+    >>> from rnnscope.core.cells import ElmanCell
     >>> cell = ElmanCell(0.5 * torch.eye(4, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64),
     ...                  torch.zeros(4, dtype=torch.float64), "tanh")
     >>> p = profile(cell, torch.zeros(20, 1, 1, dtype=torch.float64))
     >>> p.verdict, round(p.rate_per_step, 6)      # ||0.5^(t-k) I|| falls by log10(2) per step
     ('vanishing guaranteed', -0.30103)
+    >>> p.warnings == (FIXED_POINT_WARNING,)               # zero inputs from s_0 = 0: it never moves
+    True
 """
 
 from __future__ import annotations
@@ -27,14 +32,18 @@ from dataclasses import dataclass
 
 import torch
 
-from .bptt import adjoints, state_adjoint_seed
+from .adjoint import adjoints, state_adjoint_seed
 from ..core.cells import Cell
 from .flow import jacobian_profile
 from ..core.results import jsonable
 from .bounds import fitted_rate, horizon, weight_facts
 from ..core.unroll import Trace, unroll
 
-__all__ = ["Profile", "profile", "profile_trace"]
+__all__ = ["Profile", "profile", "profile_trace", "FIXED_POINT_WARNING"]
+
+FIXED_POINT_WARNING = ("the trajectory sits on a fixed point (no unit moves): every Jacobian is the same, that of the "
+                       "linearisation there; drive the model (inputs) or start elsewhere (h0) to follow a moving "
+                       "trajectory")
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class Profile:
     seconds: float
     power_half_steps: int
     svd_fallbacks: int
+    warnings: tuple[str, ...] = ()  # e.g. the trajectory sits on a fixed point
 
     @property
     def log10_spectral(self) -> torch.Tensor:
@@ -90,6 +100,7 @@ class Profile:
             "gamma": self.gamma, "sigma_max": self.sigma_max, "spectral_radius": self.spectral_radius,
             "verdict": self.verdict, "note": self.note, "seconds": self.seconds,
             "power_half_steps": self.power_half_steps, "svd_fallbacks": self.svd_fallbacks,
+            "warnings": list(self.warnings),
         })
 
 
@@ -126,6 +137,7 @@ def profile_trace(cell: Cell, trace: Trace, *, t: int | None = None, direct: tor
         gamma=facts.gamma, sigma_max=facts.sigma_max, spectral_radius=facts.spectral_radius,
         verdict=facts.verdict, note=facts.note, seconds=time.perf_counter() - start,
         power_half_steps=jp.power_half_steps, svd_fallbacks=jp.svd_fallbacks,
+        warnings=(FIXED_POINT_WARNING,) if trace.truncated(t).fixed_point() else (),
     )
 
 

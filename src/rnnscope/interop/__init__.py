@@ -1,3 +1,3 @@
-"""interop: the boundary to a user's PyTorch model: torch modules as cells, diagnose, the training monitor.
+"""interop: the boundary to a user's PyTorch model: torch modules as cells, diagnose (per-layer flow, verdicts), the monitor.
 May import: core, gradients
 """

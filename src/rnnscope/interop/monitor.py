@@ -26,12 +26,13 @@ The module is only read (its weights at the call); the diagnosis runs without to
 Options default to the cheap ones: the adjoint profile, the gradient norm and the gate attribution; the
 Jacobian-product profile (O(T S^3)) only with jacobian=True (on jacobian_sequences sequences).
 
-Example:
+Example (no writer: the records stay in `history`):
+    >>> import torch
     >>> mon = GradientFlowMonitor(torch.nn.GRU(2, 8), every=2)
     >>> for i in range(5):
     ...     _ = mon.step(torch.randn(20, 4, 2))
-    >>> [r.step for r in mon.history]
-    [0, 2, 4]
+    >>> [r.step for r in mon.history], mon.history[-1].diagnosis.layers[0].log10_adjoint_h.shape
+    ([0, 2, 4], torch.Size([20]))
 """
 
 from __future__ import annotations

@@ -40,17 +40,18 @@ from torch import nn
 from ..core.activations import get_activation
 from ..core.errors import InputError
 from ..core.build import recurrent_matrix
+from ..core.vocab import TRAIN_INITS, check
+from ..gradients.adjoint import sweep
 
 __all__ = ["ClipResult", "grad_norm", "clip_grad_norm", "clip_grad_value", "AdaptiveClipState", "clip_grad_adaptive",
            "nan_fallback", "FALLBACK_ABOVE", "FALLBACK_SCALE", "state_adjoints", "PascanuOmega",
-           "pascanu_regularizer", "PascanuRegularizer", "REGULARIZER_BOUND", "REDUCTIONS", "INIT_NAMES",
+           "pascanu_regularizer", "PascanuRegularizer", "REGULARIZER_BOUND", "REDUCTIONS",
            "INIT_STD", "smart_tanh_matrix", "init_rnn", "vanilla_form"]
 
 FALLBACK_ABOVE = 1e10  # Pascanu's code: a norm above this (or NaN, Inf, < 0) is not trusted in float32
 FALLBACK_SCALE = 0.02  # ... and the gradient of W_hh becomes 0.02 W_hh (a small decay step), the others 0
 REGULARIZER_BOUND = 1e-20  # Pascanu's state['bound']: steps with ||dE/dh_{k+1}||^2 below it are dropped
 REDUCTIONS = ("pascanu", "sum")
-INIT_NAMES = ("default", "sigmoid", "basic-tanh", "smart-tanh", "orthogonal", "identity")
 INIT_STD = {"sigmoid": 0.01, "basic-tanh": 0.1}  # Pascanu's N(0, std) for W_hh, W_xh and W_hy
 SMART_TANH_NONZERO = 15  # incoming weights per unit
 SMART_TANH_RADIUS = 0.95  # spectral radius after rescaling
@@ -279,14 +280,10 @@ def _back(form: str, W_hh: torch.Tensor, d: torch.Tensor, delta: torch.Tensor) -
 
 
 def _state_adjoints(form: str, W_hh: torch.Tensor, d: torch.Tensor, direct: torch.Tensor) -> torch.Tensor:
+    """delta_k for k = 1..T (T, B, S) by the adjoint sweep; step k's derivatives are d[k-1], its partial direct[k-1]."""
     with torch.no_grad():
-        out = torch.empty_like(direct)
-        delta = direct[-1]
-        out[-1] = delta
-        for t in range(direct.shape[0] - 1, 0, -1):  # out[t] = delta_{t+1}; step t+1 has derivatives d[t]
-            delta = direct[t - 1] + _back(form, W_hh, d[t], delta)
-            out[t - 1] = delta
-    return out
+        g = sweep(direct.shape[0], lambda k, v: _back(form, W_hh, d[k - 1], v), lambda k: direct[k - 1])
+    return g[1:]  # g_0 = dE/dh_0 is not a term of Omega
 
 
 def state_adjoints(W_hh: torch.Tensor, preacts: torch.Tensor, direct: torch.Tensor, form: str = "elman",
@@ -371,7 +368,7 @@ def pascanu_regularizer(W_hh: torch.Tensor, preacts: torch.Tensor, adjoints: tor
     through that W_hh (the immediate dependence), as Theano's grad on the placeholders in the code.
 
     The code divides by the count of kept steps, so with every step kept Omega is the mean over
-    steps and sequences; the paper's sum over k (REFERENCE.md: "sums over time") is reduction "sum".
+    steps and sequences; the paper's eq. 9, a sum over k, is reduction "sum".
     Pascanu's alpha in 2 to 4 goes with the code's normalisation.
 
     W_hh (S, S); preacts (T, B, S): a_k (elman) or h_{k-1} (pal), as Trace.preacts; adjoints (T, B, S).
@@ -412,7 +409,7 @@ def _dphi_of_output(name: str, h: torch.Tensor) -> torch.Tensor:
 
 def vanilla_form(rnn: nn.Module) -> tuple[str, str]:
     """(form, activation) of a single-layer vanilla RNN module: torch.nn.RNN ('elman', its nonlinearity) or a
-    module with attributes `form` ('elman' | 'pal') and `activation` (rnnscope.lab.train's ElmanRNN, PalRNN)."""
+    module with attributes `form` ('elman' | 'pal') and `activation` (rnnscope.lab.networks' ElmanRNN, PalRNN)."""
     if isinstance(rnn, nn.RNN):
         if rnn.num_layers != 1 or rnn.bidirectional:
             raise InputError(f"rnn: expected one layer, one direction, got num_layers={rnn.num_layers}, "
@@ -554,8 +551,7 @@ def init_rnn(rnn: nn.Module, readout: nn.Linear | None, init: str, gen: torch.Ge
     The numbers are standard deviations. Gated cells (G blocks of H x H in W_hh): smart-tanh, orthogonal
     and identity apply to each gate's block.
     """
-    if init not in INIT_NAMES:
-        raise InputError(f"init: expected one of {', '.join(INIT_NAMES)}, got {init!r}")
+    check("init", init, TRAIN_INITS)
     if init == "default":
         return
     W_hh, W_xh = rnn.weight_hh_l0, rnn.weight_ih_l0

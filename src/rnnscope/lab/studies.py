@@ -1,18 +1,21 @@
 """Studies: the literature's training experiments as sweeps, with their configs as files in the package.
 
 A study file (rnnscope/lab/study_configs/<name>.toml) names methods (bundles of training settings), a grid (task,
-length, seed, ...), the fixed settings, and a [quick] section (grid subsets and fixed overrides for the
-short version `make demo` runs):
+length, seed, ...), the fixed settings, and versions: [quick] (grid subsets and fixed overrides for the short
+version `make demo` runs) and, optionally, [faithful] (the source's own setup, as far as it is known):
 
     pascanu   SGD vs SGD-C (norm clipping) vs SGD-CR (clipping + Omega) on temporal order and addition at
-              lengths 10-50, 5 seeds: success rates should be ordered SGD <= SGD-C <= SGD-CR
+              lengths 10-50, 5 seeds: success rates should be ordered SGD <= SGD-C <= SGD-CR. faithful:
+              Pascanu et al. 2013's code's setup, L ~ U{50..199} per batch, success = zero errors in 10,000
     cells     Elman-tanh vs LSTM vs GRU on adding (Le) and copy memory: final loss against the memoryless
               baseline
 
-`study_spec(study)` turns a study into a sweep.SweepSpec whose grid has a `method` axis; each config runs
-as the sweep task `run_point` (in a worker): the method's settings are merged into the config and the
-run is train.run_config. `study_table(rows)` aggregates the store's rows per (task, method, length);
-`plot_study(table, path)` draws success rate (or loss / baseline) against length, one line per method.
+`study_spec(study, version)` turns a study into a sweep.SweepSpec whose grid has a `method` axis; each config
+runs as the sweep task `run_point` (in a worker): the method's settings are merged into the config and the
+run is train.run_config. `study_table(rows)` aggregates the store's rows per (task, method, length, length
+range), with the success criterion the runs were judged by; `study_title(study, rows)` says what ran (methods,
+tasks, lengths, seeds, updates, criterion), read from the rows themselves; `plot_study(table, path)` draws
+success rate (or loss / baseline) against length, one line per method.
 
 Example:
     >>> s = load_study("pascanu")
@@ -22,10 +25,12 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
+import textwrap
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -34,10 +39,11 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.results import jsonable
 
-__all__ = ["STUDY_NAMES", "Study", "load_study", "study_spec", "run_point", "StudyRow", "study_table", "plot_study",
-           "snapshot_profiles", "plot_snapshots"]
+__all__ = ["STUDY_NAMES", "VERSIONS", "Study", "load_study", "study_spec", "run_point", "StudyRow", "study_table",
+           "study_title", "plot_study", "snapshot_profiles", "plot_snapshots"]
 
 STUDY_NAMES = ("pascanu", "cells")
+VERSIONS = ("full", "quick", "faithful")  # the grid as written; its [quick] section; its [faithful] section
 _LABELS = ("study", "method", "quick")  # config keys that name, not parameterise, a run
 
 
@@ -51,6 +57,15 @@ class Study:
     fixed: dict
     quick: dict  # the short version: grid subsets and fixed overrides
     source: str = ""  # how a worker finds it again: the built-in name, or the file's absolute path
+    faithful: dict = field(default_factory=dict)  # the source's own setup: grid subsets and fixed overrides
+
+    def version(self, name: str) -> dict:
+        """The overrides of a version: {} for "full", the [quick] or [faithful] section."""
+        if name not in VERSIONS:
+            raise InputError(f"study version: expected one of {', '.join(VERSIONS)}, got {name!r}")
+        if name == "faithful" and not self.faithful:
+            raise InputError(f"study {self.name!r}: expected a [faithful] section for --faithful, got none")
+        return {"full": {}, "quick": self.quick, "faithful": self.faithful}[name]
 
 
 def _read(name: str) -> dict:
@@ -83,31 +98,39 @@ def load_study(name: str) -> Study:
     for key in _LABELS:
         if key in d["grid"] or key in d["fixed"]:
             raise InputError(f"study {name!r}: expected no {key!r} in grid or fixed (it is set by the study), got it")
+    for version in ("quick", "faithful"):
+        if not isinstance(d.get(version, {}), dict):
+            raise InputError(f"study {name!r}: expected a [{version}] table, got {d[version]!r}")
     source = name if name in STUDY_NAMES else str(Path(name).resolve())
     return Study(d["name"], d.get("description", ""), measure, d["methods"], d["grid"], d["fixed"], d.get("quick", {}),
-                 source)
+                 source, d.get("faithful", {}))
 
 
-def study_spec(study: Study, quick: bool = False):
-    """The sweep.SweepSpec of a study (its quick version with quick=True): grid = methods x the study's grid."""
+def study_spec(study: Study, quick: bool = False, *, version: str | None = None):
+    """The sweep.SweepSpec of a study: grid = methods x the study's grid, with a version's overrides (a key of
+    the grid replaces that axis, any other key a fixed setting). version: "full", "quick" or "faithful";
+    quick=True is version "quick"."""
     from ..runs.sweep import SweepSpec
+    version = version or ("quick" if quick else "full")
+    if quick and version != "quick":
+        raise InputError(f"study version: expected quick or {version}, got both")
     grid = {"method": list(study.methods), **study.grid}
     fixed = dict(study.fixed)
-    if quick:
-        for k, v in study.quick.items():
-            if k in grid:
-                grid[k] = v
-            else:
-                fixed[k] = v
+    for k, v in study.version(version).items():
+        if k in grid:
+            grid[k] = v
+        else:
+            fixed[k] = v
     fixed["study"] = study.source or study.name  # the worker loads the study (its methods) from this
-    return SweepSpec(f"study-{study.name}" + ("-quick" if quick else ""), "study-point", grid, fixed)
+    return SweepSpec(f"study-{study.name}" + ("" if version == "full" else f"-{version}"), "study-point", grid, fixed)
 
 
 def run_point(config: dict) -> dict:
     """The sweep task: merge the method's settings into the config and train (train.run_config).
 
     Metrics: the training result (status, steps, final_loss, final_error_rate, baseline_loss, history,
-    seconds), with the history kept to its evaluations' scalars and the last gradient-flow snapshot.
+    seconds, criterion), with the history kept to its evaluations' scalars and the last gradient-flow
+    snapshot (a profile per evaluation would grow the store by T numbers every eval_every updates).
     """
     from .train import run_config
     study = load_study(str(config["study"]))
@@ -116,12 +139,21 @@ def run_point(config: dict) -> dict:
         raise InputError(f"method: expected one of {', '.join(study.methods)}, got {method!r}")
     run = {k: v for k, v in config.items() if k not in _LABELS}
     run.update(study.methods[method])
-    return jsonable(run_config(run))
+    metrics = run_config(run)
+    if metrics.get("history"):
+        h = metrics["history"]
+        metrics["history"] = [{k: v for k, v in r.items() if k != "profile"} for r in h[:-1]] + h[-1:]
+    return jsonable(metrics)
 
 
 @dataclass(frozen=True)
 class StudyRow:
-    """One (task, method, length) of a study: its runs aggregated."""
+    """One (task, method, length, length range) of a study: its runs aggregated.
+
+    criterion: the success criterion its runs were judged by ("lenient", "pascanu"; runs recorded before
+    criteria had names were judged by the lenient one; several names joined by "+"); length_range: (MIN, MAX)
+    in sampled-length mode (length is then MAX), else None.
+    """
 
     task: str
     method: str
@@ -132,33 +164,101 @@ class StudyRow:
     diverged: int
     mean_loss_over_baseline: float
     mean_steps: float
+    criterion: str = "lenient"
+    length_range: tuple | None = None
+
+    @property
+    def length_label(self) -> str:
+        """'L', or 'MIN..MAX' for sampled lengths."""
+        return f"{self.length_range[0]}..{self.length_range[1]}" if self.length_range else str(self.length)
 
     def to_dict(self) -> dict:
         return jsonable(self.__dict__)
 
 
+def _criterion_of(row: dict) -> str:
+    """The criterion a store row's run was judged by: its metrics' (newer runs), else its config's, else lenient."""
+    m = row.get("metrics") or {}
+    c = m.get("criterion")
+    if isinstance(c, dict) and c.get("name"):
+        return str(c["name"])
+    return str(row["config"].get("criterion", "lenient"))
+
+
 def study_table(rows: list[dict]) -> list[StudyRow]:
-    """Aggregate store rows ({"config", "metrics", "status"}) per (task, method, length); failed rows are counted
-    as runs that did not solve (never silently dropped)."""
+    """Aggregate store rows ({"config", "metrics", "status"}) per (task, method, length, length range); failed
+    rows are counted as runs that did not solve (never silently dropped)."""
     groups: dict[tuple, list] = {}
     for r in rows:
         c = r["config"]
-        groups.setdefault((c["task"], c["method"], int(c["length"])), []).append(r)
+        lr = tuple(int(v) for v in c["length_range"]) if c.get("length_range") else ()
+        groups.setdefault((c["task"], c["method"], int(c["length"]), lr), []).append(r)
     out = []
-    for (task, method, length), rs in sorted(groups.items()):
+    for (task, method, length, lr), rs in sorted(groups.items()):
         ms = [r["metrics"] for r in rs if r.get("status") == "done" and r.get("metrics")]
         solved = sum(m.get("status") == "solved" for m in ms)
         diverged = sum(m.get("status") == "diverged" for m in ms)
         ratios = [m["final_loss"] / m["baseline_loss"] for m in ms
                   if m.get("final_loss") is not None and m.get("baseline_loss") and math.isfinite(m["final_loss"])]
+        criteria = "+".join(sorted({_criterion_of(r) for r in rs}))
         out.append(StudyRow(task, method, length, len(rs), solved, solved / len(rs), diverged,
                             float(np.mean(ratios)) if ratios else math.nan,
-                            float(np.mean([m["steps"] for m in ms])) if ms else math.nan))
+                            float(np.mean([m["steps"] for m in ms])) if ms else math.nan, criteria, lr or None))
     return out
 
 
+def _values(xs) -> str:
+    """'a, b, c' of the distinct values in first-seen order."""
+    return ", ".join(str(x) for x in dict.fromkeys(xs))
+
+
+def study_title(study: Study, rows: list[dict], version: str = "full") -> str:
+    """What ran, read from the store rows of a study: its name and version, the methods, tasks, lengths, number
+    of seeds, update budget, and the success criterion with its number of fresh sequences (a method's own
+    settings count: they are merged into each run's config as run_point does).
+
+    Example:
+        >>> rows = [{"config": {"task": "copy", "method": m, "length": L, "seed": 0, "steps": 100}, "metrics": {}}
+        ...         for m in ("LSTM", "GRU") for L in (10, 20)]
+        >>> study_title(load_study("cells"), rows, "quick")
+        'study cells (quick): LSTM, GRU on copy at L = 10, 20; 1 seed, 100 updates; success: lenient: error rate < 1% of 1,000 fresh sequences'
+    """
+    from .criteria import CRITERIA, get_criterion
+    from .train import TrainConfig
+    if not rows:
+        return f"study {study.name}" + ("" if version == "full" else f" ({version})") + ": no runs"
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    runs = [{**defaults, **r["config"], **study.methods.get(r["config"].get("method"), {})} for r in rows]
+    lengths = [f"{c['length_range'][0]}..{c['length_range'][1]}" if c.get("length_range") else c["length"]
+               for c in runs]
+    seeds = len({c.get("seed") for c in runs})
+    steps = _values(f"{c['steps']:,}" for c in runs)
+    crits = []
+    for r, c in zip(rows, runs):
+        m = (r.get("metrics") or {}).get("criterion") or {}
+        name = str(m.get("name") or c.get("criterion") or "lenient")
+        n = m.get("sequences") or c.get("eval_size") or (CRITERIA[name].default_sequences if name in CRITERIA else None)
+        crits.append(get_criterion(name).describe(n) if name in CRITERIA else name)
+    crits = list(dict.fromkeys(crits))
+    head = f"study {study.name}" + ("" if version == "full" else f" ({version})")
+    return (f"{head}: {_values(c['method'] for c in runs)} on {_values(c['task'] for c in runs)} at L = {_values(lengths)}; "
+            f"{seeds} seed{'s' if seeds != 1 else ''}, {steps} updates; success: {'; '.join(crits)}")
+
+
+def _wrap(title: str, fig) -> str:
+    """title broken into lines that fit the figure's width (about 15 characters per inch at 10 points)."""
+    return textwrap.fill(title, max(40, int(15 * fig.get_figwidth())))
+
+
+def _criterion_label(table: list[StudyRow]) -> str:
+    """The criteria of a table's runs in words, e.g. 'solved: lenient, error rate < 1% of fresh sequences'."""
+    words = {"lenient": "lenient, error rate < 1% of fresh sequences", "pascanu": "pascanu, zero errors in 10,000"}
+    return "solved: " + "; ".join(words.get(n, n) for n in dict.fromkeys(n for r in table for n in r.criterion.split("+")))
+
+
 def plot_study(table: list[StudyRow], path=None, *, measure: str = "success", title: str = ""):
-    """Success rate (or final loss / baseline) against length, one line per method, one panel per task."""
+    """Success rate (or final loss / baseline) against length, one line per method, one panel per task; the
+    y label names the success criterion the runs were judged by (StudyRow.criterion)."""
     from ..core.plots import check_plot_path, new_figure, save_figure
     if path is not None:
         check_plot_path(path)
@@ -176,16 +276,16 @@ def plot_study(table: list[StudyRow], path=None, *, measure: str = "success", ti
             ax.plot([r.length for r in rs], ys, "o-", color=f"C{j}", label=method, gid=f"{task}:{method}")
         if measure == "success":
             ax.set_ylim(-0.05, 1.05)
-            ax.set_ylabel("success rate (error < 1% on fresh sequences)")
+            ax.set_ylabel(f"success rate ({_criterion_label(table)})", fontsize=8)
         else:
             ax.axhline(1.0, color="0.4", ls="--", lw=1, label="memoryless baseline")
             ax.set_ylabel("final loss / baseline loss")
-        ax.set_xlabel("sequence length L")
+        ax.set_xlabel("sequence length L" + (" (sampled: the MAX of U{MIN..MAX})" if any(r.length_range for r in table) else ""))
         ax.set_title(task, fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrap(title, fig), fontsize=10)
     if path is not None:
         save_figure(fig, path)
     return fig
@@ -236,7 +336,7 @@ def plot_snapshots(snapshots: dict, path=None, *, title: str = ""):
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(_wrap(title, fig), fontsize=10)
     if path is not None:
         save_figure(fig, path)
     return fig

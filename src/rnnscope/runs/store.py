@@ -4,7 +4,7 @@ Schema (PRAGMA user_version = 1, PRAGMA application_id = 0x726E6E73 "rnns"):
 
     runs(key      TEXT PRIMARY KEY,   sha256 of canonical JSON {"task": task, "config": config}
          sweep    TEXT,               the sweep's name (the first sweep that ran this config)
-         task     TEXT,               the task's name ("probe", "phase-point" or "pkg.mod:function")
+         task     TEXT,               the task's name ("phase-point", "train" or "pkg.mod:function")
          config   TEXT,               canonical JSON: sorted keys, no spaces, floats as repr
          metrics  TEXT,               JSON object, NULL exactly when status = 'failed'
          status   TEXT,               'done' or 'failed'
@@ -22,11 +22,17 @@ survives a killed process. CHECK constraints make a 'done' row without metrics, 
 without an error, impossible.
 
 Example:
-    >>> with Store("runs.db") as db:                                  # doctest: +SKIP
-    ...     db.record("ab12...", "scan", "probe", {"x": 1}, {"x": 1}, "done", None, 0.01, "node1")
+    >>> import pathlib, tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(tmp.name) / "runs.db"
+    >>> with Store(path) as db:
+    ...     db.record("ab12", "scan", "phase-point", {"x": 1}, {"x2": 1}, "done", None, 0.01, "node1")
     ...     db.finished_keys()
-    {'ab12...'}
-    >>> print(export("runs.db", "csv"))                               # doctest: +SKIP
+    {'ab12'}
+    >>> print(export(path, "csv"), end="")                            # doctest: +ELLIPSIS
+    key,sweep,task,status,error,seconds,host,finished,config.x,metrics.x2
+    ab12,scan,phase-point,done,,0.01,node1,...,1,1
+    >>> tmp.cleanup()
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from typing import Any
 from ..core.errors import InputError
 from ..core.results import jsonable
 
-__all__ = ["Store", "export", "canonical_json", "SCHEMA_VERSION", "STATUSES"]
+__all__ = ["Store", "export", "canonical_json", "spec_rows", "SCHEMA_VERSION", "STATUSES"]
 
 SCHEMA_VERSION = 1
 APPLICATION_ID = 0x726E6E73  # "rnns": marks a SQLite file as an rnnscope results store
@@ -125,9 +131,12 @@ class Store:
     schema) is refused with InputError "db: expected ..., got ...".
 
     Example:
-        >>> with Store("runs.db") as db:                                   # doctest: +SKIP
-        ...     db.record(key, "scan", "probe", {"x": 1}, {"x": 1, "x2": 1}, "done", None, 0.2, "node1")
-        ...     rows = db.rows(sweep="scan")      # [{'key': ..., 'config': {'x': 1}, 'metrics': {...}, ...}]
+        >>> import pathlib, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp, Store(pathlib.Path(tmp) / "runs.db") as db:
+        ...     db.record("k1", "scan", "phase-point", {"x": 1}, {"x": 1, "x2": 1}, "done", None, 0.2, "node1")
+        ...     db.record("k2", "scan", "phase-point", {"x": 2}, None, "failed", "RuntimeError: boom", 0.1, "node1")
+        ...     [(r["config"], r["status"], r["metrics"]) for r in db.rows(sweep="scan")]
+        [({'x': 1}, 'done', {'x': 1, 'x2': 1}), ({'x': 2}, 'failed', None)]
     """
 
     def __init__(self, path, *, create: bool = True):
@@ -251,6 +260,15 @@ class Store:
         self.close()
 
 
+def spec_rows(path, spec) -> list[dict]:
+    """The rows of the store at path whose key is one of spec's expanded configs (a SweepSpec): the runs of that
+    grid, whichever sweep first wrote them, in the order first written."""
+    from .spec import config_key, expand  # spec.py imports this module
+    keys = {config_key(spec.task, c) for c in expand(spec)}
+    with Store(path) as store:
+        return [r for r in store.rows() if r["key"] in keys]
+
+
 def _cell(value: Any) -> str:
     """A CSV cell: strings as they are, numbers as repr, booleans true/false, null empty, lists as JSON."""
     if value is None:
@@ -271,8 +289,15 @@ def export(path, fmt: str = "json", sweep: str | None = None) -> str:
     their cell, booleans are true/false, null and missing keys are empty cells.
 
     Example:
-        >>> text = export("runs.db", "csv", sweep="scan")     # doctest: +SKIP
-        >>> rows = list(csv.DictReader(io.StringIO(text)))   # doctest: +SKIP
+        >>> import pathlib, tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     path = pathlib.Path(tmp) / "runs.db"
+        ...     with Store(path) as db:
+        ...         db.record("k1", "scan", "phase-point", {"x": 1, "dims": [4, 8]}, {"x2": 1}, "done", None, 0.2, "h")
+        ...     rows = list(csv.DictReader(io.StringIO(export(path, "csv", sweep="scan"))))
+        ...     as_json = json.loads(export(path, "json"))
+        >>> rows[0]["config.dims"], rows[0]["metrics.x2"], as_json[0]["config"]
+        ('[4, 8]', '1', {'dims': [4, 8], 'x': 1})
     """
     if fmt not in ("json", "csv"):
         raise InputError(f"format: expected json or csv, got {fmt!r}")

@@ -2,11 +2,11 @@
 along that trajectory, so that anyone can recompute them. Built by recipes stated here, then measured.
 
 A Counterexample holds an Elman or Pal cell (W_hh (S, S), W_xh (S, D), b_h (S,), activation), inputs
-x (T, D), h0 (S,) and
+x (T, D), h0 (S,) (T time, S state size, D input size) and
 
     log10_norms[k-1] = log10 ||dh_T/dh_k||_2,   k = 1..T,   dh_T/dh_k = J_T J_{T-1} ... J_{k+1}
 
-(the empty product at k = T is I, log10 1 = 0), measured with flow.jacobian_profile.
+(the empty product at k = T is I, log10 1 = 0), measured with gradients.flow.jacobian_profile.
 
 The saddle recipe (`saddle`): rho(W_hh) < 1/gamma, and yet the products grow as g^(T-k) forever.
 

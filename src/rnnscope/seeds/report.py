@@ -1,6 +1,6 @@
-"""The offline HTML report: claims with their verdicts and evidence, reproduced figures, the demo.
+"""The offline HTML report: claims with their verdicts and evidence, reproduced figures, the demo, the studies.
 
-    write_report(out_dir, claims, reproductions, demo=None)  ->  out_dir/index.html
+    write_report(out_dir, claims, reproductions, demo=None, studies=None)  ->  out_dir/index.html
 
 One self-contained page (inline CSS, no JavaScript, no network: it reads the same from a USB stick):
 
@@ -12,17 +12,23 @@ One self-contained page (inline CSS, no JavaScript, no network: it reads the sam
                     first/last values, nested dicts flattened to dotted keys, floats to 4 significant
                     digits), the counterexample (matrices up to 8 x 8 as tables, larger ones by shape;
                     its log10 norms summarised) and its figure, drawn here to claims/<id>.png
-                    by plots.plot_spec from the claim's FigureSpec dict
+                    by core.plots.plot_spec from the claim's FigureSpec dict
     reproductions   each <figure id="repro-<name>">: the PNG written by rnnscope.seeds.reproduce, a link to
                     its SVG and caption file, the caption, and its numbers
-    demo            the demo's cases table (demo.run_demo's summary) and overview.png
+    demo            the demo's cases table (app.demo.run_demo's summary) and overview.png
+    studies         each training study's figure (success rate or loss / baseline against length), its
+                    gradient-flow snapshot when there is one, and its table
 
 Inputs are plain JSON-like dicts (as written to JSON by the producers); every text from them is
 HTML-escaped, every file they name is linked by its path relative to out_dir and must exist there.
 
-Example:
-    >>> write_report("rnnscope-report", claims, reproductions, demo=summary)     # doctest: +SKIP
-    PosixPath('rnnscope-report/index.html')
+Example (one claim, no figure drawn, into a temporary folder):
+    >>> import tempfile
+    >>> from rnnscope.seeds.claims import run_claims
+    >>> claims = [r.to_dict() for r in run_claims(only=["003-bound-eigen"])]
+    >>> page = write_report(tempfile.mkdtemp(), claims, [])
+    >>> page.name, 'id="claim-003-bound-eigen"' in page.read_text(encoding="utf-8")
+    ('index.html', True)
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ...core.activations import ACTIVATIONS
 from ...core.cells import CELL_KINDS
 from ...core.errors import InputError
+from ...core.version import VERSION
 from ..explorer import (BIASES, EXPLORER_INITS, LIMITS, SCALES, ExplorerConfig, activation_view, bptt_view, build,
                         explore, presets, profile_view, run, spectrum_view)
 
@@ -247,7 +248,7 @@ def create_app(report_dir: str | Path | None = None, report_builder: Callable[[P
         yield
         report.close()
 
-    app = FastAPI(title="rnnscope explorer", version="0.1.0", docs_url=None, redoc_url=None,
+    app = FastAPI(title="rnnscope explorer", version=VERSION, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan,
                   description="The JSON API behind `rnnscope serve`: every number comes from rnnscope's engine.")
     app.state.report = report
@@ -429,8 +430,10 @@ def background(app: FastAPI | None = None, host: str = "127.0.0.1", port: int = 
     """Run an app (default create_app()) in a background thread; yield its base URL, stop it on exit.
 
     For tests and notebooks:
-        >>> with background() as url:                      # doctest: +SKIP
-        ...     requests.get(url + "api/profile?hidden=8").json()["verdict"]
+        >>> import json, urllib.request
+        >>> with background() as url:
+        ...     json.load(urllib.request.urlopen(url + "api/profile?hidden=8"))["verdict"]
+        'exploding possible'
     """
     import uvicorn
 

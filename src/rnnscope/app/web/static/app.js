@@ -290,6 +290,9 @@
     $("measured").innerHTML = `measured: ${what}; \u2016\u2202${s}<sub>T</sub>/\u2202${s}<sub>1</sub>\u2016 = 10<sup>${fmt(m.log10_first)}</sup>, ` +
       `slope ${fmt(m.rate_per_step)} decades/step`;
     $("note").textContent = p.note;
+    const warn = $("profile-warning"), ws = p.warnings || [];
+    warn.hidden = ws.length === 0;
+    warn.textContent = ws.join(" ");
     const tests = $("tests");
     if (!sp.tests) { tests.innerHTML = ""; return; }
     const inv = fmt(sp.inv_gamma), rho = fmt(sp.spectral_radius), sig = fmt(sp.sigma_max);

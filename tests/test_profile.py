@@ -1,4 +1,4 @@
-"""analysis.profile against explicit Jacobian products (svdvals), autograd adjoints and closed forms."""
+"""gradients.profile against explicit Jacobian products (svdvals), autograd adjoints and closed forms."""
 
 import json
 import math
@@ -112,3 +112,19 @@ def test_profile_with_per_step_loss_terms_matches_autograd():
     sum((c[i] * states[i]).sum() for i in range(T)).backward()
     ref = torch.stack([st.grad.norm(dim=1) for st in states]).T
     assert torch.allclose(10 ** p.per_sequence_adjoint, ref, rtol=1e-10, atol=0)
+
+
+def test_a_trajectory_on_a_fixed_point_is_profiled_with_a_warning():
+    """Zero inputs from s_0 = 0 (tanh, no bias) never move: every Jacobian is W_hh (phi'(0) = 1), the profile is
+    ||W_hh^(t-k)||_2 (numpy matrix powers) and it carries the warning; a driven run carries none."""
+    import numpy as np
+    import rnnscope as rs
+    cell = rs.random_cell("elman", "tanh", hidden=6, gain=0.9, seed=2)
+    T = 12
+    p = rs.profile(cell, torch.zeros(T, 1, 1, dtype=torch.float64))
+    W = cell.W_hh.numpy()
+    ref = [np.log10(np.linalg.norm(np.linalg.matrix_power(W, T - k), 2)) for k in range(1, T + 1)]
+    np.testing.assert_allclose(p.log10_spectral.numpy(), ref, atol=1e-10)
+    assert p.warnings == (rs.gradients.profile.FIXED_POINT_WARNING,) and p.to_dict()["warnings"] == list(p.warnings)
+    driven = rs.profile(cell, torch.randn(T, 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+    assert driven.warnings == () and driven.to_dict()["warnings"] == []

@@ -1,4 +1,5 @@
-"""bptt.adjoints (dL/ds_k for any cell, log domain) against torch.autograd with retain_grad on every state,
+"""adjoint: the one adjoint sweep (linear and log domain) and adjoints() for any cell, against torch.autograd with
+retain_grad on every state,
 and against closed forms in the exploding linear regime at T = 100,000 (a naive product overflows float64)."""
 
 import math
@@ -153,3 +154,40 @@ def test_log_domain_exploding_with_a_direct_term_at_every_step():
     torch.testing.assert_close(got, closed, rtol=1e-9, atol=1e-12)
     # the direction stays the all-ones direction
     torch.testing.assert_close(adj.unit[:, 0], torch.full((Tn + 1, S), 0.5, dtype=F64), rtol=0, atol=1e-12)
+
+
+def test_linear_sweep_is_autograd_of_a_loss_on_every_state_with_rows():
+    """sweep (linear) on a random nonlinear recursion s_k = tanh(A_k s_{k-1}) with a loss term at some steps:
+    every g_k against autograd (retain_grad), and rows kept apart (one per loss term) summing to the total."""
+    from rnnscope.gradients.adjoint import sweep
+    g = torch.Generator().manual_seed(3)
+    t, B, S = 9, 2, 4
+    A = _randn(g, t, S, S, scale=0.9)
+    c = _randn(g, t, B, S)
+    at = {2, 5, 9}  # the steps whose state the loss reads
+    s = [_randn(g, B, S).requires_grad_(True)]
+    for k in range(1, t + 1):
+        s.append(torch.tanh(s[-1] @ A[k - 1].T))
+        s[-1].retain_grad()
+    loss = sum((c[k - 1] * s[k]).sum() for k in at)
+    loss.backward()
+    ref = torch.stack([s[0].grad] + [s[k].grad for k in range(1, t + 1)])  # (t+1, B, S)
+
+    def vjp(k, v):  # v ds_k/ds_{k-1} = (v * tanh'(.)) A_k, on any leading dimensions
+        return (v * (1 - s[k].detach() ** 2)) @ A[k - 1]
+    got = sweep(t, vjp, lambda k: c[k - 1] if k in at else (torch.zeros(B, S, dtype=F64) if k == t else None))
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-14)
+    rows = {k: r for r, k in enumerate(sorted(at))}
+
+    def direct_rows(k):
+        if k not in at:
+            return None
+        v = torch.zeros(len(at), B, S, dtype=F64)
+        v[rows[k]] = c[k - 1]
+        return v
+    per_term = sweep(t, vjp, direct_rows)  # (t+1, 3, B, S)
+    torch.testing.assert_close(per_term.sum(1), ref, rtol=1e-12, atol=1e-14)
+    assert bool((per_term[6:, rows[5]] == 0).all())  # the term at step 5 reaches no later state
+    log = sweep(t, vjp, lambda k: c[k - 1] if k in at else (torch.zeros(B, S, dtype=F64) if k == t else None),
+                log_domain=True)
+    torch.testing.assert_close(log.values(), ref, rtol=1e-12, atol=1e-14)

@@ -1,4 +1,4 @@
-"""theory.py against closed forms, a dense grid of autograd derivatives, and explicit Jacobian products."""
+"""gradients.bounds against closed forms, a dense grid of autograd derivatives, and explicit Jacobian products."""
 
 import math
 

@@ -1,0 +1,268 @@
+"""The result of diagnose and its words: the numbers of every (layer, direction), the verdict of a profile,
+the advice, the plain-text summary.
+
+    LayerDiagnosis   one (layer, direction): the log10 profiles over k = 1..T per sequence ((B, T), (J, T) for
+                     the Jacobian products) and their batch means, the weights' facts (bounds.weight_facts),
+                     the fitted rate, the horizon and the verdict
+    Diagnosis        every LayerDiagnosis, the loss, ||dL/dtheta||, the advice; to_dict(), summary(), plot()
+    profile_verdict  a log10 profile y_k in words: moved by 10^3 within h steps, down "vanishing", up
+                     "exploding"; otherwise "stable over T steps" ("too short to tell" without a fitted rate)
+    first_far        the first distance d = T - k with y_k <= y_T - FAR_DECADES: the gradient from d steps
+                     back is below 1e-6 of the most recent
+    advice           lines for a person: distances out of reach, exploding gradients and a clipping threshold
+                     near ||dL/dtheta|| (Pascanu, Mikolov, Bengio 2013, "On the difficulty of training recurrent
+                     neural networks"), weights that guarantee vanishing, the carry share of the long range
+
+Legend: T time, B batch, J sequences of the Jacobian-product profile.
+
+Example:
+    >>> y = torch.tensor([-7.0, -5.0, -3.0, -1.0, 0.0])       # log10 of a profile over k = 1..5
+    >>> first_far(y), profile_verdict("adjoint", -1.0, 3, "fallen", 5)
+    (4, 'vanishing: ||dL/dh_k|| falls by 10^3 within 3 steps (-1.000 decades per step)')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..core.errors import InputError
+from ..core.results import jsonable
+from ..gradients.bounds import horizon
+
+__all__ = ["LayerDiagnosis", "Diagnosis", "FAR_DECADES", "profile_verdict", "first_far", "advice"]
+
+FAR_DECADES = 6.0  # "the gradient from d steps back is below 1e-6 of the most recent"
+
+
+@dataclass(frozen=True)
+class LayerDiagnosis:
+    """One (layer, direction). Lists run over k = 1..T in the direction's own time order: element k-1 is step k
+    (the reverse direction's step k reads position T + 1 - k). Per-sequence tensors are (B, T) ((J, T) for the
+    Jacobian products, J = jacobian_sequences); the properties are their batch means of the logs."""
+
+    layer: int
+    direction: str
+    cell: str  # elman | pal | lstm | gru | function
+    state: str  # "h" or "(h, c)"
+    h_size: int
+    state_size: int
+    per_sequence_adjoint_h: torch.Tensor  # (B, T) log10 ||dL/dh_k||
+    per_sequence_adjoint_c: torch.Tensor | None  # (B, T) log10 ||dL/dc_k|| (LSTM; LSTMCell.cell_adjoint)
+    per_sequence_spectral: torch.Tensor | None  # (J, T) log10 ||ds_T/ds_k||_2
+    per_sequence_spectral_hh: torch.Tensor | None  # (J, T) log10 ||dh_T/dh_k||_2 (LSTM)
+    per_sequence_spectral_cc: torch.Tensor | None  # (J, T) log10 ||dc_T/dc_k||_2 (LSTM)
+    per_sequence_carry_share: torch.Tensor | None  # (B, T) carry_share(k) (LSTM, GRU)
+    log10_gradient_norm: float | None  # log10 ||dL/dtheta|| of this layer-direction's parameters
+    sigma_max: float | None  # of W_hh (stacked gate blocks for LSTM / GRU)
+    sigma_max_gates: dict | None  # gate name -> sigma_max of its W_hh block (LSTM i f g o, GRU r z n)
+    gamma: float | None  # sup |phi'| (vanilla cells)
+    spectral_radius: float | None
+    theory_verdict: str
+    note: str
+    rate_per_step: float | None  # log10 per step, tail fit of the primary profile
+    horizon: int | None  # first distance where the primary profile has moved by 10^3
+    horizon_kind: str | None  # fallen | risen
+    far_distance: int | None  # first distance where the primary profile is below 10^-6 of its value at d = 0
+    last_loss_step: int  # the last step k with a direct loss term on h_k (later adjoints are exactly 0)
+    rate_source: str  # "spectral" (||ds_T/ds_k||_2) or "adjoint" (||dL/dh_k||)
+    verdict: str
+
+    @staticmethod
+    def _mean(x: torch.Tensor | None) -> torch.Tensor | None:
+        return None if x is None else x.mean(0)
+
+    @property
+    def log10_adjoint_h(self) -> torch.Tensor:
+        return self.per_sequence_adjoint_h.mean(0)
+
+    @property
+    def log10_adjoint_c(self) -> torch.Tensor | None:
+        return self._mean(self.per_sequence_adjoint_c)
+
+    @property
+    def log10_spectral(self) -> torch.Tensor | None:
+        return self._mean(self.per_sequence_spectral)
+
+    @property
+    def log10_spectral_hh(self) -> torch.Tensor | None:
+        return self._mean(self.per_sequence_spectral_hh)
+
+    @property
+    def log10_spectral_cc(self) -> torch.Tensor | None:
+        return self._mean(self.per_sequence_spectral_cc)
+
+    @property
+    def carry_share(self) -> torch.Tensor | None:
+        """Batch mean of carry_share(k) over the sequences where it is defined."""
+        s = self.per_sequence_carry_share
+        return None if s is None else torch.nanmean(s, 0)
+
+    @property
+    def gradient_norm(self) -> float | None:
+        return None if self.log10_gradient_norm is None else 10.0 ** self.log10_gradient_norm
+
+    def far_carry_share(self) -> float | None:
+        """Mean carry_share over the long-range half k <= t/2, t = last_loss_step (None without attribution,
+        or when t < 4: too short to have a long range)."""
+        s = self.carry_share
+        t = self.last_loss_step
+        if s is None or t < 4:
+            return None
+        far = s[: t // 2]
+        far = far[~far.isnan()]
+        return float(far.mean()) if far.numel() else None
+
+    @property
+    def name(self) -> str:
+        return f"layer {self.layer} {self.direction}"
+
+    def to_dict(self) -> dict:
+        return jsonable({
+            "layer": self.layer, "direction": self.direction, "cell": self.cell, "state": self.state,
+            "h_size": self.h_size, "state_size": self.state_size,
+            "log10_adjoint_h": self.log10_adjoint_h, "log10_adjoint_c": self.log10_adjoint_c,
+            "log10_spectral": self.log10_spectral, "log10_spectral_hh": self.log10_spectral_hh,
+            "log10_spectral_cc": self.log10_spectral_cc, "carry_share": self.carry_share,
+            "gradient_norm": self.gradient_norm, "log10_gradient_norm": self.log10_gradient_norm,
+            "sigma_max": self.sigma_max, "sigma_max_gates": self.sigma_max_gates, "gamma": self.gamma,
+            "inverse_gamma": None if not self.gamma else 1.0 / self.gamma, "spectral_radius": self.spectral_radius,
+            "theory_verdict": self.theory_verdict, "note": self.note, "rate_per_step": self.rate_per_step,
+            "rate_source": self.rate_source, "horizon": self.horizon, "horizon_kind": self.horizon_kind,
+            "far_distance": self.far_distance, "last_loss_step": self.last_loss_step,
+            "far_carry_share": self.far_carry_share(), "verdict": self.verdict,
+        })
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The result of `diagnose`: one LayerDiagnosis per (layer, direction), the loss, the gradient norm, advice."""
+
+    model: str  # module kind (rnn_tanh, lstm, gru, lstm_cell, cell, ...)
+    T: int
+    batch: int
+    num_layers: int
+    num_directions: int
+    loss: float
+    loss_kind: str  # "sum of the last output" or "loss_fn"
+    layers: tuple[LayerDiagnosis, ...]
+    log10_gradient_norm: float | None  # log10 ||dL/dtheta|| over all the module's parameters
+    jacobian_sequences: int  # sequences in the Jacobian-product profile (0: not computed)
+    dtype: str
+    advice: tuple[str, ...]
+    seconds: float
+
+    @property
+    def gradient_norm(self) -> float | None:
+        return None if self.log10_gradient_norm is None else 10.0 ** self.log10_gradient_norm
+
+    def layer(self, layer: int, direction: str = "forward") -> LayerDiagnosis:
+        for d in self.layers:
+            if d.layer == layer and d.direction == direction:
+                return d
+        raise InputError(f"layer: expected one of {[(d.layer, d.direction) for d in self.layers]}, got {(layer, direction)}")
+
+    def to_dict(self) -> dict:
+        return jsonable({
+            "model": self.model, "T": self.T, "batch": self.batch, "num_layers": self.num_layers,
+            "num_directions": self.num_directions, "loss": self.loss, "loss_kind": self.loss_kind,
+            "gradient_norm": self.gradient_norm, "log10_gradient_norm": self.log10_gradient_norm,
+            "jacobian_sequences": self.jacobian_sequences, "dtype": self.dtype,
+            "layers": [d.to_dict() for d in self.layers], "advice": list(self.advice), "seconds": self.seconds,
+        })
+
+    def summary(self) -> str:
+        """A plain-text report: one block per (layer, direction), then the advice."""
+        lines = [f"rnnscope diagnose: {self.model}, {self.num_layers} layer(s) x {self.num_directions} direction(s), "
+                 f"T = {self.T}, B = {self.batch}, {self.dtype}; loss = {self.loss:.6g} ({self.loss_kind})"]
+        if self.gradient_norm is not None:
+            lines.append(f"||dL/dtheta|| = {self.gradient_norm:.4g} (all the module's parameters)")
+        for d in self.layers:
+            lines.append(f"{d.name} ({d.cell}, state {d.state}): {d.verdict}")
+            facts = []
+            if d.sigma_max is not None:
+                facts.append(f"sigma_max(W_hh) = {d.sigma_max:.4g}")
+            if d.gamma:
+                facts.append(f"1/gamma = {1 / d.gamma:.4g}")
+            facts.append(f"weights: {d.theory_verdict}")
+            lines.append("    " + ", ".join(facts))
+            a = d.log10_adjoint_h
+            lines.append(f"    log10 ||dL/dh_k||: k = 1: {_f(a[0])}, k = T: {_f(a[-1])}"
+                         + ("" if d.log10_spectral is None else
+                            f"; log10 ||ds_T/ds_k||_2 at k = 1: {_f(d.log10_spectral[0])}"))
+            if d.carry_share is not None:
+                lines.append(f"    carry share (k = 1): {_f(d.carry_share[0], '.3f')}")
+        lines += [f"advice: {a}" for a in self.advice]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def plot(self, path=None):
+        """One figure for all layers: a (layer, k) heatmap of log10 ||dL/dh_k|| and the profiles (plots.plot_diagnosis)."""
+        from ..core.plots import plot_diagnosis
+        return plot_diagnosis(self, path)
+
+
+def _f(v, spec: str = ".3f") -> str:
+    v = float(v)
+    return format(v, spec) if math.isfinite(v) else str(v)
+
+
+# ------------------------------------------------------------------------------------------------ words
+
+def first_far(log10: torch.Tensor, decades: float = FAR_DECADES) -> int | None:
+    """The first distance d = T - k where log10 (element k-1) is below its value at d = 0 by `decades`."""
+    if not math.isfinite(float(log10[-1])):
+        return None  # nothing reaches step T itself: no distance to measure from
+    return horizon(log10, decades, rises=False)[0]
+
+
+def profile_verdict(src: str, rate: float | None, h: int | None, kind: str | None, T: int) -> str:
+    """The verdict of a profile of T steps: src "spectral" (||ds_T/ds_k||_2) or "adjoint" (||dL/dh_k||), its
+    fitted rate (log10 per step, bounds.fitted_rate) and its horizon h of kind "fallen" / "risen" / None
+    (bounds.horizon)."""
+    what = "||ds_T/ds_k||_2" if src == "spectral" else "||dL/dh_k||"
+    r = "" if rate is None else f" ({rate:+.3f} decades per step)"
+    if kind == "fallen":
+        return f"vanishing: {what} falls by 10^3 within {h} steps{r}"
+    if kind == "risen":
+        return f"exploding: {what} rises by 10^3 within {h} steps{r}"
+    if rate is None:
+        return f"too short to tell: {what} stays within 10^3 over {T} steps"
+    return f"stable over {T} steps: {what} stays within 10^3{r}"
+
+
+def advice(layers: tuple[LayerDiagnosis, ...], log10_norm: float | None, T: int) -> tuple[str, ...]:
+    """The advice lines of a diagnosis of T steps, from its layers and log10 ||dL/dtheta|| (None: not computed)."""
+    out = []
+    for d in layers:
+        what = "||ds_T/ds_k||_2" if d.rate_source == "spectral" else "||dL/dh_k||"
+        if d.far_distance is not None:
+            out.append(f"{d.name}: the gradient from {d.far_distance} steps back is below 1e-{FAR_DECADES:.0f} of the "
+                       f"most recent ({what}); dependencies longer than that are out of reach of this model")
+        elif d.horizon_kind == "risen":
+            out.append(f"{d.name}: {what} grows by 10^3 within {d.horizon} steps: exploding gradients; clip them")
+    if any(d.horizon_kind == "risen" for d in layers) or log10_norm is not None:
+        if log10_norm is not None:
+            n = 10.0 ** log10_norm
+            out.append(f"clipping: ||dL/dtheta|| = {n:.3g} on this batch; for clip_grad_norm_ start with a threshold "
+                       f"near it ({0.5 * n:.3g} to {10 * n:.3g}: Pascanu et al. 2013 take 0.5 to 10 times the average "
+                       f"norm over many updates; GradientFlowMonitor records it during training)")
+    for d in layers:
+        if d.theory_verdict == "vanishing guaranteed" and d.gamma:
+            out.append(f"{d.name}: sigma_max(W_hh) = {d.sigma_max:.3g} < 1/gamma = {1 / d.gamma:.3g}: vanishing is "
+                       f"guaranteed by the weights; an orthogonal or identity W_hh, or a gated cell (LSTM, GRU), keeps "
+                       f"long-range gradients alive")
+        s = d.far_carry_share()
+        if s is not None:
+            path = "the cell path c_k -> c_{k+1} (forget gate)" if d.cell == "lstm" else "the update-gate carry z * h"
+            line = (f"{d.name}: {100 * s:.0f}% of dL/ds_k for k <= {d.last_loss_step // 2} comes through {path} "
+                    f"(carry share), {100 * (1 - s):.0f}% through h and W_hh or from the layer above")
+            if s < 0.5 and d.horizon_kind == "fallen":
+                line += ("; for longer memory try " + ("a forget-gate bias of 1 or more" if d.cell == "lstm"
+                                                       else "a larger update-gate bias"))
+            out.append(line)
+    return tuple(out)
