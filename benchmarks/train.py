@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from rnnscope.lab.tasks import get_task  # noqa: E402
 from rnnscope.lab.networks import build_model  # noqa: E402
-from rnnscope.lab.snapshot import _head, gradient_snapshot  # noqa: E402
+from rnnscope.lab.snapshot import first_sequences, gradient_snapshot  # noqa: E402
 from rnnscope.lab.train import TrainConfig, _seeds, make_optimizer, train  # noqa: E402
 
 # Pascanu et al. 2013's setup: 50 hidden units, SGD lr 0.01, batch 20, clip 1.0; their adding task at L = 100
@@ -93,7 +93,7 @@ def one_eval(config: TrainConfig) -> dict:
             task.loss(out, b)
             task.wrong(out, b)
         t1 = time.perf_counter()
-        gradient_snapshot(model, _head(b, config.snapshot_size), task.loss)
+        gradient_snapshot(model, first_sequences(b, config.snapshot_size), task.loss)
         t2 = time.perf_counter()
         fwd.append(t1 - t0)
         snap.append(t2 - t1)

@@ -7,7 +7,7 @@ import pytest
 
 import rnnscope.lab.studies as st
 from rnnscope.core.errors import InputError
-from rnnscope.runs.sweep import expand
+from rnnscope.runs.spec import expand
 
 
 def test_study_files_load_and_expand():
@@ -133,7 +133,7 @@ def test_study_table_keeps_length_ranges_and_criteria_apart():
         ("199", 2, "lenient", None), ("50..199", 2, "pascanu", (50, 199))]  # no criterion recorded: lenient
     assert table[1].to_dict()["length_range"] == [50, 199] and table[1].to_dict()["criterion"] == "pascanu"
     fig = st.plot_study(table)
-    assert "pascanu, zero errors in 10,000" in fig.axes[0].get_ylabel() and "lenient" in fig.axes[0].get_ylabel()
+    assert fig.axes[0].get_ylabel() == "success rate (lenient: < 1% wrong; pascanu: 0 wrong of 10,000)"
     assert "MAX of U{MIN..MAX}" in fig.axes[0].get_xlabel()
 
 

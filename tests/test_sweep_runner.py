@@ -141,7 +141,8 @@ def test_failed_runs_recorded_skipped_and_retried(tmp_path):
 def test_sigkill_of_the_coordinator_loses_nothing(tmp_path):
     db = tmp_path / "runs.db"
     code = textwrap.dedent(f"""
-        from rnnscope.runs.sweep import SweepSpec, run_sweep
+        from rnnscope.runs.runner import run_sweep
+        from rnnscope.runs.spec import SweepSpec
         spec = SweepSpec("killme", {PROBE!r}, grid={{"x": list(range(20))}}, fixed={{"sleep": 0.3}})
         run_sweep(spec, {str(db)!r}, workers=2, progress=False)
         print("finished without being killed")
@@ -180,7 +181,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
     db = tmp_path / "runs.db"
     code = textwrap.dedent(f"""
         import json
-        from rnnscope.runs.sweep import SweepSpec, run_sweep
+        from rnnscope.runs.runner import run_sweep
+        from rnnscope.runs.spec import SweepSpec
         spec = SweepSpec("ctrl-c", {PROBE!r}, grid={{"x": list(range(12))}}, fixed={{"sleep": 0.2}})
         print(json.dumps(run_sweep(spec, {str(db)!r}, workers=2, progress=False).to_dict()))
     """)

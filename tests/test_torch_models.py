@@ -3,7 +3,6 @@ loops over nn.*Cell and step functions against explicit loops, saved-model loadi
 
 from __future__ import annotations
 
-import importlib
 
 import numpy as np
 import pytest
@@ -120,10 +119,7 @@ def test_layer_cells_have_the_module_weights():
     assert e.activation.name == "relu"
 
 
-def test_cell_from_module_moved_here_and_train_uses_it():
-    train_mod = importlib.import_module("rnnscope.lab.train")  # (rnnscope.lab.train the attribute is the function)
-    assert train_mod.cell_from_module is cell_from_module
-    assert not hasattr(train_mod, "_fast_vjp")
+def test_cell_from_module_takes_one_layer_one_direction():
     m = make_module("gru")
     assert isinstance(cell_from_module(m), GRUCell)
     for bad in (make_module("lstm", layers=2), make_module("gru", bidirectional=True), make_module("lstm_proj")):

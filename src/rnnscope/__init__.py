@@ -38,9 +38,12 @@ from .core.results import FigureSpec, Series, jsonable
 from .gradients.rtrl import hv, lemma2, theorem1
 from .runs.store import Store, export
 from .lab.studies import STUDY_NAMES, StudyRow, load_study, plot_study, study_spec, study_table
-from .runs.sweep import SweepReport, SweepSpec, expand, load_spec, parse_range, run_sweep
+from .runs.runner import SweepReport, run_sweep
+from .runs.spec import SweepSpec, expand, load_spec, parse_range
 from .lab.tasks import TASK_NAMES, Batch, Task, get_task
-from .lab.train import TrainConfig, TrainResult, fit, gradient_snapshot, run_config, train
+from .lab.fit import fit
+from .lab.snapshot import gradient_snapshot
+from .lab.train import TrainConfig, TrainResult, run_config, train
 from .gradients.bounds import Verdict, fitted_rate, horizon, pascanu_verdict, weight_facts
 from .interop.diagnose import Diagnosis, LayerDiagnosis, diagnose, target_loss
 from .interop.monitor import GradientFlowMonitor, MonitorRecord

@@ -187,7 +187,8 @@ def run_studies(out: Path, quick: bool = True, console=None, workers: int = 2) -
     from ..runs.store import Store
     from ..lab.studies import (STUDY_NAMES, load_study, plot_snapshots, plot_study, snapshot_profiles, study_spec,
                                study_table, study_title)
-    from ..runs.sweep import config_key, expand, run_sweep
+    from ..runs.runner import run_sweep
+    from ..runs.spec import config_key, expand
     entries = []
     db = out / "studies.sqlite"
     for name in STUDY_NAMES:

@@ -55,13 +55,13 @@ DIRECTIONS = ("forward", "reverse")
 
 
 def _is_stack(m) -> bool:
-    """nn.RNN / LSTM / GRU, and modules with their parameter names (rnnscope.lab.train's ElmanRNN, PalRNN)."""
+    """nn.RNN / LSTM / GRU, and modules with their parameter names (rnnscope.lab.networks' ElmanRNN, PalRNN)."""
     return isinstance(m, nn.RNNBase) or (isinstance(m, nn.Module) and getattr(m, "form", None) in ("elman", "pal")
                                          and hasattr(m, "weight_hh_l0"))
 
 
 def module_kind(m) -> str:
-    """'rnn_tanh', 'rnn_relu', 'lstm', 'gru', 'elman' / 'pal' (rnnscope.lab.train's modules), 'rnn_cell_tanh', ...,
+    """'rnn_tanh', 'rnn_relu', 'lstm', 'gru', 'elman' / 'pal' (rnnscope.lab.networks' modules), 'rnn_cell_tanh', ...,
     'lstm_cell', 'gru_cell', or 'cell' (an rnnscope Cell). An InputError for anything else."""
     if isinstance(m, Cell):
         return "cell"
@@ -127,7 +127,7 @@ def layer_cells(module, *, dtype: torch.dtype | None = None) -> list[list[Cell]]
     """cells[l][d]: the rnnscope cell of layer l, direction d (0 forward, 1 reverse), with the module's weights.
 
     module: nn.RNN / LSTM / GRU (any num_layers, bidirectional, bias, proj_size), nn.RNNCell / LSTMCell /
-    GRUCell, rnnscope.lab.train's ElmanRNN / PalRNN, or an rnnscope Cell (returned as [[cell]]). dtype: default
+    GRUCell, rnnscope.lab.networks' ElmanRNN / PalRNN, or an rnnscope Cell (returned as [[cell]]). dtype: default
     the module's own.
     """
     kind = module_kind(module)
@@ -300,7 +300,7 @@ def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = Tru
     own fused kernel (one single-layer call with that layer's weights; the reverse direction on the flipped
     sequence), then every pre-activation in one product over all T and, for LSTM, c_t by an elementwise scan
     (_fused_trace). fused=False, and always for nn.*Cell loops, rnnscope Cells (user step functions) and
-    rnnscope.lab.train's modules: the step-by-step unroll through the rnnscope cell (the exact reference). The two
+    rnnscope.lab.networks' modules: the step-by-step unroll through the rnnscope cell (the exact reference). The two
     Traces agree to rounding (1e-12 in float64, ~1e-6 relative in float32). Cost: O(T B S (S + D)) either way;
     the fused kernel avoids T Python steps per layer.
     """

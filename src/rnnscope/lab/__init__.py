@@ -1,3 +1,3 @@
-"""lab: training: the long-memory tasks, torch training networks, the remedies (clipping, regularizer, inits), train/fit, studies.
+"""lab: training: the long-memory tasks, the torch training networks, the remedies, fit/train (snapshot, criteria), studies.
 May import: core, gradients, runs, interop
 """

@@ -6,12 +6,13 @@ task's criterion judges. Each class docstring gives the source's definition and 
 baseline: the loss of the best predictor that knows the layout (the step index) but nothing of the input's
 content.
 
-    temporal-order       Pascanu et al. 2013, code (tempOrder.py)     T' = L        6 / 4     last step   ln 4
-    temporal-order-3bit  Pascanu et al. 2013, code (tempOrder3bit.py) T' = L        6 / 8     last step   ln 8
-    permutation          Pascanu et al. 2013, code (permutation.py)   T' = L        100 / 100 last step   ln 2
-    memorization         Pascanu et al. 2013, code (memorization.py)  T' = L + 20   7 / 6     all steps   10 ln 5 / (L + 20)
-    memorization-recall  rnnscope's recall-only form of it            T' = L + 20   7 / 5     last 10     ln 5
-    copy                 Arjovsky, Shah & Bengio 2016                 T' = L + 20   10 / 9    all steps   10 ln 8 / (L + 20)
+    name                 source (Pascanu: his code's file)   T'        D / O      loss at     baseline
+    temporal-order       Pascanu et al. 2013, tempOrder.py    L         6 / 4      last step   ln 4
+    temporal-order-3bit  Pascanu et al. 2013, tempOrder3bit   L         6 / 8      last step   ln 8
+    permutation          Pascanu et al. 2013, permutation.py  L         100 / 100  last step   ln 2
+    memorization         Pascanu et al. 2013, memorization.py L + 20    7 / 6      all steps   10 ln 5 / (L + 20)
+    memorization-recall  rnnscope's recall-only form of it    L + 20    7 / 5      last 10     ln 5
+    copy                 Arjovsky, Shah & Bengio 2016         L + 20    10 / 9     all steps   10 ln 8 / (L + 20)
 
 (D / O: input channels / classes; memorization with its defaults n_values = 5, n_pos = 10.)
 
@@ -32,7 +33,7 @@ import torch
 import torch.nn.functional as Fn
 
 from ..core.errors import InputError
-from .task_base import Batch, Task, _check_int, _rows
+from .task_base import Batch, Task, check_int, row_index
 
 __all__ = ["TemporalOrder", "Permutation", "Memorization", "MemorizationRecall", "Copy"]
 
@@ -81,7 +82,7 @@ class TemporalOrder(Task):
         return 2 ** self.bits
 
     def _make(self, n: int, L: int, T: int, gen: torch.Generator) -> Batch:
-        rows = _rows(n)
+        rows = row_index(n)
         width = L // 10
         sym = torch.randint(2, 6, (n, T), generator=gen)  # distractors, channels 2..5
         cls = torch.zeros(n, dtype=torch.int64)
@@ -183,8 +184,8 @@ class Memorization(Task):
     KIND: ClassVar[str] = "classification"
 
     def __post_init__(self) -> None:
-        _check_int(f"{self.NAME} n_values", self.n_values, 2)
-        _check_int(f"{self.NAME} n_pos", self.n_pos, 1)
+        check_int(f"{self.NAME} n_values", self.n_values, 2)
+        check_int(f"{self.NAME} n_pos", self.n_pos, 1)
 
     @property
     def input_size(self) -> int:

@@ -44,11 +44,11 @@ from .remedies import (AdaptiveClipState, PascanuRegularizer, clip_grad_adaptive
 __all__ = ["FitHistory", "fit"]
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _is_num(v) -> bool:
+def is_number(v) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
@@ -90,9 +90,9 @@ def _find_vanilla(model: nn.Module) -> nn.Module:
 
 
 def _check_optional_positive(name: str, v) -> float | None:
-    if v is None or (_is_num(v) and v == 0):
+    if v is None or (is_number(v) and v == 0):
         return None
-    if not _is_num(v) or not math.isfinite(v) or v < 0:
+    if not is_number(v) or not math.isfinite(v) or v < 0:
         raise InputError(f"{name}: expected a positive number or None, got {v!r}")
     return float(v)
 
@@ -130,9 +130,9 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
         >>> hist.status, hist.steps, len(hist.grad_norms), len(hist.evals)
         ('finished', 50, 50, 2)
     """
-    if not _is_int(steps) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise InputError(f"steps: expected an integer >= 1, got {steps!r}")
-    if not _is_int(eval_every) or eval_every < 1:
+    if not is_int(eval_every) or eval_every < 1:
         raise InputError(f"eval_every: expected an integer >= 1, got {eval_every!r}")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise InputError(f"optimizer: expected a torch.optim.Optimizer, got {type(optimizer).__name__}")
@@ -147,7 +147,7 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
     params = [p for p in model.parameters() if p.requires_grad]
     own_reg = False
     if regularizer is not None and not isinstance(regularizer, PascanuRegularizer):
-        if not _is_num(regularizer):
+        if not is_number(regularizer):
             raise InputError(f"regularizer: expected a PascanuRegularizer or alpha (a number), got {type(regularizer).__name__}")
         regularizer = PascanuRegularizer(_find_vanilla(model), float(regularizer)) if regularizer > 0 else None
         own_reg = regularizer is not None

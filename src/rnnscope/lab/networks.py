@@ -91,7 +91,8 @@ class ElmanRNN(_VanillaRNN):
 
 
 class PalRNN(_VanillaRNN):
-    """The Pascanu/Pal form (Pascanu et al. 2013, eq. 11; seed 001_28bb9cc7f1f7e16d.txt, eq. 1), nn.RNN's names and layout:
+    """The Pascanu/Pal form (Pascanu et al. 2013, eq. 11; seed 001_28bb9cc7f1f7e16d.txt, eq. 1), with nn.RNN's
+    names and layout:
 
         h_t = W_hh phi(h_{t-1}) + W_xh x_t + b_ih + b_hh
 

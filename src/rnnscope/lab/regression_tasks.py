@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import torch
 
-from .task_base import Batch, Task, _check_gen, _rows
+from .task_base import Batch, Task, check_generator, row_index
 
 __all__ = ["AddingHS97", "AddingPascanu", "AddingLe", "Multiplication"]
 
@@ -73,10 +73,10 @@ class AddingHS97(Task):
     def actual_length(self, length: int, gen: torch.Generator) -> int:
         """T' = L + U{0, ..., L // 10}, one draw from gen."""
         L = self._check_length(length)
-        return L + int(torch.randint(0, L // 10 + 1, (), generator=_check_gen(gen)))
+        return L + int(torch.randint(0, L // 10 + 1, (), generator=check_generator(gen)))
 
     def _make(self, n: int, L: int, T: int, gen: torch.Generator) -> Batch:
-        rows = _rows(n)
+        rows = row_index(n)
         value = torch.rand(n, T, generator=gen) * 2 - 1  # (B, T) in [-1, 1)
         m = L // 2 - 1
         p1 = torch.randint(0, 10, (n,), generator=gen)  # one of the first 10 pairs
@@ -131,13 +131,13 @@ class AddingPascanu(Task):
     def actual_length(self, length: int, gen: torch.Generator) -> int:
         """T' = L + U{0, ..., L // 10 - 1}, one draw from gen."""
         L = self._check_length(length)
-        return L + int(torch.randint(0, L // 10, (), generator=_check_gen(gen)))
+        return L + int(torch.randint(0, L // 10, (), generator=check_generator(gen)))
 
     def _combine(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return (a + b) / 2
 
     def _make(self, n: int, L: int, T: int, gen: torch.Generator) -> Batch:
-        rows = _rows(n)
+        rows = row_index(n)
         p0 = torch.randint(0, T // 10, (n,), generator=gen)  # [0, 0.1 T')
         p1 = T // 10 + torch.randint(0, 4 * T // 10, (n,), generator=gen)  # [0.1 T', 0.5 T')
         value = torch.rand(n, T, generator=gen)  # (B, T) in [0, 1)
@@ -204,7 +204,7 @@ class AddingLe(Task):
         return 1
 
     def _make(self, n: int, L: int, T: int, gen: torch.Generator) -> Batch:
-        rows = _rows(n)
+        rows = row_index(n)
         half = L // 2
         value = torch.rand(n, T, generator=gen)  # (B, T) in [0, 1)
         p0 = torch.randint(0, half, (n,), generator=gen)  # first half

@@ -56,14 +56,14 @@ def _batch_with(batch, **tensors):
     return type(batch)(**{**vars(batch), **tensors})
 
 
-def _head(batch, n: int):
+def first_sequences(batch, n: int):
     """The first n sequences of a batch (x, y, mask are batch first)."""
     if batch.x.shape[0] <= n:
         return batch
     return _batch_with(batch, x=batch.x[:n], y=batch.y[:n], mask=batch.mask[:n])
 
 
-def _cast(batch, dtype: torch.dtype):
+def cast_batch(batch, dtype: torch.dtype):
     """x (and regression targets) in dtype."""
     if batch.x.dtype == dtype:
         return batch
@@ -93,7 +93,7 @@ def gradient_snapshot(model, batch, loss_fn: Callable, *, dtype: torch.dtype = t
     W_hy = model.readout.weight.detach().to(dtype)
     b_y = None if model.readout.bias is None else model.readout.bias.detach().to(dtype)
     with torch.enable_grad():
-        loss = loss_fn(F.linear(h, W_hy, b_y), _cast(batch, dtype))  # o_t = W_hy h_t + b_y
+        loss = loss_fn(F.linear(h, W_hy, b_y), cast_batch(batch, dtype))  # o_t = W_hy h_t + b_y
         (g,) = torch.autograd.grad(loss, h)  # (B, T, H) immediate partials d+L/dh_k
     direct = torch.zeros(T, B, cell.state_size, dtype=dtype)
     direct[:, :, :H] = g.transpose(0, 1)

@@ -110,7 +110,7 @@ def study_spec(study: Study, quick: bool = False, *, version: str | None = None)
     """The sweep.SweepSpec of a study: grid = methods x the study's grid, with a version's overrides (a key of
     the grid replaces that axis, any other key a fixed setting). version: "full", "quick" or "faithful";
     quick=True is version "quick"."""
-    from ..runs.sweep import SweepSpec
+    from ..runs.spec import SweepSpec
     version = version or ("quick" if quick else "full")
     if quick and version != "quick":
         raise InputError(f"study version: expected quick or {version}, got both")
@@ -220,8 +220,9 @@ def study_title(study: Study, rows: list[dict], version: str = "full") -> str:
     Example:
         >>> rows = [{"config": {"task": "copy", "method": m, "length": L, "seed": 0, "steps": 100}, "metrics": {}}
         ...         for m in ("LSTM", "GRU") for L in (10, 20)]
-        >>> study_title(load_study("cells"), rows, "quick")
-        'study cells (quick): LSTM, GRU on copy at L = 10, 20; 1 seed, 100 updates; success: lenient: error rate < 1% of 1,000 fresh sequences'
+        >>> print(textwrap.fill(study_title(load_study("cells"), rows, "quick"), 100))
+        study cells (quick): LSTM, GRU on copy at L = 10, 20; 1 seed, 100 updates; success: lenient: error
+        rate < 1% of 1,000 fresh sequences
     """
     from .criteria import CRITERIA, get_criterion
     from .train import TrainConfig
@@ -246,14 +247,14 @@ def study_title(study: Study, rows: list[dict], version: str = "full") -> str:
 
 
 def _wrap(title: str, fig) -> str:
-    """title broken into lines that fit the figure's width (about 15 characters per inch at 10 points)."""
-    return textwrap.fill(title, max(40, int(15 * fig.get_figwidth())))
+    """title broken into lines that fit the figure's width (about 11 characters per inch at 10 points)."""
+    return textwrap.fill(title, max(40, int(11 * fig.get_figwidth())), break_on_hyphens=False)
 
 
 def _criterion_label(table: list[StudyRow]) -> str:
-    """The criteria of a table's runs in words, e.g. 'solved: lenient, error rate < 1% of fresh sequences'."""
-    words = {"lenient": "lenient, error rate < 1% of fresh sequences", "pascanu": "pascanu, zero errors in 10,000"}
-    return "solved: " + "; ".join(words.get(n, n) for n in dict.fromkeys(n for r in table for n in r.criterion.split("+")))
+    """The criteria of a table's runs, short: 'lenient: < 1% wrong', 'pascanu: 0 wrong of 10,000'."""
+    words = {"lenient": "lenient: < 1% wrong", "pascanu": "pascanu: 0 wrong of 10,000"}
+    return "; ".join(words.get(n, n) for n in dict.fromkeys(n for r in table for n in r.criterion.split("+")))
 
 
 def plot_study(table: list[StudyRow], path=None, *, measure: str = "success", title: str = ""):
@@ -276,11 +277,12 @@ def plot_study(table: list[StudyRow], path=None, *, measure: str = "success", ti
             ax.plot([r.length for r in rs], ys, "o-", color=f"C{j}", label=method, gid=f"{task}:{method}")
         if measure == "success":
             ax.set_ylim(-0.05, 1.05)
-            ax.set_ylabel(f"success rate ({_criterion_label(table)})", fontsize=8)
+            ax.set_ylabel(f"success rate ({_criterion_label(table)})")
         else:
             ax.axhline(1.0, color="0.4", ls="--", lw=1, label="memoryless baseline")
             ax.set_ylabel("final loss / baseline loss")
-        ax.set_xlabel("sequence length L" + (" (sampled: the MAX of U{MIN..MAX})" if any(r.length_range for r in table) else ""))
+        sampled = any(r.length_range for r in table)
+        ax.set_xlabel("sequence length L" + (" (sampled: the MAX of U{MIN..MAX})" if sampled else ""))
         ax.set_title(task, fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8)

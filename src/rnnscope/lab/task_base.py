@@ -96,13 +96,13 @@ class Batch:
 # ----------------------------------------------------------------------------------------------------------
 # validation helpers
 
-def _check_int(what: str, value: object, lo: int) -> int:
+def check_int(what: str, value: object, lo: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
         raise InputError(f"{what}: expected an integer >= {lo}, got {value!r}")
     return int(value)
 
 
-def _check_gen(gen: object) -> torch.Generator:
+def check_generator(gen: object) -> torch.Generator:
     if not isinstance(gen, torch.Generator):
         raise InputError(f"gen: expected a torch.Generator (torch.Generator().manual_seed(seed)), "
                          f"got {type(gen).__name__}")
@@ -111,7 +111,7 @@ def _check_gen(gen: object) -> torch.Generator:
     return gen
 
 
-def _rows(n: int) -> torch.Tensor:
+def row_index(n: int) -> torch.Tensor:
     return torch.arange(n)
 
 
@@ -162,7 +162,7 @@ class Task:
 
     # -- sampling ------------------------------------------------------------------------------------------
     def _check_length(self, length: object) -> int:
-        return _check_int(f"{self.name} length", length, self.min_length)
+        return check_int(f"{self.name} length", length, self.min_length)
 
     def actual_length(self, length: int, gen: torch.Generator) -> int:
         """T', the number of steps of a batch of nominal length L.
@@ -177,8 +177,8 @@ class Task:
 
         x (n, T', D) float32; y (n, T', O) float32 or (n, T') int64; mask (n, T') bool.
         """
-        n = _check_int(f"{self.name} n", n, 1)
-        gen = _check_gen(gen)
+        n = check_int(f"{self.name} n", n, 1)
+        gen = check_generator(gen)
         length = self._check_length(length)
         T = self.actual_length(length, gen)
         return self._make(n, length, T, gen)
@@ -252,7 +252,7 @@ def draw_length(length_range: tuple[int, int], gen: torch.Generator) -> int:
     lo, hi = check_length_range(length_range)
     if lo == hi:
         return lo
-    return lo + int(torch.randint(0, hi - lo + 1, (), generator=_check_gen(gen)))
+    return lo + int(torch.randint(0, hi - lo + 1, (), generator=check_generator(gen)))
 
 
 def range_baseline_loss(task, length_range: tuple[int, int]) -> float:
@@ -262,7 +262,8 @@ def range_baseline_loss(task, length_range: tuple[int, int]) -> float:
 
     Example:
         >>> from rnnscope.lab.tasks import get_task
-        >>> range_baseline_loss(get_task("copy"), (10, 11)) == (get_task("copy").baseline_loss(10) + get_task("copy").baseline_loss(11)) / 2
+        >>> copy = get_task("copy")
+        >>> range_baseline_loss(copy, (10, 11)) == (copy.baseline_loss(10) + copy.baseline_loss(11)) / 2
         True
     """
     lo, hi = check_length_range(length_range)

@@ -47,19 +47,16 @@ from ..core.build import get_dtype
 from ..core.errors import InputError
 from ..core.results import jsonable
 from ..core.vocab import CELL_KINDS, TRAIN_ACTIVATIONS, TRAIN_INITS, check
-from ..interop.torch_models import cell_from_module
 from ..runs.progress import ProgressBar
 from .criteria import get_criterion
-from .fit import _is_int, _is_num, fit
-from .networks import ElmanRNN, PalRNN, SequenceModel, build_model
+from .fit import is_int, is_number, fit
+from .networks import SequenceModel, build_model
 from .remedies import PascanuRegularizer
-from .snapshot import _cast, _head, gradient_snapshot
+from .snapshot import cast_batch, first_sequences, gradient_snapshot
 from .tasks import check_length_range, draw_length, get_task, range_baseline_loss
 
-# ElmanRNN, PalRNN, build_model, cell_from_module, fit, gradient_snapshot: importable from here, as before
 __all__ = ["TrainConfig", "TrainResult", "train", "run_config", "make_optimizer", "OPTIMIZERS", "STATUSES",
-           "EVAL_BATCH", "ElmanRNN", "PalRNN", "SequenceModel", "build_model", "cell_from_module", "fit",
-           "gradient_snapshot"]
+           "EVAL_BATCH"]
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 STATUSES = ("solved", "unsolved", "diverged")
@@ -124,7 +121,7 @@ class TrainConfig:
         for name, lo in (("length", 1), ("hidden", 1), ("batch", 1), ("steps", 1), ("eval_every", 1),
                          ("eval_size", 1), ("snapshot_size", 1), ("seed", 0)):
             v = getattr(self, name)
-            if not _is_int(v) or v < lo:
+            if not is_int(v) or v < lo:
                 raise InputError(f"{name}: expected an integer >= {lo}, got {v!r}")
         crit.check_sequences(self.eval_size)
         for name, choices in (("cell", CELL_KINDS), ("activation", TRAIN_ACTIVATIONS), ("init", TRAIN_INITS),
@@ -133,14 +130,14 @@ class TrainConfig:
         if self.cell in ("lstm", "gru") and self.activation != "tanh":
             raise InputError(f"activation: expected 'tanh' for {self.cell} (its nonlinearities are fixed), "
                              f"got {self.activation!r}")
-        if not _is_num(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
+        if not is_number(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
             raise InputError(f"lr: expected a positive finite number, got {self.lr!r}")
         on = []
         for name in ("clip_norm", "clip_value", "clip_adaptive"):
             v = getattr(self, name)
             if v is None:
                 continue
-            if not _is_num(v) or not math.isfinite(v) or v < 0:
+            if not is_number(v) or not math.isfinite(v) or v < 0:
                 raise InputError(f"{name}: expected a positive number, 0 or None (off), got {v!r}")
             if v > 0:
                 on.append(name)
@@ -148,7 +145,7 @@ class TrainConfig:
             raise InputError(f"clipping: expected at most one of clip_norm, clip_value, clip_adaptive, "
                              f"got {', '.join(on)}")
         a = self.regularizer_alpha
-        if not _is_num(a) or not math.isfinite(a) or a < 0:
+        if not is_number(a) or not math.isfinite(a) or a < 0:
             raise InputError(f"regularizer_alpha: expected a finite number >= 0, got {a!r}")
         if a > 0 and self.cell not in ("elman", "pal"):
             raise InputError(f"regularizer_alpha: expected 0 for {self.cell} (Pascanu's regularizer is defined "
@@ -271,7 +268,7 @@ def _evaluate(model: SequenceModel, task, config: TrainConfig, gen: torch.Genera
     losses, sizes, wrong, first = [], [], 0, None
     for start in range(0, config.eval_size, EVAL_BATCH):
         n = min(EVAL_BATCH, config.eval_size - start)
-        b = _cast(task.sample(n, _nominal(config, gen), gen), dtype)  # outside inference mode: the snapshot uses it
+        b = cast_batch(task.sample(n, _nominal(config, gen), gen), dtype)  # outside inference mode: the snapshot uses it
         with torch.inference_mode():
             out = _outputs(model, b.x)
             losses.append(float(task.loss(out, b)))
@@ -288,7 +285,7 @@ def _finite_params(model: nn.Module) -> bool:
 
 
 class _Bar(ProgressBar):
-    """The training bar (progress.py): steps, and the loss and error rate of the last evaluation."""
+    """The training bar (runs.progress): steps, and the loss and error rate of the last evaluation."""
 
     def __init__(self, enabled: bool, console, name: str, total: int):
         super().__init__(enabled, console, name, total, "loss {task.fields[loss]} error {task.fields[error]}",
@@ -339,7 +336,7 @@ def train(config: TrainConfig, *, progress: bool = True, writer=None, store=None
 
     def batches():
         for _ in itertools.count():
-            yield _cast(task.sample(config.batch, _nominal(config, gen), gen), dtype)
+            yield cast_batch(task.sample(config.batch, _nominal(config, gen), gen), dtype)
 
     def loss_fn(m: SequenceModel, b) -> torch.Tensor:
         return task.loss(m(b.x)[0], b)
@@ -354,7 +351,7 @@ def train(config: TrainConfig, *, progress: bool = True, writer=None, store=None
             if vanilla:
                 rec["rho"] = float(torch.linalg.eigvals(model.rnn.weight_hh_l0.detach().double()).abs().max())
             if config.snapshot:
-                rec["profile"] = gradient_snapshot(model, _head(first, config.snapshot_size), task.loss).profile.tolist()
+                rec["profile"] = gradient_snapshot(model, first_sequences(first, config.snapshot_size), task.loss).profile.tolist()
         else:  # the last update made the weights non-finite; the next loss will end the run
             rec.update(loss=math.nan, error_rate=1.0)
             solved = False
@@ -414,7 +411,7 @@ def _write_eval(writer, step: int, rec: dict) -> None:
 
 def _record(store, config: TrainConfig, result: TrainResult) -> None:
     from ..runs.store import Store
-    from ..runs.sweep import config_key
+    from ..runs.spec import config_key
 
     cfg = config.to_dict()
     own = not isinstance(store, Store)

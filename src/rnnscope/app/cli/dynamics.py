@@ -87,7 +87,8 @@ def phase(
     from ...core.plots import check_plot_path
     from ...dynamics.phase import PHASE_TASK, critical_line, phase_configs, phase_table, plot_phase
     from ...runs.store import spec_rows
-    from ...runs.sweep import SweepSpec, load_spec, parse_range, run_sweep
+    from ...runs.runner import run_sweep
+    from ...runs.spec import SweepSpec, load_spec, parse_range
     if plot is None:
         plot = db.with_name("phase.png") if db.suffix else Path("phase.png")
     check_plot_path(plot)
@@ -145,7 +146,8 @@ def sweep(
     retry_failed: RetryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    from ...runs.sweep import load_spec, run_sweep
+    from ...runs.runner import run_sweep
+    from ...runs.spec import load_spec
     report = run_sweep(load_spec(spec), db, workers=workers, scheduler=scheduler, retry_failed=retry_failed,
                        progress=not as_json)
     exit_if_interrupted(report, db)

@@ -184,7 +184,7 @@ def study(
     from ...core.plots import check_plot_path
     from ...lab.studies import load_study, plot_study, study_spec, study_table, study_title
     from ...runs.store import spec_rows
-    from ...runs.sweep import run_sweep
+    from ...runs.runner import run_sweep
     if quick and faithful:
         raise InputError("study: expected --quick or --faithful, got both")
     version = "faithful" if faithful else "quick" if quick else "full"
