@@ -1,5 +1,5 @@
 """The sweep tests' fault-injection task: a config in, metrics out, with sleeps, CPU work, failures and worker
-deaths on demand (tests/test_sweep_runner.py, tests/test_store.py, benchmarks/sweep.py), and db_rows, the
+deaths on demand (tests/test_runner.py, tests/test_store.py, benchmarks/sweep.py), and db_rows, the
 tests' reader of a results file with sqlite3 alone (no rnnscope).
 
 A sweep names it by its path, PROBE = "sweep_probe:probe": the tests folder must be on sys.path of the

@@ -2,7 +2,7 @@
 
 References: ln |eig(W)| for a linear RNN (exact); sum of all exponents = (1/T) sum_t ln |det J_t| with J_t from
 torch.func.jacrev (an identity of the QR method: prod_i R_ii = det of the product); the mean-field rate
-(1/2) ln chi_1 by scipy quadrature in this file, and ln rho(W) below the edge of chaos (REFERENCE.md sec. 4).
+(1/2) ln chi_1 by scipy quadrature in this file, and ln rho(W) below the edge of chaos (Sompolinsky, Crisanti & Sommers 1988; mean field as in Poole et al. 2016).
 """
 
 import math
@@ -98,7 +98,7 @@ def _chi1_quad(g, sigma_b=0.0):
 @pytest.mark.slow
 @pytest.mark.parametrize("g", [0.8, 0.95, 1.5, 2.0, 3.0])
 def test_random_tanh_networks_n400_against_theory(g):
-    """h_{t+1} = W tanh(h_t), W ~ N(0, g^2/N), N = 400, 3000 steps (REFERENCE.md sec. 4): above the edge of chaos
+    """h_{t+1} = W tanh(h_t), W ~ N(0, g^2/N), N = 400, 3000 steps: above the edge of chaos
     the maximal exponent is the mean-field (1/2) ln chi_1 (quadrature here) within 0.03 (finite-N and finite-T
     fluctuations, averaged over 2 networks); below it the state sits at 0 and the exponent is ln rho(W)."""
     N, T = 400, 3000

@@ -3,7 +3,6 @@ loops over nn.*Cell and step functions against explicit loops, saved-model loadi
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch

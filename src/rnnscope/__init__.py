@@ -18,7 +18,8 @@ from .core.activations import ACTIVATIONS, Activation, get_activation
 from .gradients.profile import Profile, profile, profile_trace
 from .gradients.adjoint import Adjoints, adjoints, state_adjoint_seed
 from .gradients.bptt import BPTTResult, bptt
-from .core.cells import CELL_KINDS, Cell, ElmanCell, FunctionCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
+from .core.vocab import CELL_KINDS
+from .core.cells import Cell, ElmanCell, FunctionCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
 from .seeds.claims import CLAIMS, VERDICTS, Claim, ClaimResult, claim_ids, run_claims
 from .seeds.counterexamples import Counterexample, saddle
 from .core.errors import InputError

@@ -17,7 +17,7 @@ eigenvalue < 1/gamma" as "vanishing", but only sigma_max(W_hh) < 1/gamma bounds 
 ||dh_t/dh_k|| <= (gamma sigma_max)^(t-k). A random normal-init W_hh is non-normal (sigma_max ~ 2 rho as S
 grows), so rho < 1/gamma can leave sigma_max > 1/gamma, and the verdict says "exploding possible".
 
-    init  normal | orthogonal | identity  (models.INITS)  W_xh ~ N(0, 1/D), b_h = 0 (or centred)
+    init  normal | orthogonal | identity  (core.vocab.MATRIX_INITS)  W_xh ~ N(0, 1/D), b_h = 0 (or centred)
           saddle  counterexamples.saddle: S = 2, rho(W_hh) = 0.5/gamma < 1/gamma, and yet
                   ||dh_T/dh_k|| ~ 2^(T-k) at its fixed point (its own bias and start state; zero inputs)
     bias  zero     b_h = 0, s_0 = 0 (as the CLI)
@@ -67,11 +67,13 @@ import torch
 from ..core.activations import ACTIVATIONS, get_activation
 from ..gradients.profile import profile_trace
 from ..gradients.bptt import bptt
-from ..core.cells import CELL_KINDS, Cell, ElmanCell, PalCell
+from ..core.cells import Cell, ElmanCell, PalCell
 from ..seeds.counterexamples import saddle
 from ..core.errors import InputError
 from ..core.heads import Head
-from ..core.build import INITS, random_cell
+from ..core.build import random_cell
+from ..core.vocab import CELL_KINDS
+from ..core.vocab import MATRIX_INITS as INITS
 from ..core.results import jsonable
 from ..gradients.bounds import weight_facts
 from ..core.unroll import Trace, unroll

@@ -42,11 +42,12 @@ from .errors import InputError
 from .files import load_npy, load_npz
 from .heads import Head
 from .unroll import START_STATES, initial_state
+from .vocab import MATRIX_INITS
 
 __all__ = ["INITS", "recurrent_matrix", "random_cell", "cell_from_arrays", "head_from_arrays", "DTYPES", "get_dtype",
            "weight_names", "check_weight_names", "as_float64", "as_targets", "load_inputs", "Model", "assemble_model"]
 
-INITS = ("normal", "orthogonal", "identity")
+INITS = MATRIX_INITS  # how a random W_hh is drawn (core.vocab)
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _GATES = GATES  # pre-activation blocks of the gated cells (budget.py)
 

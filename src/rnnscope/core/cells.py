@@ -27,10 +27,10 @@ import torch
 
 from .activations import Activation, get_activation
 from .errors import InputError
+from .vocab import CELL_KINDS
 
 __all__ = ["Cell", "ElmanCell", "PalCell", "LSTMCell", "ProjLSTMCell", "GRUCell", "FunctionCell", "CELL_KINDS"]
 
-CELL_KINDS = ("elman", "pal", "lstm", "gru")
 
 
 def _check_matrix(name: str, m: torch.Tensor, shape: tuple[int, ...]) -> None:

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InputError
+from .vocab import LOSS_AT, LOSSES
 
 __all__ = ["Head", "HEAD_KINDS", "LOSS_AT"]
 
-HEAD_KINDS = ("mse", "ce")
-LOSS_AT = ("all", "last")
+HEAD_KINDS = LOSSES  # the losses of a linear read-out (core.vocab)
 
 
 @dataclass(frozen=True)

@@ -288,7 +288,7 @@ def _study(st: dict, out: Path) -> str:
                          else f"<td>{escape(str(r.get(k)))}</td>"
                          for k in ("task", "method", "length", "runs", "solved", "success_rate", "diverged",
                                    "mean_loss_over_baseline", "mean_steps")) + "</tr>" for r in st["table"])
-    what = ("success rate: the fraction of runs that reached < 1% wrong on fresh sequences"
+    what = ("success rate: the fraction of runs that met the success criterion named above"
             if success else "final loss / the task's memoryless baseline: below 1, the model remembers")
     quick = " (the short version of make demo)" if st.get("quick") else ""
     return (f'<section class="repro study" id="study-{escape(name)}"><h3>Study <code>{escape(name)}</code>'

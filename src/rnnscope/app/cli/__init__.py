@@ -3,11 +3,13 @@ former name, kept as an alias):
 
     rnnscope profile  [--cell elman|pal|lstm|gru] [--activation sigmoid|tanh|relu|identity]
                       [--hidden S --input-size D --gain g --init normal|orthogonal|identity --seed N]
-                      [--weights W.npz] [--inputs X.npy | --length T --batch B --input-scale X] [--h0 H.npy]
-                      [--t t] [--dtype float64|float32] [--json] [--plot FILE.png|.svg|.pdf]
+                      [--weights W.npz] [--inputs X.npy | --length T --batch B --input-scale X]
+                      [--h0 zeros|random|H.npy --h0-scale X] [--t t] [--dtype float64|float32] [--json]
+                      [--plot FILE.png|.svg|.pdf]
     rnnscope bptt     --cell elman|pal --activation ... --weights W.npz --inputs X.npy --targets Y.npy
                       [--head mse|ce] [--loss-at all|last] [--h0 H.npy] [--json]
-    rnnscope lyapunov [the model options of profile] [--k K] [--every N] [--warmup N] [--blocks N] [--json]
+    rnnscope lyapunov [the model options of profile; autonomous: --h0 random by default] [--k K] [--every N]
+                      [--warmup N] [--blocks N] [--json]
     rnnscope meanfield --sigma-w X --sigma-b Y [--activation tanh] [--json]       (alias: rnnscope theory)
     rnnscope phase    [--sigma-w 0.5:3:40 --sigma-b 0:1:40 --hidden S --length T --seeds K | --spec FILE.toml]
                       [--db FILE] [--workers N | --scheduler tcp://HOST:PORT] [--retry-failed] [--plot FILE] [--json]

@@ -53,34 +53,22 @@ def _int_text(v: object) -> int:
     return int(str(v).strip())  # "3.0", "1e3", "" -> ValueError
 
 
-def positive_int(v: object) -> int:
-    try:
-        i = _int_text(v)
-    except ValueError:
-        raise ValueError(f"expected a positive integer, got {str(v)!r}") from None
-    if i < 1:
-        raise ValueError(f"expected a positive integer, got {i}")
-    return i
+def _integer(what: str, lo: int, hi: float = float("inf")) -> Callable[[object], int]:
+    """A parser of whole numbers lo <= i < hi whose error says `expected <what>, got ...`."""
+    def parse(v: object) -> int:
+        try:
+            i = _int_text(v)
+        except ValueError:
+            raise ValueError(f"expected {what}, got {str(v)!r}") from None
+        if not lo <= i < hi:
+            raise ValueError(f"expected {what}, got {i}")
+        return i
+    return parse
 
 
-def nonnegative_int(v: object) -> int:
-    try:
-        n = _int_text(v)
-    except ValueError:
-        raise ValueError(f"expected an integer >= 0, got {str(v)!r}") from None
-    if n < 0:
-        raise ValueError(f"expected an integer >= 0, got {n}")
-    return n
-
-
-def seed(v: object) -> int:
-    try:
-        i = _int_text(v)
-    except ValueError:
-        raise ValueError(f"expected an integer seed in [0, 2^63), got {str(v)!r}") from None
-    if not 0 <= i < 2**63:
-        raise ValueError(f"expected an integer seed in [0, 2^63), got {i}")
-    return i
+positive_int = _integer("a positive integer", 1)
+nonnegative_int = _integer("an integer >= 0", 0)
+seed = _integer("an integer seed in [0, 2^63)", 0, 2**63)
 
 
 def finite_float(v: object) -> float:

@@ -54,8 +54,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ...core.activations import ACTIVATIONS
-from ...core.cells import CELL_KINDS
+from ...core.activations import ACTIVATIONS as ACTIVATION_FUNCTIONS
+from ...core.vocab import ACTIVATIONS, CELL_KINDS
 from ...core.errors import InputError
 from ...core.version import VERSION
 from ..explorer import (BIASES, EXPLORER_INITS, LIMITS, SCALES, ExplorerConfig, activation_view, bptt_view, build,
@@ -101,7 +101,7 @@ MODEL_PARAMETERS = tuple(_EXPECT)
 def _config(
     request: Request,
     cell: Literal[CELL_KINDS] = Query("elman", description="elman, pal, lstm or gru"),
-    activation: Literal[tuple(ACTIVATIONS)] | None = Query(
+    activation: Literal[ACTIVATIONS] | None = Query(
         None, description="phi of elman and pal (default tanh); must be absent for lstm and gru"),
     hidden: int = Query(32, ge=LIMITS.hidden[0], le=LIMITS.hidden[1], description="hidden size H (S = 2H for lstm)"),
     length: int = Query(200, ge=LIMITS.length[0], le=LIMITS.length[1], description="steps T"),
@@ -297,7 +297,7 @@ def create_app(report_dir: str | Path | None = None, report_builder: Callable[[P
     def meta() -> JSONResponse:
         return JSONResponse({
             "limits": LIMITS.to_dict(), "presets": presets(), "cells": list(CELL_KINDS),
-            "activations": {n: {"gamma": a.gamma} for n, a in ACTIVATIONS.items()},
+            "activations": {n: {"gamma": a.gamma} for n, a in ACTIVATION_FUNCTIONS.items()},
             "inits": list(EXPLORER_INITS), "scales": list(SCALES), "biases": list(BIASES),
             "parameters": dict(_EXPECT), "report": report.to_dict()})
 
