@@ -5,7 +5,7 @@
     train       rnnscope.lab.train.train(config, progress=False) with eval_every = 100: the same model (same init
                 seed), optimizer and batches (same generator seed), plus per step the gradient norm, the
                 clipping record and the NaN check, and every 100 steps an evaluation on eval_size fresh
-                sequences with the adjoint-profile snapshot (rnnscope's cell, unroll and bptt.adjoints)
+                sequences with the adjoint-profile snapshot (rnnscope's cell, unroll and adjoint.adjoints)
     ratio       (steps/s of train) / (steps/s of the bare loop)         goal >= 0.9 (Pascanu's setup, elman)
 
 train is timed as the whole call (model construction, the final evaluation and all); the bare loop as its

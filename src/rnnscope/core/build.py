@@ -49,7 +49,6 @@ __all__ = ["INITS", "recurrent_matrix", "random_cell", "cell_from_arrays", "head
 
 INITS = MATRIX_INITS  # how a random W_hh is drawn (core.vocab)
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
-_GATES = GATES  # pre-activation blocks of the gated cells (budget.py)
 
 
 def get_dtype(name: str) -> torch.dtype:
@@ -97,7 +96,7 @@ def random_cell(kind: str = "elman", activation: str = "tanh", *, hidden: int = 
         W_xh = (torch.randn(H, D, generator=gen, dtype=torch.float64) / D**0.5).to(dtype)
         cls = ElmanCell if kind == "elman" else PalCell
         return cls(W_hh, W_xh, torch.zeros(H, dtype=dtype), act)
-    G = _GATES[kind]
+    G = GATES[kind]
     W_hh = torch.cat([recurrent_matrix(H, gain, init, gen, dtype) for _ in range(G)])
     W_xh = (torch.randn(G * H, D, generator=gen, dtype=torch.float64) / D**0.5).to(dtype)
     zeros = torch.zeros(G * H, dtype=dtype)
@@ -127,7 +126,7 @@ def cell_from_arrays(kind: str, activation: str, arrays: Mapping[str, np.ndarray
         if tuple(b_h.shape) != (S,):
             raise InputError(f"{where}: expected b_h of shape ({S},), got {tuple(b_h.shape)}")
         return (ElmanCell if kind == "elman" else PalCell)(W_hh, W_xh, b_h, act)
-    G = _GATES[kind]
+    G = GATES[kind]
     if W_hh.dim() != 2 or W_hh.shape[0] != G * W_hh.shape[1]:
         raise InputError(f"{where}: expected W_hh of shape ({G}*H, H) for {kind}, got {tuple(W_hh.shape)}")
     H = W_hh.shape[1]
@@ -161,7 +160,7 @@ def head_from_arrays(arrays: Mapping[str, np.ndarray], S: int, kind: str = "mse"
 
 def weight_names(kind: str) -> tuple[str, ...]:
     """The arrays a weights file of this cell kind may hold (the module docstring's names)."""
-    return ("W_hh", "W_xh", "b_h") + (("b_hh",) if kind in _GATES else ()) + ("W_hy", "b_y")
+    return ("W_hh", "W_xh", "b_h") + (("b_hh",) if kind in GATES else ()) + ("W_hy", "b_y")
 
 
 def check_weight_names(kind: str, arrays: Mapping[str, np.ndarray], where: str = "weights") -> None:
@@ -232,7 +231,7 @@ def assemble_model(cell: str = "elman", activation: str = "tanh", hidden: int = 
     """
     dt = get_dtype(dtype)
     itemsize = torch.finfo(dt).bits // 8
-    gated = cell in _GATES
+    gated = cell in GATES
     if gated and "activation" in given:
         raise InputError(f"activation: expected no --activation for the gated cell {cell} (its nonlinearities are "
                          f"fixed: sigmoid gates, tanh), got {activation!r}")
@@ -248,7 +247,7 @@ def assemble_model(cell: str = "elman", activation: str = "tanh", hidden: int = 
     else:
         S_rand = 2 * hidden if cell == "lstm" else hidden
         check_memory(length if inputs is None else 1, batch if inputs is None else 1, S_rand, input_size,
-                     _GATES.get(cell, 1) * hidden, itemsize)
+                     GATES.get(cell, 1) * hidden, itemsize)
         model_cell = random_cell(cell, activation, hidden=hidden, input_size=input_size, gain=gain, init=init,
                                  seed=seed, dtype=dt)
         model = {"source": "random", "hidden": hidden, "input_size": input_size, "gain": gain, "init": init,

@@ -6,7 +6,7 @@ For the target step t (default T) and every k = 1..t, per sequence b and as the 
     log10 ||dL/ds_k||_2 = log10 ||g^T ds_t/ds_k||            (g = dL/ds_t: one more row of that product)
 
 with L = sum of the entries of h_t; with explicit dL/ds terms at every step (direct) the adjoints come
-from bptt.adjoints (vector-Jacobian products) instead. Next to them the weights'
+from adjoint.adjoints (vector-Jacobian products) instead. Next to them the weights'
 promise (bounds.weight_facts: gamma, sigma_max, rho, verdict, note), the bound (gamma sigma_max)^(t-k),
 the fitted rate and the horizon of the batch-mean spectral profile. A trajectory that never moves (an
 autonomous run from the fixed point 0 with zero bias) is profiled as it is, with a warning: its products are

@@ -29,7 +29,7 @@ How it is computed (reusing the engine, no second copy of its math):
     upstream u = dL/d(output) by autograd on the re-run output (T, B, dirs P)
     for l = top .. 0, for each direction (layer_flow.adjoint_layer):
         direct_k = u_k on the h part of s_k (in the direction's own time order)
-        g_k = dL/ds_k = bptt.adjoints(cell, trace, direct)        the vector-Jacobian sweep, log domain
+        g_k = dL/ds_k = adjoint.adjoints(cell, trace, direct)        the vector-Jacobian sweep, log domain
                   (LSTM: through LSTMCell.vjp_gates, keeping dL/dz_k and ||dL/dc_k|| of every step)
         dL/dx_k = g_k ds_k/dx_k (the layer below's upstream): LSTM dL/dz_k W_xh, one product over all k;
         other cells and dL/dtheta = sum_k g_k d+s_k/dtheta (the immediate partials): one batched backward

@@ -3,7 +3,7 @@ gradient norm, the carry share; from the upstream u_k = dL/dh_k that the loss an
 
     direct_k = u_k on the h part of s_k (in the direction's own time order; zero after the last loss step t)
     g_k = dL/ds_k:  g_t = direct_t,  g_{k-1} = g_k ds_k/ds_{k-1} + direct_{k-1}
-                    (bptt.adjoints, log-polar g_k = exp(log_scale_k) unit_k; LSTM through LSTMCell.vjp_gates)
+                    (adjoint.adjoints, log-polar g_k = exp(log_scale_k) unit_k; LSTM through LSTMCell.vjp_gates)
     dL/dx_k = g_k ds_k/dx_k              the layer below's upstream (LSTM: dL/dz_k W_xh, one product over all k)
     ||dL/dtheta||^2 = sum over the cell's parameter fields of ||sum_k g_k d+s_k/dtheta||^2, d+ the immediate
                     partial (s_{k-1} held constant): one batched backward through all the steps at once
@@ -103,7 +103,7 @@ def _batched_backward(cell: Cell, trace: Trace, g: torch.Tensor, need_x: bool,
 
 def _lstm_sweep(cell: LSTMCell, trace: Trace, direct: torch.Tensor, t: int,
                 cut: bool = False) -> tuple[Adjoints, torch.Tensor, torch.Tensor]:
-    """bptt.adjoints for an LSTM (ProjLSTMCell too) that also keeps what each product passes through:
+    """adjoint.adjoints for an LSTM (ProjLSTMCell too) that also keeps what each product passes through:
 
         g_t = direct_t,   g_{k-1} = g_k ds_k/ds_{k-1} + direct_{k-1}      (LSTMCell.vjp_gates, log-polar)
 
