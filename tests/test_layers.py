@@ -78,7 +78,7 @@ def test_every_module_lives_in_a_layer():
     assert set(layers()) == {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
 
 
-def test_layers_form_a_chain_without_cycles():
+def test_the_layers_import_each_other_without_cycles():
     allowed = layers()
     assert allowed["core"] == set()
     state: dict[str, int] = {}

@@ -4,9 +4,11 @@
 
 model: nn.RNN (tanh, relu), nn.LSTM (proj_size too), nn.GRU, any num_layers, bidirectional, batch_first,
 with or without biases; nn.RNNCell / LSTMCell / GRUCell (a loop over the cell); an rnnscope Cell
-(FunctionCell: any user step function). The sequence is re-run step by step from the module's own
-weights (torch_models.rerun: torch's fused kernel for h, outputs equal the module's to rounding), then for
-every layer l and direction:
+(FunctionCell: any user step function); or a whole model: any nn.Module whose forward uses nn.RNN / nn.LSTM /
+nn.GRU submodules (nested at any depth, several of them; capture.py), with the user's own embedding, head and
+loss. The sequence is re-run step by step from the module's own weights (torch_models.rerun: torch's fused
+kernel for h, outputs equal the module's to rounding; a given h0 / (h0, c0) used), then for every
+(module,) layer l and direction:
 
     adjoint profile        log10 ||dL/dh_k||, log10 ||dL/dc_k|| (LSTM), k = 1..T: the total derivative of
                            the loss with respect to the state at step k, through every later step and, for a
@@ -23,7 +25,8 @@ every layer l and direction:
 The loss: L = loss_fn(output) or loss_fn(output, targets), output being the module's first return value in
 its own layout ((B, T, dirs P) with batch_first, (T, P) for unbatched input); without loss_fn, L = the sum of
 the entries of the last top-layer output (output[T] time-major: for a bidirectional top layer that is the
-forward h_T and the reverse direction's first step).
+forward h_T and the reverse direction's first step). For a whole model, output is whatever model(*inputs)
+returns (logits, a tuple with h_n, ...) and loss_fn is required (an InputError without it).
 
 How it is computed (reusing the engine, no second copy of its math):
     upstream u = dL/d(output) by autograd on the re-run output (T, B, dirs P)
@@ -62,6 +65,7 @@ from ..core.vocab import LOSSES, check
 from ..gradients.bounds import fitted_rate, horizon, weight_facts
 from ..gradients.flow import jacobian_profile
 from .layer_flow import LN10, adjoint_layer, gate_sigmas
+from .capture import accumulate, capture_forward, push_back
 from .torch_models import StackRun, module_kind, rerun
 from .verdicts import FAR_DECADES, Diagnosis, LayerDiagnosis, advice, first_far, profile_verdict
 
@@ -172,7 +176,18 @@ def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, ja
     gradient_norm  ||dL/dtheta|| (one batched backward through each layer's steps)
     dtype       of the analysis; default the module's own (the gradient its training sees)
 
-    Cost without the Jacobian products: about one forward and two backward passes of the module.
+    For a whole model (inputs: a tensor or a tuple of positional arguments for model(*inputs), token ids
+included): one forward with each recurrent submodule's return value replaced by leaves holding its re-run's
+output and h_n (c_n) (capture.py); autograd of L gives each call's direct terms dL/d(output), dL/dh_n,
+dL/dc_n (dL/ds_T of each layer and direction, in its own time order); the calls are swept in reverse order,
+and each sweep's dL/dx of layer 0 and dL/ds_0 (when the forward gave an h0) go back into the user's graph,
+onto the leaves of earlier calls (an encoder feeding a decoder's h0). Each LayerDiagnosis names its
+`module` (the submodule's path, e.g. "encoder.rnn"); num_layers is the sum over the calls, T the longest,
+||dL/dtheta|| that of the recurrent submodules' parameters. A submodule with dropout between layers in train
+mode is diagnosed in eval mode (Diagnosis.notes says so); the model's mode is restored. Refused: a
+PackedSequence input, a submodule called more than once per forward, a dtype other than the model's.
+
+Cost without the Jacobian products: about one forward and two backward passes of the module.
 
     Example:
         >>> _ = torch.manual_seed(0)
@@ -180,20 +195,52 @@ def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, ja
         >>> d = diagnose(gru, torch.randn(4, 30, 2), lambda out: out[:, -1].pow(2).sum())
         >>> d.layers[0].verdict                                   # doctest: +ELLIPSIS
         'vanishing: ||ds_T/ds_k||_2 falls by 10^3 within ... steps (... decades per step)'
+
+    A whole model (token ids -> embedding -> LSTM -> head), with its own loss:
+        >>> lm = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.LSTM(4, 8, batch_first=True))
+        >>> ids = torch.randint(0, 10, (3, 12))
+        >>> d = diagnose(lm, ids, lambda out: out[0].pow(2).mean(), jacobian=False)
+        >>> [(l.module, l.layer, l.direction) for l in d.layers], d.layers[0].per_sequence_adjoint_h.shape
+        ([('1', 0, 'forward')], torch.Size([3, 12]))
     """
     start = time.perf_counter()
-    kind = module_kind(model)
     if jacobian_sequences is not None and (not isinstance(jacobian_sequences, int) or isinstance(jacobian_sequences, bool)
                                            or jacobian_sequences < 1):
         raise InputError(f"jacobian_sequences: expected a positive integer or None, got {jacobian_sequences!r}")
+    if isinstance(model, torch.nn.Module) and not isinstance(model, torch.nn.RNNBase) and not _is_bare(model):
+        return _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequences, attribution,
+                               gradient_norm, dtype, start)
+    kind = module_kind(model)
     run = rerun(model, inputs, dtype=dtype)
+    _check_finite(run)
+    loss, up, loss_kind = _loss_direct(run, loss_fn, targets)
+    res, _ = _sweep_stack(run, up, 0.0, attribution, gradient_norm)
+    layers, nj = _layer_results(run, res, "", jacobian, jacobian_sequences)
+    return _result(kind, layers, run.output.shape[0], run.output.shape[1], run.num_layers, run.num_directions, loss,
+                   loss_kind, nj, run.output.dtype, (), start)
+
+
+def _is_bare(model) -> bool:
+    try:
+        module_kind(model)
+    except InputError:
+        return False
+    return True
+
+
+def _check_finite(run: StackRun, name: str = "model/inputs") -> None:
     bad = ~torch.isfinite(run.output.reshape(run.output.shape[0], -1)).all(1)
     if bool(bad.any()):
-        raise InputError(f"model/inputs: expected a forward pass with finite states, got inf or NaN at step "
+        raise InputError(f"{name}: expected a forward pass with finite states, got inf or NaN at step "
                          f"{int(torch.nonzero(bad)[0]) + 1} (the model overflows {run.output.dtype})")
-    loss, up, loss_kind = _loss_direct(run, loss_fn, targets)
+
+
+def _sweep_stack(run: StackRun, up: torch.Tensor, off: float, attribution: bool, gradient_norm: bool,
+                 finals: dict | None = None, need_input: bool = False) -> tuple[dict, torch.Tensor | None]:
+    """Every (layer, direction)'s adjoint_layer, top to bottom, from the upstream up (T, B, dirs P) = dL/d(output)
+    / exp(off) and the direct terms finals[(l, direction)] = dL/ds_T (B, S) (from h_n, c_n). Returns the results
+    and, with need_input, dL/dx (T, B, D) of the module's input (unscaled)."""
     T, B = run.output.shape[0], run.output.shape[1]
-    off = 0.0  # the upstream is exp(off) * up
     res: dict[tuple[int, str], dict] = {}
     for l in range(run.num_layers - 1, -1, -1):
         layer = run.layer(l)
@@ -201,11 +248,13 @@ def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, ja
         for r in layer:
             P = r.cell.h_size
             d = 0 if r.direction == "forward" else 1
-            o = adjoint_layer(r, up[:, :, d * P:(d + 1) * P], off, l > 0, attribution, gradient_norm)
+            fin = None if finals is None else finals.get((l, r.direction))
+            o = adjoint_layer(r, up[:, :, d * P:(d + 1) * P], off, l > 0 or need_input, attribution, gradient_norm,
+                              final=fin)
             res[(l, r.direction)] = o
             if o["gx"] is not None:
                 parts.append((o["gx"], o["m"]))
-        if l > 0:  # the layer below's upstream: the sum over this layer's directions, on one common scale
+        if l > 0 or need_input:  # the layer below's upstream: the sum over this layer's directions, on one common scale
             if parts:
                 M = max(m for _, m in parts)
                 up = sum(gx * math.exp(m - M) for gx, m in parts)
@@ -213,6 +262,13 @@ def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, ja
             else:
                 D = layer[0].trace.inputs.shape[2]
                 up, off = torch.zeros(T, B, D, dtype=run.output.dtype), 0.0
+    return res, (up * math.exp(off) if need_input else None)
+
+
+def _layer_results(run: StackRun, res: dict, module: str, jacobian: bool,
+                   jacobian_sequences: int | None) -> tuple[list[LayerDiagnosis], int]:
+    """The LayerDiagnosis of every (layer, direction) of one re-run, and the sequences of the Jacobian products."""
+    B = run.output.shape[1]
     layers = []
     nj = 0
     for r in run.runs:
@@ -245,14 +301,96 @@ def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, ja
             sigma_max=facts.sigma_max, sigma_max_gates=gate_sigmas(cell), gamma=facts.gamma,
             spectral_radius=facts.spectral_radius, theory_verdict=facts.verdict, note=facts.note,
             rate_per_step=rate, horizon=hz, horizon_kind=hk, far_distance=far, last_loss_step=o["t_last"], rate_source=src,
-            verdict=profile_verdict(src, rate, hz, hk, primary.shape[0])))
+            verdict=profile_verdict(src, rate, hz, hk, primary.shape[0]), module=module))
+    return layers, nj
+
+
+def _result(kind: str, layers: list, T: int, B: int, num_layers: int, num_directions: int, loss: float,
+            loss_kind: str, nj: int, dtype: torch.dtype, notes: tuple, start: float) -> Diagnosis:
     lg = [d.log10_gradient_norm for d in layers if d.log10_gradient_norm is not None]
     total = None
     if lg and len(lg) == len(layers):
         ln = torch.tensor([v * LN10 for v in lg], dtype=torch.float64)
         total = float(0.5 * torch.logsumexp(2 * ln, 0)) / LN10  # log10 sqrt(sum of squares)
     layers = tuple(layers)
-    return Diagnosis(model=kind, T=T, batch=B, num_layers=run.num_layers, num_directions=run.num_directions,
+    return Diagnosis(model=kind, T=T, batch=B, num_layers=num_layers, num_directions=num_directions,
                      loss=loss, loss_kind=loss_kind, layers=layers, log10_gradient_norm=total,
-                     jacobian_sequences=nj, dtype=str(run.output.dtype).removeprefix("torch."),
-                     advice=advice(layers, total, T), seconds=time.perf_counter() - start)
+                     jacobian_sequences=nj, dtype=str(dtype).removeprefix("torch."),
+                     advice=advice(layers, total, T), seconds=time.perf_counter() - start, notes=tuple(notes))
+
+
+# ---------------------------------------------------------------------------------- a whole model
+
+def _model_loss(output, loss_fn, targets) -> torch.Tensor:
+    """L = loss_fn(output[, targets]) on whatever the model returns, checked to be a finite scalar tensor."""
+    if loss_fn is None:
+        raise InputError("loss_fn: expected a loss function of the model's output (and targets) for a whole model, "
+                         "got None")
+    if not callable(loss_fn):
+        raise InputError(f"loss_fn: expected a function of the output (and targets), got {type(loss_fn).__name__}")
+    try:
+        L = loss_fn(output) if targets is None else loss_fn(output, targets)
+    except InputError:
+        raise
+    except (RuntimeError, ValueError, IndexError, TypeError) as e:
+        what = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise InputError(f"loss_fn: expected it to accept the model's output ({what}), got {type(e).__name__}: {e}") from None
+    if not isinstance(L, torch.Tensor) or L.numel() != 1:
+        got = tuple(L.shape) if isinstance(L, torch.Tensor) else type(L).__name__
+        raise InputError(f"loss_fn: expected a scalar tensor, got {got}")
+    if not torch.isfinite(L.detach()).all():
+        raise InputError(f"loss: expected a finite loss, got {float(L.detach())}")
+    return L.reshape(())
+
+
+def _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequences, attribution, gradient_norm,
+                    dtype, start) -> Diagnosis:
+    """diagnose for any nn.Module that uses nn.RNN / LSTM / GRU submodules (capture.py), calls in reverse order:
+
+        direct terms  u = dL/d(output), dL/dh_n, dL/dc_n of a call: autograd of the user's loss on its leaves
+        the sweep     _sweep_stack with them, top layer to layer 0: dL/dx of its input, dL/ds_0 of each layer
+        push back     dL/dx and dL/dh0 into the user's graph: onto the leaves of earlier calls
+    """
+    if dtype is not None and any(p.dtype != dtype for p in model.parameters()):
+        raise InputError(f"dtype: expected None or the model's own dtype for a whole model (copy it with "
+                         f"model.to(dtype)), got {dtype}")
+    output, calls, notes = capture_forward(model, inputs)
+    for c in calls:
+        _check_finite(c.run, c.name)
+    L = _model_loss(output, loss_fn, targets)
+    accumulate(calls, [L], [torch.ones((), dtype=L.dtype)])
+    per_call = {}
+    for i in range(len(calls) - 1, -1, -1):
+        c, run = calls[i], calls[i].run
+        g = [torch.zeros_like(v) if gr is None else gr.detach() for v, gr in zip(c.leaves, c.grads)]
+        gout, gh = g[0], g[1]
+        up = gout.unsqueeze(1) if run.unbatched else (gout.transpose(0, 1) if run.batch_first else gout)
+        gh = gh.unsqueeze(1) if run.unbatched else gh  # (layers dirs, B, P)
+        gc = None if len(g) < 3 else (g[2].unsqueeze(1) if run.unbatched else g[2])
+        dirs = run.num_directions
+        finals = {(r.layer, r.direction): (gh[r.layer * dirs + (r.direction == "reverse")] if gc is None else
+                                           torch.cat([gh[r.layer * dirs + (r.direction == "reverse")],
+                                                      gc[r.layer * dirs + (r.direction == "reverse")]], -1)).to(
+                                                          run.output.dtype) for r in run.runs}
+        need_x = i > 0 and c.x.requires_grad
+        res, gx = _sweep_stack(run, up.to(run.output.dtype), 0.0, attribution, gradient_norm, finals, need_x)
+        per_call[i] = res
+        if i > 0:
+            gx = None if gx is None else (gx[:, 0] if run.unbatched else (gx.transpose(0, 1) if run.batch_first else gx))
+            g0 = []
+            if c.hx:
+                P = run.runs[0].cell.h_size
+                s0 = torch.stack([res[(r.layer, r.direction)]["g0"] for r in run.runs])  # (layers dirs, B, S)
+                g0 = [s0[..., :P], s0[..., P:]][:len(c.hx)]
+                g0 = [v[:, 0] if run.unbatched else v for v in g0]
+            push_back(c, calls[:i], gx, g0)
+    layers, nj = [], 0
+    for i, c in enumerate(calls):
+        ls, n = _layer_results(c.run, per_call[i], c.name, jacobian, jacobian_sequences)
+        layers += ls
+        nj = max(nj, n)
+    runs = [c.run for c in calls]
+    kind = f"{type(model).__name__} (" + ", ".join(f"{c.name}: {module_kind(c.module)}" for c in calls) + ")"
+    return _result(kind, layers, max(r.output.shape[0] for r in runs), runs[0].output.shape[1],
+                   sum(r.num_layers for r in runs), max(r.num_directions for r in runs), float(L.detach()), "loss_fn",
+                   nj, runs[0].output.dtype, tuple(notes), start)

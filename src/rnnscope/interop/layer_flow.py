@@ -107,7 +107,8 @@ def _lstm_sweep(cell: LSTMCell, trace: Trace, direct: torch.Tensor, t: int,
 
         g_t = direct_t,   g_{k-1} = g_k ds_k/ds_{k-1} + direct_{k-1}      (LSTMCell.vjp_gates, log-polar)
 
-    direct (>= t, B, P): the explicit dL/dh_k (the loss reads h only; its c part is zero).
+    direct (>= t, B, P): the explicit dL/dh_k (the loss reads h only; its c part is zero), or (>= t, B, S) on
+    the whole state (a loss that reads c_T too).
     Returns (Adjoints, Z, NC): Z (t, B, 4H) = dL/dz_k / exp(log_scale[k]) for k = 1..t (the unit adjoint's
     pass through step k), so that dL/dx_k = exp(log_scale[k]) Z_k W_xh is one product over all steps
     (no second pass through the gates); NC (t, B) = ||dL/dc_k|| / exp(log_scale[k]) of the tensor c_k
@@ -156,8 +157,13 @@ def gate_sigmas(cell: Cell) -> dict | None:
 
 
 def adjoint_layer(run: LayerRun, up: torch.Tensor, off: float, need_x: bool, attribution: bool,
-                   gradient_norm: bool) -> dict:
-    """The adjoints of one (layer, direction) given the upstream dL/dh (T, B, P) (times exp(off)), in position order."""
+                   gradient_norm: bool, final: torch.Tensor | None = None) -> dict:
+    """The adjoints of one (layer, direction) given the upstream dL/dh (T, B, P) (times exp(off)), in position order.
+
+    final (B, S): a direct term dL/ds_T on the last state in the direction's own time order (a loss that reads
+    the module's h_n, and c_n on the c part), unscaled. The result's "g0" (B, S) is dL/ds_0 (unscaled): the
+    gradient that reaches the initial state.
+    """
     cell, tr = run.cell, run.trace
     T, B = tr.T, tr.B
     P, S = cell.h_size, cell.state_size
@@ -166,19 +172,28 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: float, need_x: bool, att
         up = up.flip(0)  # the direction's own time order
     lstm = isinstance(cell, LSTMCell)
     direct = up  # (T, B, P): the loss reads h only; adjoints takes the h part of dL/ds_k
-    nz = torch.nonzero((up.reshape(T, -1) != 0).any(1))
+    if final is not None and bool((final != 0).any()):  # + dL/ds_T from h_n (c_n), on one common scale with up
+        m0 = max(off, math.log(float(final.abs().max())))
+        direct = torch.zeros(T, B, S, dtype=cell.dtype)
+        direct[:, :, :P] = up * math.exp(off - m0)
+        direct[-1] += final.to(cell.dtype) * math.exp(-m0)
+        off = m0
+    nz = torch.nonzero((direct.reshape(T, -1) != 0).any(1))
     t_last = int(nz[-1]) + 1 if nz.numel() else 0  # the last step with a direct term: later adjoints are exactly 0
     log_scale = torch.full((T + 1, B), float("-inf"), dtype=f64)
     unit = None
     share = torch.full((B, T), float("nan"), dtype=f64) if attribution and cell.has_carry else None
     nc = None
-    out = {"gx": None, "m": 0.0, "sq": 0.0 if gradient_norm and _param_fields(cell, run.bias) else None}
+    out = {"gx": None, "m": 0.0, "sq": 0.0 if gradient_norm and _param_fields(cell, run.bias) else None,
+           "g0": torch.zeros(B, S, dtype=cell.dtype)}
     if t_last:
         if lstm:  # the same sweep, keeping dL/dz_k for dL/dx_k below and ||dL/dc_k||
             adj, Z, nc = _lstm_sweep(cell, tr, direct, t_last)
         else:
             adj, Z = adjoints(cell, tr, direct[:t_last], t=t_last), None  # g_k = dL/ds_k, k = 0..t_last, log-polar
         log_scale[:t_last + 1] = adj.log_scale.to(f64) + off
+        u0 = adj.unit[0]  # dL/ds_0 = exp(log_scale[0]) u0 (zero where u0 is)
+        out["g0"] = torch.where(u0 == 0, torch.zeros_like(u0), torch.exp(log_scale[0]).to(u0.dtype).unsqueeze(-1) * u0)
         if t_last == T:
             unit = adj.unit
         else:

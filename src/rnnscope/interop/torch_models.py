@@ -47,7 +47,7 @@ from ..core.cells import Cell, ElmanCell, GRUCell, LSTMCell, PalCell, ProjLSTMCe
 from ..core.errors import InputError
 from ..core.unroll import Trace, as_batched_inputs, unroll
 
-__all__ = ["LayerRun", "StackRun", "SUPPORTED_MODULES", "cell_from_module", "layer_cells", "rerun", "time_major",
+__all__ = ["LayerRun", "StackRun", "SUPPORTED_MODULES", "cell_from_module", "layer_cells", "rerun", "initial_states", "time_major",
            "module_kind", "module_dtype", "ARCH_KINDS", "parse_arch", "build_module", "load_model"]
 
 SUPPORTED_MODULES = "nn.RNN, nn.LSTM (proj_size too), nn.GRU, nn.RNNCell, nn.LSTMCell, nn.GRUCell or an rnnscope Cell"
@@ -232,12 +232,12 @@ def time_major(module, inputs, dtype: torch.dtype) -> tuple[torch.Tensor, bool, 
     return as_batched_inputs(x, dtype, D), batch_first, unbatched
 
 
-def _fused_trace(cell: Cell, kind: str, x: torch.Tensor) -> Trace | None:
+def _fused_trace(cell: Cell, kind: str, x: torch.Tensor, s0: torch.Tensor | None = None) -> Trace | None:
     """The Trace of one (layer, direction) from torch's own fused kernel, or None where there is none to use.
 
     h_1..h_T (T, B, P) come from one single-layer call of torch's kernel (torch._VF.lstm / gru / rnn_tanh /
-    rnn_relu) with the cell's weights, zero initial state; then all pre-activations at once, one product over
-    all T (h_0..h_{T-1} known):
+    rnn_relu) with the cell's weights, from s0 (B, S) (zeros if None); then all pre-activations at once, one
+    product over all T (h_0..h_{T-1} known):
 
         Elman   a_t = W_xh x_t + b_h + W_hh h_{t-1}                                   (T, B, S)
         LSTM    z_t = W_xh x_t + b_xh + b_hh + W_hh h_{t-1}                           (T, B, 4H)
@@ -249,39 +249,41 @@ def _fused_trace(cell: Cell, kind: str, x: torch.Tensor) -> Trace | None:
     """
     T, B, _ = x.shape
     dt = cell.dtype
+    s0 = torch.zeros(B, cell.state_size, dtype=dt) if s0 is None else s0.to(dt)
+    P = cell.h_size
+    h0 = s0[:, :P]  # (B, P)
     with torch.no_grad():
         if isinstance(cell, LSTMCell):
-            H, P = cell.hidden_size, cell.h_size
+            H = cell.hidden_size
             w = [cell.W_xh, cell.W_hh, cell.b_xh, cell.b_hh] + ([cell.W_hr] if isinstance(cell, ProjLSTMCell) else [])
-            h0, c0 = torch.zeros(1, B, P, dtype=dt), torch.zeros(1, B, H, dtype=dt)
-            h = torch._VF.lstm(x, (h0, c0), w, True, 1, 0.0, False, False, False)[0]  # (T, B, P) h_1..h_T
+            hc0 = (h0[None].contiguous(), s0[None, :, P:].contiguous())
+            h = torch._VF.lstm(x, hc0, w, True, 1, 0.0, False, False, False)[0]  # (T, B, P) h_1..h_T
         elif isinstance(cell, GRUCell):
             w = [cell.W_xh, cell.W_hh, cell.b_xh, cell.b_hh]
-            h = torch._VF.gru(x, torch.zeros(1, B, cell.state_size, dtype=dt), w, True, 1, 0.0, False, False, False)[0]
+            h = torch._VF.gru(x, h0[None].contiguous(), w, True, 1, 0.0, False, False, False)[0]
         elif type(cell) is ElmanCell and kind in ("rnn_tanh", "rnn_relu") and cell.activation.name in ("tanh", "relu"):
             fn = torch._VF.rnn_tanh if cell.activation.name == "tanh" else torch._VF.rnn_relu
             w = [cell.W_xh, cell.W_hh, cell.b_h, torch.zeros_like(cell.b_h)]  # b_h = b_ih + b_hh as one bias
-            h = fn(x, torch.zeros(1, B, cell.state_size, dtype=dt), w, True, 1, 0.0, False, False, False)[0]
+            h = fn(x, h0[None].contiguous(), w, True, 1, 0.0, False, False, False)[0]
         else:
             return None
-        P = h.shape[2]
-        x2, h2 = x.reshape(T * B, -1), h.reshape(T * B, P)  # rows (t, b); h2[:(T-1) B] holds h_1..h_{T-1}
+        x2 = x.reshape(T * B, -1)
+        hp = torch.cat([h0[None], h[:-1]]).reshape(T * B, P)  # h_0..h_{T-1}, rows (t, b)
         if isinstance(cell, GRUCell):
             Hs = cell.hidden_size
             pre = torch.addmm(cell.b_xh, x2, cell.W_xh.T)  # W_xh x_t + b_xh (T B, 3H), then a_r, a_z, a_n in place
-            gh = cell.b_hh.expand(T * B, 3 * Hs).clone()  # W_hh h_{t-1} + b_hh (T B, 3H); h_0 = 0 on the first rows
-            gh[B:].addmm_(h2[:-B], cell.W_hh.T)
+            gh = torch.addmm(cell.b_hh, hp, cell.W_hh.T)  # W_hh h_{t-1} + b_hh (T B, 3H)
             pre[:, :2 * Hs] += gh[:, :2 * Hs]  # a_r, a_z
             pre[:, 2 * Hs:].addcmul_(torch.sigmoid(pre[:, :Hs]), gh[:, 2 * Hs:])  # a_n = ... + r * (W_hn h + b_hn)
-            return Trace(torch.cat([torch.zeros(1, B, Hs, dtype=dt), h]), pre.reshape(T, B, -1), x)
+            return Trace(torch.cat([h0[None], h]), pre.reshape(T, B, -1), x)
         bias = cell.b_h if not isinstance(cell, LSTMCell) else cell.b_xh + cell.b_hh
         pre = torch.addmm(bias, x2, cell.W_xh.T)  # W_xh x_t + b (T B, A), all t in one product
-        pre[B:].addmm_(h2[:-B], cell.W_hh.T)  # + W_hh h_{t-1} (h_0 = 0): a_t (Elman) or z_t (LSTM)
+        pre.addmm_(hp, cell.W_hh.T)  # + W_hh h_{t-1}: a_t (Elman) or z_t (LSTM)
         pre = pre.reshape(T, B, -1)
         if not isinstance(cell, LSTMCell):
-            return Trace(torch.cat([torch.zeros(1, B, P, dtype=dt), h]), pre, x)
+            return Trace(torch.cat([h0[None], h]), pre, x)
         states = torch.empty(T + 1, B, P + H, dtype=dt)
-        states[0].zero_()
+        states[0] = s0
         states[1:, :, :P] = h
         c = states[0, :, P:]
         for t in range(T):  # c_t = f_t c_{t-1} + i_t g_t, the same lines as LSTMCell.forward_driven
@@ -290,11 +292,34 @@ def _fused_trace(cell: Cell, kind: str, x: torch.Tensor) -> Trace | None:
         return Trace(states, pre, x)
 
 
-def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = True) -> StackRun:
+def initial_states(h0, cells: list[list[Cell]], B: int, unbatched: bool) -> list[list[torch.Tensor | None]]:
+    """s_0 (B, S) of every (layer, direction) from the module's h0 (layers dirs, B, P) or (h0, c0) for LSTM
+    ((layers dirs, P) for unbatched input); None: zeros."""
+    if h0 is None:
+        return [[None] * len(layer) for layer in cells]
+    parts = list(h0) if isinstance(h0, (tuple, list)) else [h0]
+    lstm = cells[0][0].state_size != cells[0][0].h_size
+    if len(parts) != (2 if lstm else 1) or not all(isinstance(p, torch.Tensor) for p in parts):
+        raise InputError(f"h0: expected {'a tuple (h0, c0)' if lstm else 'a tensor'}, got {type(h0).__name__}")
+    n = len(cells) * len(cells[0])
+    out = [[None] * len(layer) for layer in cells]
+    for j, p in enumerate(parts):
+        p = p.unsqueeze(1) if unbatched else p
+        size = cells[0][0].h_size if j == 0 else cells[0][0].state_size - cells[0][0].h_size
+        if tuple(p.shape) != (n, B, size):
+            raise InputError(f"h0: expected shape {(n, B, size)} (layers x directions, B, size), got {tuple(p.shape)}")
+    for l, layer in enumerate(cells):
+        for d, cell in enumerate(layer):
+            i = l * len(layer) + d
+            out[l][d] = torch.cat([(p.unsqueeze(1) if unbatched else p)[i].detach().to(cell.dtype) for p in parts], -1)
+    return out
+
+
+def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = True, h0=None) -> StackRun:
     """Re-run a module layer by layer from its own weights, recording every state (see the module docstring).
 
-    inputs: (T, D) unbatched, (T, B, D), or (B, T, D) with batch_first; zero initial states (the modules'
-    default). dtype: default the module's.
+    inputs: (T, D) unbatched, (T, B, D), or (B, T, D) with batch_first. h0: the module's initial state as its
+    forward takes it (nn.LSTM (h0, c0)); None: zeros (the modules' default). dtype: default the module's.
 
     fused=True (default): for nn.RNN / nn.LSTM / nn.GRU each (layer, direction)'s h_1..h_T come from torch's
     own fused kernel (one single-layer call with that layer's weights; the reverse direction on the flipped
@@ -310,14 +335,15 @@ def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = Tru
     x, batch_first, unbatched = time_major(module, inputs, dtype)
     bias = kind == "cell" or bool(getattr(module, "bias", True))
     use_fused = fused and isinstance(module, nn.RNNBase)
+    s0 = initial_states(h0, cells, x.shape[1], unbatched)
     runs, hn, cn = [], [], []
     for l, layer in enumerate(cells):
         outs = []
         for d, cell in enumerate(layer):
             xin = x.flip(0) if d else x  # the reverse direction reads x_T .. x_1
-            trace = _fused_trace(cell, kind, xin) if use_fused else None
+            trace = _fused_trace(cell, kind, xin, s0[l][d]) if use_fused else None
             if trace is None:
-                trace = unroll(cell, xin)
+                trace = unroll(cell, xin, s0[l][d])
             run = LayerRun(l, DIRECTIONS[d], cell, trace, bias)
             runs.append(run)
             outs.append(run.outputs())

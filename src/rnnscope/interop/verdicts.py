@@ -69,6 +69,7 @@ class LayerDiagnosis:
     last_loss_step: int  # the last step k with a direct loss term on h_k (later adjoints are exactly 0)
     rate_source: str  # "spectral" (||ds_T/ds_k||_2) or "adjoint" (||dL/dh_k||)
     verdict: str
+    module: str = ""  # the recurrent submodule's path in a whole model ("encoder.rnn"); "" for a bare module
 
     @staticmethod
     def _mean(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -117,11 +118,11 @@ class LayerDiagnosis:
 
     @property
     def name(self) -> str:
-        return f"layer {self.layer} {self.direction}"
+        return (f"{self.module} " if self.module else "") + f"layer {self.layer} {self.direction}"
 
     def to_dict(self) -> dict:
         return jsonable({
-            "layer": self.layer, "direction": self.direction, "cell": self.cell, "state": self.state,
+            "module": self.module, "layer": self.layer, "direction": self.direction, "cell": self.cell, "state": self.state,
             "h_size": self.h_size, "state_size": self.state_size,
             "log10_adjoint_h": self.log10_adjoint_h, "log10_adjoint_c": self.log10_adjoint_c,
             "log10_spectral": self.log10_spectral, "log10_spectral_hh": self.log10_spectral_hh,
@@ -153,16 +154,19 @@ class Diagnosis:
     dtype: str
     advice: tuple[str, ...]
     seconds: float
+    notes: tuple[str, ...] = ()  # what the analysis changed or could not use (a module set to eval mode, ...)
 
     @property
     def gradient_norm(self) -> float | None:
         return None if self.log10_gradient_norm is None else 10.0 ** self.log10_gradient_norm
 
-    def layer(self, layer: int, direction: str = "forward") -> LayerDiagnosis:
+    def layer(self, layer: int, direction: str = "forward", module: str | None = None) -> LayerDiagnosis:
+        """The (layer, direction) of the recurrent submodule `module` (None: the first that has it)."""
         for d in self.layers:
-            if d.layer == layer and d.direction == direction:
+            if d.layer == layer and d.direction == direction and (module is None or d.module == module):
                 return d
-        raise InputError(f"layer: expected one of {[(d.layer, d.direction) for d in self.layers]}, got {(layer, direction)}")
+        raise InputError(f"layer: expected one of {[(d.module, d.layer, d.direction) for d in self.layers]}, got "
+                         f"{(module, layer, direction)}")
 
     def to_dict(self) -> dict:
         return jsonable({
@@ -170,7 +174,8 @@ class Diagnosis:
             "num_directions": self.num_directions, "loss": self.loss, "loss_kind": self.loss_kind,
             "gradient_norm": self.gradient_norm, "log10_gradient_norm": self.log10_gradient_norm,
             "jacobian_sequences": self.jacobian_sequences, "dtype": self.dtype,
-            "layers": [d.to_dict() for d in self.layers], "advice": list(self.advice), "seconds": self.seconds,
+            "layers": [d.to_dict() for d in self.layers], "advice": list(self.advice), "notes": list(self.notes),
+            "seconds": self.seconds,
         })
 
     def summary(self) -> str:
@@ -178,7 +183,9 @@ class Diagnosis:
         lines = [f"rnnscope diagnose: {self.model}, {self.num_layers} layer(s) x {self.num_directions} direction(s), "
                  f"T = {self.T}, B = {self.batch}, {self.dtype}; loss = {self.loss:.6g} ({self.loss_kind})"]
         if self.gradient_norm is not None:
-            lines.append(f"||dL/dtheta|| = {self.gradient_norm:.4g} (all the module's parameters)")
+            whose = ("the recurrent submodules' parameters" if any(d.module for d in self.layers)
+                     else "all the module's parameters")
+            lines.append(f"||dL/dtheta|| = {self.gradient_norm:.4g} ({whose})")
         for d in self.layers:
             lines.append(f"{d.name} ({d.cell}, state {d.state}): {d.verdict}")
             facts = []
@@ -195,6 +202,7 @@ class Diagnosis:
             if d.carry_share is not None:
                 lines.append(f"    carry share (k = 1): {_f(d.carry_share[0], '.3f')}")
         lines += [f"advice: {a}" for a in self.advice]
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def __str__(self) -> str:

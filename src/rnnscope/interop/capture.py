@@ -1,0 +1,150 @@
+"""Find the recurrent submodules of a user's model and put their exact re-runs in the model's own graph.
+
+    calls = capture_forward(model, inputs)      one forward of model(*inputs) with a forward hook on every
+                                                nn.RNN / nn.LSTM / nn.GRU submodule (any depth of nesting)
+
+For each call of a recurrent submodule m (named by its path in model.named_modules(), e.g. "encoder.rnn"),
+the hook reads what m received, its input x and its h0 / (h0, c0) if given (the tensors of the user's graph,
+gradients still attached), re-runs m on them exactly (torch_models.rerun: every state of every layer and
+direction recorded), and REPLACES m's return value by leaf tensors holding the re-run's output and h_n (c_n),
+requires_grad set. The rest of the forward (the user's head, a decoder that reads h_n, ...) reads those
+leaves, so that autograd of the user's loss L gives, for each call, the direct terms of the adjoint sweep:
+
+    dL/d(output) (the upstream u_k of the top layer),   dL/d(h_n), dL/d(c_n) (dL/ds_T of each layer, direction)
+
+push_back(call, ...) then sends the sweep's dL/dx (and dL/dh0) into the graph that produced m's input, which
+accumulates onto the leaves of earlier calls (an encoder feeding a decoder) before they are processed.
+
+Refused in this version (InputError): a PackedSequence input, a module called more than once per forward.
+A module with dropout between layers in train mode is set to eval mode for the forward (the re-run has no
+dropout) and restored afterwards; the call records it in `notes`.
+
+Legend: T time, B batch, D input size, P size of h, H cell size (LSTM's c).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..core.errors import InputError
+from .torch_models import SUPPORTED_MODULES, StackRun, rerun
+
+__all__ = ["Call", "recurrent_submodules", "capture_forward", "accumulate", "push_back"]
+
+
+@dataclass
+class Call:
+    """One call of a recurrent submodule during the captured forward."""
+
+    name: str  # its path in model.named_modules()
+    module: nn.Module
+    x: torch.Tensor  # the input it received (the user's graph), module layout
+    hx: tuple  # () or (h0,) or (h0, c0) as given (the user's graph)
+    run: StackRun  # the exact re-run
+    leaves: tuple  # (output, h_n) or (output, h_n, c_n): the leaves substituted for its return value
+    agreement: float  # max |re-run - module's own output| / max(1, max |output|)
+    grads: list = field(default_factory=list)  # accumulated dL/d(leaf), one per leaf (None: not reached yet)
+
+
+def recurrent_submodules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(path, module) of every nn.RNN / nn.LSTM / nn.GRU inside model (the model itself: path "")."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.RNNBase)]
+
+
+def _hx_parts(hx) -> tuple:
+    if hx is None:
+        return ()
+    return tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+
+
+def capture_forward(model: nn.Module, inputs) -> tuple[object, list[Call], list[str]]:
+    """model(*inputs) with every recurrent submodule's return value replaced by its re-run's leaves.
+
+    Returns (the model's output, the calls in call order, notes). The model's mode is restored afterwards.
+    """
+    subs = recurrent_submodules(model)
+    if not subs:
+        raise InputError(f"model: expected {SUPPORTED_MODULES}, or an nn.Module whose forward uses nn.RNN / nn.LSTM / "
+                         f"nn.GRU submodules, got {type(model).__name__} with none")
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+    calls: list[Call] = []
+    notes: list[str] = []
+    modes = {n: m.training for n, m in subs}
+    for n, m in subs:
+        if m.training and m.dropout > 0 and m.num_layers > 1:
+            m.eval()
+            notes.append(f"{n or type(m).__name__}: dropout {m.dropout:g} between layers in train mode; diagnosed "
+                         f"in eval mode (no dropout)")
+
+    def hook(name):
+        def f(mod, a, kw, output):
+            x = a[0] if a else kw.get("input")
+            hx = a[1] if len(a) > 1 else kw.get("hx")
+            if isinstance(x, nn.utils.rnn.PackedSequence):
+                raise InputError(f"{name}: expected a padded tensor input, got a PackedSequence (not supported yet: "
+                                 f"pass the padded batch, or diagnose the module on its padded input)")
+            if any(c.name == name for c in calls):
+                raise InputError(f"{name}: expected one call per forward, got a second call (a module used in a "
+                                 f"loop over time is not supported yet)")
+            parts = _hx_parts(hx)
+            h0 = None if not parts else tuple(p.detach() for p in parts) if len(parts) > 1 else parts[0].detach()
+            with torch.no_grad():
+                run = rerun(mod, x.detach(), h0=h0)
+            own, own_h = output[0], output[1]
+            out = run.module_output().to(own.dtype)
+            hn = run.h_n[:, 0] if run.unbatched else run.h_n
+            leaves = [out, hn.to(own.dtype)]
+            if run.c_n is not None:
+                leaves.append((run.c_n[:, 0] if run.unbatched else run.c_n).to(own.dtype))
+            leaves = tuple(v.detach().clone().requires_grad_(True) for v in leaves)
+            with torch.no_grad():
+                agree = float((out - own).abs().max()) / max(1.0, float(own.abs().max())) if own.numel() else 0.0
+            calls.append(Call(name, mod, x, parts, run, leaves, agree, [None] * len(leaves)))
+            return (leaves[0], (leaves[1], leaves[2])) if len(leaves) == 3 else (leaves[0], leaves[1])
+        return f
+
+    handles = [m.register_forward_hook(hook(n or type(m).__name__), with_kwargs=True) for n, m in subs]
+    try:
+        with torch.enable_grad():
+            output = model(*args)
+    finally:
+        for h in handles:
+            h.remove()
+        for n, m in subs:
+            m.train(modes[n])
+    if not calls:
+        raise InputError(f"model: expected its forward to call its recurrent submodules "
+                         f"({', '.join(n for n, _ in subs)}), got a forward that called none of them")
+    for c in calls:
+        if c.agreement > 1e-4:
+            notes.append(f"{c.name}: the re-run differs from the module's own output by {c.agreement:.2g} (relative)")
+    return output, calls, notes
+
+
+def accumulate(calls: list[Call], outputs: list[torch.Tensor], grads: list[torch.Tensor]) -> None:
+    """Add d(outputs . grads)/d(leaf) to every call's leaf gradients (the user's graph kept for later pushes)."""
+    leaves = [(c, j, v) for c in calls for j, v in enumerate(c.leaves)]
+    pairs = [(o, g) for o, g in zip(outputs, grads) if o.requires_grad]
+    if not leaves or not pairs:
+        return
+    got = torch.autograd.grad([o for o, _ in pairs], [v for _, _, v in leaves], [g for _, g in pairs],
+                              retain_graph=True, allow_unused=True)
+    for (c, j, _), g in zip(leaves, got):
+        if g is not None:
+            c.grads[j] = g if c.grads[j] is None else c.grads[j] + g
+
+
+def push_back(call: Call, earlier: list[Call], gx: torch.Tensor | None, g0: tuple) -> None:
+    """Send dL/dx (module layout) and dL/dh0 (dL/dc0) of one call into the graph behind its input and initial
+    state, accumulating onto the leaves of the earlier calls."""
+    outs, grads = [], []
+    if gx is not None:
+        outs.append(call.x)
+        grads.append(gx.to(call.x.dtype))
+    for p, g in zip(call.hx, g0):
+        outs.append(p)
+        grads.append(g.to(p.dtype))
+    accumulate(earlier, outs, grads)
