@@ -123,3 +123,244 @@ def test_bad_input_is_one_line_and_exit_2(files, capsys, args, match):
     assert err.count("\n") == 1 and err.startswith("rnnscope diagnose: error: ") and "Traceback" not in err
     import re
     assert re.search(match, err), err
+
+
+# ------------------------------------------------------------------- SETUP.py: the user's whole model and loss
+
+SETUP = '''
+import pydoc_data.topics
+import torch
+from torch import nn
+
+TEXT = "".join(pydoc_data.topics.topics.values())[:700]
+CHARS = sorted(set(TEXT))
+T, STARTS = 48, (0, 150, 300, 450, 600)
+
+
+class CharLM(nn.Module):
+    """nn.Embedding -> 2-layer nn.LSTM (batch_first) -> nn.Linear: logits of the next character."""
+
+    def __init__(self, V, H=12):
+        super().__init__()
+        self.emb = nn.Embedding(V, 6)
+        self.rnn = nn.LSTM(6, H, num_layers=2, batch_first=True)
+        self.head = nn.Linear(H, V)
+
+    def forward(self, ids):
+        return self.head(self.rnn(self.emb(ids))[0])
+
+
+def ce(logits, y):  # cross-entropy over every step
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def setup():
+    torch.manual_seed(0)
+    ids = torch.tensor([CHARS.index(c) for c in TEXT])
+    x = torch.stack([ids[s:s + T] for s in STARTS[:4]])
+    y = torch.stack([ids[s + 1:s + T + 1] for s in STARTS[:4]])
+    model = CharLM(len(CHARS)).double()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(15):  # a few steps of training on the text
+        loss = ce(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model, x, ce, y
+
+
+def as_dict():
+    model, x, loss_fn, y = setup()
+    return {"model": model, "inputs": x, "loss_fn": loss_fn, "targets": y}
+
+
+def chatty():
+    print("loading the char-LM")  # the user's prints go to stderr, never into the JSON
+    return setup()
+
+
+def last_step():
+    model, x, _, y = setup()
+    return model, x, lambda out: ce(out[:, -1], y[:, -1])
+'''
+
+
+@pytest.fixture
+def setup_py(tmp_path):
+    f = tmp_path / "charlm_setup.py"
+    f.write_text(SETUP)
+    return f
+
+
+def _api(setup_py, function, **kw):
+    """The Python API's diagnose on what FUNCTION returns (the file run independently of the CLI, by runpy)."""
+    import runpy
+    from rnnscope.interop.diagnose import diagnose
+    got = runpy.run_path(str(setup_py))[function]()
+    if isinstance(got, dict):
+        got = (got["model"], got["inputs"], got["loss_fn"], got.get("targets"))
+    model, x, loss_fn, y = (*got, None)[:4]
+    return diagnose(model, x, loss_fn, targets=y, **kw), (model, x, loss_fn, y)
+
+
+def lstm_cell_reference(model, x, y, loss_fn):
+    """The char-LM with its nn.LSTM replaced by explicit nn.LSTMCell loops (float64) carrying its weights, the head
+    and loss on top, retain_grad on every h_k and c_k: {layer: (dL/dh (B, T, H), dL/dc (B, T, H))} and L."""
+    rnn = model.rnn
+    inp = model.emb(x)  # (B, T, D)
+    B, T = x.shape
+    kept = {}
+    for l in range(rnn.num_layers):
+        cell = torch.nn.LSTMCell(inp.shape[-1], rnn.hidden_size, dtype=torch.float64)
+        with torch.no_grad():
+            for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                getattr(cell, w).copy_(getattr(rnn, f"{w}_l{l}"))
+        h = c = torch.zeros(B, rnn.hidden_size, dtype=torch.float64)
+        hs, cs = [], []
+        for k in range(T):
+            h, c = cell(inp[:, k], (h, c))
+            h.retain_grad()
+            c.retain_grad()
+            hs.append(h)
+            cs.append(c)
+        kept[l] = (hs, cs)
+        inp = torch.stack(hs, 1)
+    L = loss_fn(model.head(inp), y) if y is not None else loss_fn(model.head(inp))
+    L.backward()
+    return {l: (torch.stack([h.grad for h in hs], 1), torch.stack([c.grad for c in cs], 1))
+            for l, (hs, cs) in kept.items()}, float(L.detach())
+
+
+def _log10_batch_mean(g):  # g (B, T, H) -> log10 ||g_k|| averaged over the batch (T,)
+    return torch.log10(g.norm(dim=-1)).mean(0).numpy()
+
+
+def test_setup_py_char_lm_equals_api_and_lstm_cell_loop(setup_py, capsys):
+    code, out, err = run(capsys, "diagnose", setup_py, "--json")
+    assert code == 0 and err == "", err
+    j = json.loads(out)
+    assert j["model_file"] == str(setup_py) and j["setup_function"] == "setup" and j["loss_kind"] == "loss_fn"
+    assert [(l["module"], l["layer"], l["direction"]) for l in j["layers"]] == [("rnn", 0, "forward"),
+                                                                               ("rnn", 1, "forward")]
+    assert j["dtype"] == "float64" and j["T"] == 48 and j["batch"] == 4 and j["layers"][0]["log10_spectral"] is not None
+    d, (model, x, loss_fn, y) = _api(setup_py, "setup")
+    assert j["loss"] == pytest.approx(d.loss, rel=1e-12)
+    for got, want in zip(j["layers"], d.layers):  # the CLI is the Python API
+        np.testing.assert_allclose(got["log10_adjoint_h"], want.log10_adjoint_h.numpy(), rtol=1e-12)
+        np.testing.assert_allclose(got["log10_adjoint_c"], want.log10_adjoint_c.numpy(), rtol=1e-12)
+    ref, L = lstm_cell_reference(model, x, y, loss_fn)  # and, independently, an nn.LSTMCell loop with retain_grad
+    assert j["loss"] == pytest.approx(L, rel=1e-12)
+    for l in j["layers"]:
+        gh, gc = ref[l["layer"]]
+        np.testing.assert_allclose(l["log10_adjoint_h"], _log10_batch_mean(gh), rtol=1e-9)
+        np.testing.assert_allclose(l["log10_adjoint_c"], _log10_batch_mean(gc), rtol=1e-9)
+    assert min(j["layers"][0]["log10_adjoint_h"]) < max(j["layers"][0]["log10_adjoint_h"]) - 0.1  # not a flat profile
+
+
+def test_setup_py_function_and_dict_forms(setup_py, capsys):
+    code, out, err = run(capsys, "diagnose", f"{setup_py}:as_dict", "--json", "--jacobian-sequences", "0")
+    assert code == 0 and err == ""
+    j = json.loads(out)
+    assert j["setup_function"] == "as_dict" and j["layers"][0]["log10_spectral"] is None
+    d, _ = _api(setup_py, "as_dict", jacobian=False)
+    for got, want in zip(j["layers"], d.layers):
+        np.testing.assert_allclose(got["log10_adjoint_h"], want.log10_adjoint_h.numpy(), rtol=1e-12)
+    code, out, err = run(capsys, "diagnose", f"{setup_py}:last_step", "--json", "--jacobian-sequences", "0")
+    assert code == 0 and err == ""
+    j = json.loads(out)
+    d, (model, x, loss_fn, _) = _api(setup_py, "last_step", jacobian=False)
+    ref, L = lstm_cell_reference(model, x, None, loss_fn)
+    assert j["loss"] == pytest.approx(L, rel=1e-12)
+    for l in j["layers"]:  # a last-step loss: dL/dh_k falls with T - k
+        np.testing.assert_allclose(l["log10_adjoint_h"], _log10_batch_mean(ref[l["layer"]][0]), rtol=1e-9)
+        assert l["log10_adjoint_h"][0] < l["log10_adjoint_h"][-1] - 1
+    code, out, err = run(capsys, "diagnose", f"{setup_py}:chatty", "--json", "--jacobian-sequences", "0")
+    assert code == 0 and err == "loading the char-LM\n" and json.loads(out)["setup_function"] == "chatty"
+    fig = setup_py.parent / "charlm.png"
+    code, out, err = run(capsys, "diagnose", setup_py, "--jacobian-sequences", "0", "--plot", fig)  # the human output
+    assert code == 0 and err == "" and "inputs of setup()" in out and "rnn layer 1 forward" in out
+    assert fig.stat().st_size > 20_000
+
+
+BAD_SETUPS = {
+    "syntax.py": "import torch\ndef setup(:\n    pass\n",
+    "raises.py": "def setup():\n    x = 1\n    raise ValueError('no data here')\n",
+    "toplevel.py": "import torch\nimport no_such_module_for_rnnscope_tests\n",
+    "pair.py": "import torch\ndef setup():\n    return torch.nn.LSTM(2, 3), torch.zeros(5, 2)\n",
+    "notmodel.py": "import torch\ndef setup():\n    return 'model', torch.zeros(5, 2), lambda o: o.sum()\n",
+    "dictkeys.py": "import torch\ndef setup():\n    return {'model': torch.nn.LSTM(2, 3), 'inputs': torch.zeros(5, 2)}\n",
+    "vector_loss.py": "import torch\ndef setup():\n    return torch.nn.LSTM(2, 3), torch.zeros(5, 2), lambda o: o.sum(-1)\n",
+    "forward.py": ("import torch\nclass M(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                   "        self.rnn = torch.nn.GRU(2, 3)\n    def forward(self, x):\n"
+                   "        return self.rnn(x)[0] @ torch.zeros(4, 4)\n"
+                   "def setup():\n    return M(), torch.zeros(5, 2), lambda o: o.sum()\n"),
+}
+
+
+@pytest.mark.parametrize("args,match", [
+    (["{d}/missing.py"], "no such file"),
+    (["{d}/charlm_setup.py:nope"], r"expected a function `nope` .* returning \(model, inputs, loss_fn\).* got no `nope` "
+                                   r"\(functions defined there: .*as_dict.*setup"),
+    (["{d}/syntax.py"], r"SyntaxError: .* at .*syntax.py:2$"),
+    (["{d}/raises.py"], r"expected setup\(\) in .* to run, got ValueError: no data here at .*raises.py:3$"),
+    (["{d}/toplevel.py"], r"ModuleNotFoundError: No module named 'no_such_module_for_rnnscope_tests' at .*toplevel.py:2$"),
+    (["{d}/pair.py"], r"expected a function `setup` .* got a tuple of 2 items$"),
+    (["{d}/notmodel.py"], "got model = a str, not an nn.Module"),
+    (["{d}/dictkeys.py"], r"got a dict with keys \['inputs', 'model'\] \(missing loss_fn\)"),
+    (["{d}/vector_loss.py"], r"loss_fn: expected a scalar.*got .*\(5,\)"),
+    (["{d}/forward.py"], r"RuntimeError: .* at .*forward.py:7$"),
+    (["{d}/charlm_setup.py", "--inputs", "{d}/x.npy"], "expected no --inputs with SETUP.py"),
+    (["{d}/charlm_setup.py", "--module", "rnn"], "expected no --module with SETUP.py"),
+    (["{d}/two.pt", "--arch", "gru:input=3,hidden=5", "--inputs", "{d}/x.npy"],
+     r"expected --module PREFIX to pick one of the 2 recurrent modules in the state_dict \('decoder', 'encoder.rnn'\)"),
+    (["{d}/two.pt", "--arch", "gru:input=3,hidden=5", "--module", "head", "--inputs", "{d}/x.npy"],
+     r"module: expected one of the recurrent modules in the state_dict \('decoder', 'encoder.rnn'\), got 'head'"),
+    (["{d}/m.pt", "--arch", ARCH, "--inputs", "{d}/ids.npy"],
+     r"inputs look like token ids \(dtype int64\): pass the whole model with SETUP.py, or embedded inputs"),
+    (["{d}/m.pt", "--arch", ARCH], "--inputs: expected a value"),
+])
+def test_setup_and_module_bad_input_is_one_line_and_exit_2(files, setup_py, capsys, args, match):
+    d, m, _ = files
+    for name, text in BAD_SETUPS.items():
+        (d / name).write_text(text)
+    torch.save(_two_modules().state_dict(), d / "two.pt")
+    np.save(d / "ids.npy", np.random.default_rng(1).integers(0, 20, size=(9, 2, 3)))
+    code, out, err = run(capsys, "diagnose", *[a.format(d=d) for a in args])
+    assert code == 2 and out == "", out
+    assert err.count("\n") == 1 and err.startswith("rnnscope diagnose: error: ") and "Traceback" not in err
+    import re
+    assert re.search(match, err.rstrip("\n")), err
+
+
+def _two_modules():
+    """A state_dict holding two recurrent modules ('encoder.rnn.' and 'decoder.') beside a head, float64."""
+    torch.manual_seed(5)
+    return torch.nn.ModuleDict({"encoder": torch.nn.ModuleDict({"rnn": torch.nn.LSTM(3, 4, num_layers=2,
+                                                                                      bidirectional=True)}),
+                                "decoder": torch.nn.GRU(3, 5), "head": torch.nn.Linear(5, 2)}).double()
+
+
+def test_module_picks_one_recurrent_module_of_a_state_dict(files, capsys):
+    from rnnscope.interop.diagnose import diagnose
+    d, _, x = files
+    two = _two_modules()
+    torch.save(two.state_dict(), d / "two.pt")
+    x64 = torch.as_tensor(x, dtype=torch.float64)
+    for prefix, arch, alone in (("decoder", "gru:input=3,hidden=5", two["decoder"]),
+                                ("encoder.rnn", "lstm:input=3,hidden=4,layers=2,bidirectional", two["encoder"]["rnn"])):
+        code, out, err = run(capsys, "diagnose", d / "two.pt", "--arch", arch, "--module", prefix, "--inputs",
+                             d / "x.npy", "--json", "--jacobian-sequences", "0")
+        assert code == 0 and err == ""
+        j = json.loads(out)
+        want = diagnose(alone, x64, jacobian=False)  # that module diagnosed alone
+        assert j["loss"] == pytest.approx(want.loss, rel=1e-12) and len(j["layers"]) == len(want.layers)
+        for got, w in zip(j["layers"], want.layers):
+            assert (got["layer"], got["direction"]) == (w.layer, w.direction)
+            got_h = [-np.inf if v is None else v for v in got["log10_adjoint_h"]]  # JSON writes log10 0 as null
+            np.testing.assert_allclose(got_h, w.log10_adjoint_h.numpy(), rtol=1e-12)
+        unused = [k for k in two.state_dict() if not k.startswith(prefix + ".")]
+        assert j["unused_keys"] == unused and "head.weight" in unused
+        assert [n for n in j["notes"] if n.startswith(f"state_dict: {len(unused)} key(s) not used")]
+    code, out, err = run(capsys, "diagnose", d / "two.pt", "--arch", "gru:input=3,hidden=5", "--module", "decoder.",
+                         "--inputs", d / "x.npy", "--jacobian-sequences", "0")  # the human output says it too
+    assert code == 0 and err == "" and "note: state_dict: 18 key(s) not used" in out and "head.{weight, bias}" in out

@@ -48,7 +48,8 @@ from ..core.errors import InputError
 from ..core.unroll import Trace, as_batched_inputs, unroll
 
 __all__ = ["LayerRun", "StackRun", "SUPPORTED_MODULES", "cell_from_module", "layer_cells", "rerun", "initial_states", "time_major",
-           "module_kind", "module_dtype", "ARCH_KINDS", "parse_arch", "build_module", "load_model"]
+           "module_kind", "module_dtype", "ARCH_KINDS", "parse_arch", "build_module", "load_model",
+           "Loaded", "load_recurrent", "select_recurrent"]
 
 SUPPORTED_MODULES = "nn.RNN, nn.LSTM (proj_size too), nn.GRU, nn.RNNCell, nn.LSTMCell, nn.GRUCell or an rnnscope Cell"
 DIRECTIONS = ("forward", "reverse")
@@ -419,22 +420,64 @@ def build_module(arch: dict, dtype: torch.dtype = torch.float32) -> nn.Module:
     return nn.RNN(arch["input"], arch["hidden"], nonlinearity=kind[4:], **kw)
 
 
-def _strip_prefix(sd: dict) -> dict:
-    """The recurrent module's entries of a bigger model's state_dict ('rnn.weight_ih_l0' -> 'weight_ih_l0')."""
-    prefixes = {k[: -len("weight_ih_l0")] for k in sd if k.endswith("weight_ih_l0")}
-    if len(prefixes) != 1:
-        return sd
-    (pre,) = prefixes
-    return {k[len(pre):]: v for k, v in sd.items() if k.startswith(pre)} if pre else sd
+def select_recurrent(sd: dict, module: str | None = None) -> tuple[str, dict, tuple[str, ...]]:
+    """(prefix, its entries with the prefix stripped, the keys not used) of the one recurrent module in a state_dict.
+
+    The recurrent modules are the prefixes of the keys ending in 'weight_ih_l0' ('rnn.weight_ih_l0' -> 'rnn.').
+    One: it is taken. Several: module (the prefix, with or without its trailing dot) picks one; without it an
+    InputError lists them. None: the state_dict is returned whole (the strict load then says what does not fit).
+
+        >>> sd = {"emb.weight": 0, "rnn.weight_ih_l0": 1, "rnn.bias_ih_l0": 2, "head.bias": 3}
+        >>> select_recurrent(sd)
+        ('rnn.', {'weight_ih_l0': 1, 'bias_ih_l0': 2}, ('emb.weight', 'head.bias'))
+    """
+    prefixes = sorted({k[: -len("weight_ih_l0")] for k in sd if k.endswith("weight_ih_l0")})
+    shown = ", ".join(repr(p.removesuffix(".")) for p in prefixes)
+    if module is not None:
+        want = module.removesuffix(".")
+        picked = [p for p in prefixes if p.removesuffix(".") == want]
+        if not picked:
+            raise InputError(f"module: expected one of the recurrent modules in the state_dict ({shown or 'none'}), "
+                             f"got {module!r}")
+        pre = picked[0]
+    elif len(prefixes) > 1:
+        raise InputError(f"module: expected --module PREFIX to pick one of the {len(prefixes)} recurrent modules in "
+                         f"the state_dict ({shown}), got none")
+    elif not prefixes:
+        return "", sd, ()
+    else:
+        pre = prefixes[0]
+    if pre:
+        used = [k for k in sd if k.startswith(pre)]
+    else:  # a bare module's keys beside prefixed ones: those of the other modules carry their own prefix
+        used = [k for k in sd if not any(k.startswith(p) for p in prefixes if p)]
+    kept = set(used)
+    return pre, {k[len(pre):]: sd[k] for k in used}, tuple(k for k in sd if k not in kept)
 
 
-def load_model(path, arch: str | None = None, *, trust: bool = False) -> nn.Module:
+@dataclass(frozen=True)
+class Loaded:
+    """What load_recurrent read: the module, the state_dict prefix it came from, the state_dict keys not used."""
+
+    module: nn.Module
+    prefix: str = ""
+    unused_keys: tuple[str, ...] = ()
+
+
+def load_model(path, arch: str | None = None, *, trust: bool = False, module: str | None = None) -> nn.Module:
     """A recurrent module from a file: a state_dict with an arch spec (see parse_arch), or a whole pickled module.
 
     The file is read with torch.load(weights_only=True): tensors and containers only. A whole pickled module
     needs trust=True (weights_only=False), because unpickling it runs code named in the file. A state_dict of a
-    bigger model is accepted when one prefix holds the recurrent weights ('rnn.weight_ih_l0', ...).
+    bigger model is accepted when one prefix holds the recurrent weights ('rnn.weight_ih_l0', ...); when several
+    do, module (the prefix, e.g. 'encoder.rnn') picks one (select_recurrent). load_recurrent also says which keys
+    were not used.
     """
+    return load_recurrent(path, arch, trust=trust, module=module).module
+
+
+def load_recurrent(path, arch: str | None = None, *, trust: bool = False, module: str | None = None) -> Loaded:
+    """load_model, with the state_dict prefix taken and the keys left unused (see load_model)."""
     import pickle
     from pathlib import Path
 
@@ -461,20 +504,26 @@ def load_model(path, arch: str | None = None, *, trust: bool = False) -> nn.Modu
     if isinstance(obj, nn.Module):
         if arch is not None:
             raise InputError(f"arch: expected no --arch for a file holding a whole module, got {arch!r}")
+        if module is not None:
+            names = [n for n, m in obj.named_modules() if n and isinstance(m, nn.RNNBase)]
+            if module not in names:
+                raise InputError(f"module: expected one of the recurrent submodules of the pickled "
+                                 f"{type(obj).__name__} ({', '.join(map(repr, names)) or 'none'}), got {module!r}")
+            obj = obj.get_submodule(module)
         module_kind(obj)  # an InputError for an unsupported module
-        return obj
+        return Loaded(obj, module or "")
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise InputError(f"model: expected a state_dict (names -> tensors) or a whole module, got {type(obj).__name__} "
                          f"in {str(p)!r}")
     if arch is None:
         raise InputError(f"arch: expected --arch {ARCH_HELP} for the state_dict in {str(p)!r}, got none")
     a = parse_arch(arch)
-    sd = _strip_prefix(obj)
+    pre, sd, unused = select_recurrent(obj, module)
     floats = [v.dtype for v in sd.values() if v.is_floating_point()]
-    module = build_module(a, floats[0] if floats else torch.float32)
+    m = build_module(a, floats[0] if floats else torch.float32)
     try:
-        module.load_state_dict(sd, strict=True)
+        m.load_state_dict(sd, strict=True)
     except RuntimeError as e:
         msg = " ".join(str(e).split())
         raise InputError(f"model: expected the weights of {arch!r}, got a state_dict that does not fit it ({msg[:400]})") from None
-    return module
+    return Loaded(m, pre.removesuffix("."), unused)

@@ -1,9 +1,15 @@
-"""`rnnscope diagnose`: the exact per-step gradient flow of a saved PyTorch nn.RNN / nn.LSTM / nn.GRU, every layer
-and direction, with verdicts and advice (interop.diagnose does the work; this module parses and prints).
+"""`rnnscope diagnose`: the exact per-step gradient flow of a PyTorch recurrent model, every layer and direction, with
+verdicts and advice (interop.diagnose does the work; this module parses and prints). Two routes:
+
+    rnnscope diagnose SETUP.py[:FUNCTION]             the user's whole model, inputs and loss (app/setup_file.py)
+    rnnscope diagnose MODEL.pt --inputs X.npy ...     a bare nn.RNN / LSTM / GRU from a state_dict (--arch,
+                                                      --module) or a pickled module (--trust)
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -22,16 +28,22 @@ from .output import console, echo_json, fmt
 __all__ = ["diagnose"]
 
 
-@app.command(help="Diagnose a saved PyTorch nn.RNN / nn.LSTM / nn.GRU: exact per-step gradient flow of every layer "
-                  "and direction (log10 ||dL/dh_k||, ||dL/dc_k||, ||ds_T/ds_k||_2), sigma_max against 1/gamma, the "
-                  "rate, the horizon, a verdict and advice. MODEL.pt: a state_dict with --arch, or a whole pickled "
-                  "module with --trust.")
+@app.command(help="Diagnose a PyTorch recurrent model: exact per-step gradient flow of every layer and direction "
+                  "(log10 ||dL/dh_k||, ||dL/dc_k||, ||ds_T/ds_k||_2), sigma_max against 1/gamma, the rate, the horizon, "
+                  "a verdict and advice. SETUP.py[:FUNCTION]: your own Python file, run as such (it executes your "
+                  "code: only for files you trust), whose function FUNCTION (default: setup) returns (model, inputs, "
+                  "loss_fn[, targets]) or a dict with those keys: the whole model with its embedding, head and loss. "
+                  "MODEL.pt: a state_dict with --arch (and --module to pick one of several recurrent modules), or a "
+                  "whole pickled module with --trust, with --inputs.")
 def diagnose(
     ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(parser=path, metavar="MODEL.pt", help="A state_dict (torch.save(m.state_dict())) "
-                                          "or, with --trust, a whole pickled module.")],
-    inputs: Annotated[Path, typer.Option(parser=path, metavar="FILE.npy",
-                                         help="Inputs (T, D), (T, B, D), or (B, T, D) with batch_first.")],
+    model: Annotated[Path, typer.Argument(parser=path, metavar="SETUP.py[:FUNCTION]|MODEL.pt",
+                                          help="SETUP.py[:FUNCTION] (your code, run as such; FUNCTION defaults to "
+                                               "setup), or a state_dict (torch.save(m.state_dict())) or, with --trust, "
+                                               "a whole pickled module.")],
+    inputs: Annotated[Path | None, typer.Option(parser=path, metavar="FILE.npy",
+                                                help="For MODEL.pt: inputs (T, D), (T, B, D), or (B, T, D) with "
+                                                     "batch_first (required there; SETUP.py returns its own).")] = None,
     targets: Annotated[Path | None, typer.Option(parser=path, metavar="FILE.npy",
                                                  help="Targets of every step or of the last step (see --loss); "
                                                       "without them L = sum of the last top-layer output.")] = None,
@@ -40,6 +52,9 @@ def diagnose(
     arch: Annotated[str | None, typer.Option(metavar="SPEC", help="For a state_dict: KIND:input=D,hidden=H[,layers=L]"
                                              "[,bidirectional][,batch_first][,proj=P][,bias=false], KIND = rnn_tanh, "
                                              "rnn_relu, lstm or gru.")] = None,
+    module_prefix: Annotated[str | None, typer.Option("--module", metavar="PREFIX",
+                                                      help="For a MODEL.pt holding several recurrent modules: the one "
+                                                           "to diagnose, by its key prefix (e.g. encoder.rnn).")] = None,
     trust: Annotated[bool, typer.Option("--trust", help="Allow a whole pickled module (unpickling runs code from the "
                                                         "file: only for files you trust).")] = False,
     jacobian_sequences: Annotated[int, typer.Option("--jacobian-sequences", parser=nonnegative_int, metavar="N",
@@ -49,17 +64,71 @@ def diagnose(
     plot: Annotated[Path | None, typer.Option(parser=path, metavar="FILE",
                                               help="Write the figure (heatmap and profiles) to FILE (.png, .svg, .pdf).")] = None,
 ) -> None:
-    from ...interop.diagnose import diagnose as run_diagnose, target_loss
-    from ...interop.torch_models import load_model, module_dtype, module_kind
+    from ..setup_file import is_setup_spec
 
     if plot is not None:
         from ...core.plots import check_plot_path
         check_plot_path(plot)
+    if is_setup_spec(str(model)):
+        d, extra = _diagnose_setup(ctx, str(model), jacobian_sequences)
+    else:
+        d, extra = _diagnose_file(ctx, model, inputs, targets, loss, arch, module_prefix, trust, jacobian_sequences)
+    if plot is not None:
+        d.plot(plot)
+    extra["plot"] = None if plot is None else str(plot)
+    if as_json:
+        j = {**d.to_dict(), **extra}
+        j["notes"] = j["notes"] + extra["cli_notes"]
+        del j["cli_notes"]
+        echo_json(j)
+    else:
+        _print_diagnosis(d, extra)
+
+
+def _diagnose_setup(ctx: typer.Context, spec: str, jacobian_sequences: int):
+    """diagnose(model, inputs, loss_fn, targets=...) on what the user's SETUP.py returns (app/setup_file.py)."""
+    from ...interop.diagnose import diagnose as run_diagnose
+    from ..setup_file import load_setup, user_code_error
+
+    for opt in ("inputs", "targets", "loss", "arch", "module_prefix", "trust"):
+        if explicit(ctx, opt):
+            flag = "--module" if opt == "module_prefix" else f"--{opt}"
+            raise InputError(f"{flag.removeprefix('--')}: expected no {flag} with SETUP.py (its function returns the "
+                             f"model, inputs, loss and targets), got {flag}")
+    with contextlib.redirect_stdout(sys.stderr):  # the user's prints must not mix into the table or the JSON
+        s = load_setup(spec)
+        try:
+            d = run_diagnose(s.model, s.inputs, s.loss_fn, targets=s.targets, jacobian=jacobian_sequences > 0,
+                             jacobian_sequences=max(jacobian_sequences, 1))
+        except InputError:
+            raise
+        except Exception as e:  # the user's model or loss failed: one line with where, when the traceback passes there
+            err = user_code_error(e, s.path, "setup")
+            if err is None:
+                raise
+            raise err from None
+    extra = {"model_file": str(s.path), "setup_function": s.function, "inputs": None, "targets": None,
+             "loss_name": None, "unused_keys": None, "cli_notes": []}
+    return d, extra
+
+
+def _diagnose_file(ctx, model: Path, inputs, targets, loss, arch, module_prefix, trust, jacobian_sequences):
+    """The MODEL.pt route: a state_dict with --arch (--module), or a whole pickled module with --trust."""
+    from ...interop.diagnose import diagnose as run_diagnose, target_loss
+    from ...interop.torch_models import load_recurrent, module_dtype, module_kind
+
     if targets is None and explicit(ctx, "loss"):
         raise InputError(f"loss: expected --targets FILE.npy to compute {loss} against, got --loss without --targets")
-    module = load_model(model, arch, trust=trust)
+    if inputs is None:
+        raise InputError("--inputs: expected a value (the option is required with MODEL.pt), got none")
+    loaded = load_recurrent(model, arch, trust=trust, module=module_prefix)
+    module = loaded.module
     x = load_npy(inputs, "inputs")
-    if x.dtype.kind not in "fiu":
+    if x.dtype.kind in "iu":
+        raise InputError(f"inputs: expected real-valued features for a bare recurrent module, got dtype {x.dtype}: "
+                         f"inputs look like token ids (dtype {x.dtype}): pass the whole model with SETUP.py, or "
+                         f"embedded inputs")
+    if x.dtype.kind not in "f":
         raise InputError(f"inputs: expected real numbers, got dtype {x.dtype}")
     if x.ndim in (2, 3):  # refuse a run that would not fit before allocating it (other shapes: diagnose's error)
         T, B = (x.shape[0], x.shape[1] if x.ndim == 3 else 1)
@@ -74,30 +143,41 @@ def diagnose(
         loss_fn = target_loss(loss, y, batch_first=bool(getattr(module, "batch_first", False)))
     d = run_diagnose(module, as_float64(x), loss_fn, jacobian=jacobian_sequences > 0,
                      jacobian_sequences=max(jacobian_sequences, 1))
-    if plot is not None:
-        d.plot(plot)
+    notes = []
+    if loaded.unused_keys:
+        groups: dict[str, list[str]] = {}  # owning module -> its parameter names
+        for k in loaded.unused_keys:
+            owner, _, leaf = k.rpartition(".")
+            groups.setdefault(owner, []).append(leaf)
+        shown = ", ".join(("" if not o else o + ".") + (v[0] if len(v) == 1 else "{" + ", ".join(v) + "}" if len(v) <= 4
+                                                       else f"* ({len(v)} keys)") for o, v in groups.items())
+        notes.append(f"state_dict: {len(loaded.unused_keys)} key(s) not used (only the recurrent module "
+                     f"{loaded.prefix or '(no prefix)'} is diagnosed): {shown}")
     extra = {"model_file": str(model), "inputs": str(inputs), "targets": None if targets is None else str(targets),
-             "loss_name": None if targets is None else loss, "plot": None if plot is None else str(plot)}
-    if as_json:
-        echo_json({**d.to_dict(), **extra})
-    else:
-        _print_diagnosis(d, extra)
+             "loss_name": None if targets is None else loss, "setup_function": None,
+             "unused_keys": list(loaded.unused_keys), "cli_notes": notes}
+    return d, extra
 
 
 def _print_diagnosis(d, extra: dict) -> None:
     from rich.table import Table
     con = console()
+    source = (f"inputs {extra['inputs']}" if extra["setup_function"] is None
+              else f"inputs of {extra['setup_function']}()")
     con.print(f"[bold]rnnscope diagnose[/bold]: {extra['model_file']} ({d.model}, {d.num_layers} layer(s) x "
-              f"{d.num_directions} direction(s), {d.dtype}), inputs {extra['inputs']}: T = {d.T}, B = {d.batch}")
-    con.print(f"loss = {fmt(d.loss)} ({d.loss_kind if extra['loss_name'] is None else extra['loss_name'] + ' against ' + extra['targets']})"
+              f"{d.num_directions} direction(s), {d.dtype}), {source}: T = {d.T}, B = {d.batch}")
+    loss_kind = (f"{extra['setup_function']}()'s loss_fn" if extra["setup_function"] is not None else d.loss_kind
+                 if extra["loss_name"] is None else extra["loss_name"] + " against " + extra["targets"])
+    con.print(f"loss = {fmt(d.loss)} ({loss_kind})"
               + ("" if d.gradient_norm is None else f", ||dL/dtheta|| = {fmt(d.gradient_norm)}"))
     tab = Table(title="Gradient flow per layer: log10 norms, batch means (k counts each direction's own steps)")
-    for col in ("layer", "dir", "cell", "sigma_max(W_hh)", "1/gamma", "dL/dh_1", "dL/dh_T", "ds_T/ds_1", "rate/step",
-                "horizon", "carry"):
-        tab.add_column(col, justify="left" if col in ("dir", "cell") else "right", no_wrap=True)
+    named = any(l.module for l in d.layers)  # a whole model: each row names its recurrent submodule
+    for col in ("module",) * named + ("layer", "dir", "cell", "sigma_max(W_hh)", "1/gamma", "dL/dh_1", "dL/dh_T",
+                                      "ds_T/ds_1", "rate/step", "horizon", "carry"):
+        tab.add_column(col, justify="left" if col in ("module", "dir", "cell") else "right", no_wrap=True)
     for l in d.layers:
         a = l.log10_adjoint_h
-        tab.add_row(str(l.layer), l.direction, l.cell, fmt(l.sigma_max), fmt(None if not l.gamma else 1 / l.gamma),
+        tab.add_row(*(l.module,) * named, str(l.layer), l.direction, l.cell, fmt(l.sigma_max), fmt(None if not l.gamma else 1 / l.gamma),
                     fmt(float(a[0]), ".2f"), fmt(float(a[-1]), ".2f"),
                     "-" if l.log10_spectral is None else fmt(float(l.log10_spectral[0]), ".2f"),
                     fmt(l.rate_per_step, "+.3f"), "-" if l.horizon is None else f"{l.horizon} {l.horizon_kind}",
@@ -109,6 +189,8 @@ def _print_diagnosis(d, extra: dict) -> None:
     con.print("[bold]advice[/bold]")
     for a in d.advice:
         con.print(f"  - {a}")
+    for n in (*d.notes, *extra["cli_notes"]):
+        con.print(f"note: {n}", markup=False)
     con.print(f"seconds: {d.seconds:.3f}")
     if extra["plot"]:
         con.print(f"figure written to {extra['plot']}")
