@@ -114,7 +114,7 @@ def test_closed_form_vanishing_profile_rate_horizon_and_far_distance():
     assert (ld.horizon, ld.horizon_kind) == (10, "fallen")  # 0.5^10 < 1e-3 < 0.5^9
     assert ld.far_distance == 20  # 0.5^20 < 1e-6 < 0.5^19
     assert ld.theory_verdict == "vanishing guaranteed" and ld.sigma_max == pytest.approx(0.5) and ld.gamma == 1.0
-    assert ld.verdict.startswith("vanishing") and "within 10 steps" in ld.verdict
+    assert ld.verdict.startswith("vanishing") and "at d = 10 " in ld.verdict
     assert any("from 20 steps back is below 1e-6" in a for a in d.advice)
     # with jacobian=False the rate and horizon come from the adjoint profile, here the same line
     da = diagnose(m, x, jacobian=False).layers[0]

@@ -192,15 +192,21 @@ def _spectral(M: torch.Tensor, w: torch.Tensor, fro: torch.Tensor, rel_tol: floa
 
 def _block_spectral(M: torch.Tensor, u: torch.Tensor, rel_tol: float, max_half_steps: int, gen: torch.Generator,
                     n_last: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """sigma_max of each square block M (N, b, b), warm-started from u (n_last, b) repeated over the chunk.
+    """sigma_max of each block M (N, b, c), warm-started from u (n_last, b) repeated over the chunk.
 
     The same power iteration as the full products (_spectral), on M / ||M||_F so that no norm under- or
-    overflows however small the block is next to the whole product. Returns (sigma (N,), u for the next chunk).
+    overflows however small the block is next to the whole product. A rectangular block (b != c) goes through
+    its Gram matrix: sigma_max(M) = sqrt(sigma_max(M M^T)), M M^T (N, b, b), the same left singular vectors.
+    Returns (sigma (N,), u for the next chunk).
     """
-    N, b, _ = M.shape
+    N, b, c = M.shape
     fro = torch.linalg.matrix_norm(M)  # (N,)
     safe = torch.where(fro > 0, fro, torch.ones_like(fro))
     Mn = M / safe[:, None, None]
+    if b != c:
+        G = torch.bmm(Mn, Mn.transpose(1, 2))  # (N, b, b), ||G||_F <= 1
+        sig, ul = _block_spectral(G, u, rel_tol, max_half_steps, gen, n_last)
+        return torch.sqrt(sig) * fro, ul
     v = _start_vector(u, gen).repeat(N // n_last, 1)  # (N, b): one start per entry, from the deepest previous vector
     w = (Mn * v.unsqueeze(-1)).sum(1)  # Mn^T v
     sig, ul, _, _ = _spectral(Mn, w, (fro > 0).to(M.dtype), rel_tol, max_half_steps, gen, n_last)
@@ -220,9 +226,11 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     Cost O(t B S^3) (one running product plus about two matrix-vector products per k); memory beyond
     the trace O(C B S^2).
 
-    blocks: square sub-blocks (rows, cols) of the state, e.g. (slice(0, H), slice(0, H)) and (slice(H, 2H),
+    blocks: sub-blocks (rows, cols) of the state, e.g. (slice(0, H), slice(0, H)) and (slice(H, 2H),
     slice(H, 2H)) for LSTM's h -> h and c -> c: log10 ||[ds_t/ds_k]_block||_2 for every k, by the same
     warm-started power iteration (about 2 b^2 per half-step per k for a b x b block; SVD where it stalls).
+    A rectangular block, e.g. the h rows (slice(0, H), slice(0, 2H)) (||dh_t/ds_k||_2: what a loss on h_t
+    sees), goes through its Gram matrix (one more b x c x b product per k).
 
     Example:
         >>> from rnnscope.core.cells import ElmanCell
@@ -266,8 +274,8 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     blocks = list(blocks or [])
     for r_, c_ in blocks:
         nr, nc = len(range(S)[r_]), len(range(S)[c_])
-        if nr != nc or nr == 0:
-            raise InputError(f"blocks: expected square, non-empty blocks of the state (S = {S}), got {nr} x {nc}")
+        if nr == 0 or nc == 0:
+            raise InputError(f"blocks: expected non-empty blocks of the state (S = {S}), got {nr} x {nc}")
     log_blk = torch.full((B, len(blocks), t), float("nan"), dtype=f64) if blocks else None
     u_blk = [torch.randn(B, len(range(S)[r_]), dtype=dt, generator=gen) for r_, _ in blocks]
     if blocks:

@@ -15,7 +15,10 @@ kernel for h, outputs equal the module's to rounding; a given h0 / (h0, c0) used
                            stack, through every upper layer that reads h_k (exact; = autograd's h_k.grad and
                            c_k.grad: dL/dc_k includes the path c_k -> h_k = o_k tanh(c_k) of the same step)
     Jacobian products      log10 ||ds_T/ds_k||_2 on the full state ((h, c) for LSTM) and, for LSTM, its
-                           h -> h and c -> c blocks ||dh_T/dh_k||_2, ||dc_T/dc_k||_2 (flow.jacobian_profile)
+                           h -> h and c -> c blocks ||dh_T/dh_k||_2, ||dc_T/dc_k||_2 and its h rows
+                           ||dh_T/ds_k||_2 (what a loss on h_T can see) (flow.jacobian_profile)
+    credit profile         G(d) = log10 ||dE_t/dh_{t-d}||, d = 0..D, for per-step losses L = sum_t E_t, by
+                           anchored sweeps (credit.py); for a last-step loss log10 ||dL/dh_{t-d}||
     gate attribution       carry_share(k) (LSTM and GRU): the share of dL/ds_k that takes the carry term
                            (LSTM's cell path f_k * c_{k-1}, GRU's z_k * h_{k-1}) at least once (layer_flow.py)
     the weights' promise   sigma_max(W_hh) against 1/gamma, rho (bounds.weight_facts); gate blocks' sigma_max
@@ -38,7 +41,9 @@ How it is computed (reusing the engine, no second copy of its math):
         other cells and dL/dtheta = sum_k g_k d+s_k/dtheta (the immediate partials): one batched backward
         through the layer's steps (all k at once)
     Jacobian products: flow.jacobian_profile on the first `jacobian_sequences` sequences (O(T S^3) each).
-    rate, horizon, verdict and advice from the primary profile (||ds_T/ds_k||_2, else ||dL/dh_k||): verdicts.py
+    rate, horizon, verdict and advice from the primary profile, what the loss can see: the credit profile G(d)
+    (per-step losses), else ||dL/dh_k|| (a last-step loss); ||ds_T/ds_k||_2 only with credit_anchors=0 and
+    the Jacobian products (verdicts.profile_verdict, the one verdict of diagnose, the monitor and the CLI)
 
 Legend: T time, B batch, D input size, H hidden (cell) size, P size of h (H, or proj_size), S state size.
 
@@ -64,8 +69,9 @@ from ..core.unroll import Trace
 from ..core.vocab import LOSSES, check
 from ..gradients.bounds import fitted_rate, horizon, weight_facts
 from ..gradients.flow import jacobian_profile
-from .layer_flow import LN10, adjoint_layer, gate_sigmas
+from .layer_flow import LN10, gate_sigmas, sweep_stack
 from .capture import accumulate, capture_forward, push_back
+from .credit import credit_of
 from .torch_models import StackRun, module_kind, rerun
 from .verdicts import FAR_DECADES, Diagnosis, LayerDiagnosis, advice, first_far, profile_verdict
 
@@ -165,7 +171,7 @@ def target_loss(kind: str, targets, *, batch_first: bool = False) -> Callable:
 
 def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, jacobian: bool = True,
              jacobian_sequences: int | None = 4, attribution: bool = True, gradient_norm: bool = True,
-             dtype: torch.dtype | None = None) -> Diagnosis:
+             dtype: torch.dtype | None = None, credit_anchors: int = 4) -> Diagnosis:
     """Exact per-step gradient flow of every layer and direction of a recurrent model (see the module docstring).
 
     inputs      (T, D) unbatched, (T, B, D), or (B, T, D) when the module is batch_first; tensor or numpy
@@ -175,6 +181,8 @@ def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, ja
     attribution carry_share(k) for LSTM / GRU (one more adjoint sweep)
     gradient_norm  ||dL/dtheta|| (one batched backward through each layer's steps)
     dtype       of the analysis; default the module's own (the gradient its training sees)
+    credit_anchors  anchor steps of the credit-assignment profile G(d) (credit.py: per-step losses, one tiled
+                sweep of R anchors x B sequences; sampled when more steps carry a loss term); 0: not computed
 
     For a whole model (inputs: a tensor or a tuple of positional arguments for model(*inputs), token ids
 included): one forward with each recurrent submodule's return value replaced by leaves holding its re-run's
@@ -187,14 +195,16 @@ onto the leaves of earlier calls (an encoder feeding a decoder's h0). Each Layer
 mode is diagnosed in eval mode (Diagnosis.notes says so); the model's mode is restored. Refused: a
 PackedSequence input, a submodule called more than once per forward, a dtype other than the model's.
 
-Cost without the Jacobian products: about one forward and two backward passes of the module.
+Cost without the Jacobian products: about one forward and two backward passes of the module, plus the
+credit profile's tiled sweep (credit.py: about 0.8 forward+backward of a char-LM per anchor; credit_anchors=0
+skips it, and the verdict then reads ||ds_T/ds_k||_2 when computed, else ||dL/dh_k||).
 
     Example:
         >>> _ = torch.manual_seed(0)
         >>> gru = torch.nn.GRU(2, 8, batch_first=True)
         >>> d = diagnose(gru, torch.randn(4, 30, 2), lambda out: out[:, -1].pow(2).sum())
-        >>> d.layers[0].verdict                                   # doctest: +ELLIPSIS
-        'vanishing: ||ds_T/ds_k||_2 falls by 10^3 within ... steps (... decades per step)'
+        >>> d.layers[0].verdict                  # a last-step loss: the verdict reads ||dL/dh_k||  # doctest: +ELLIPSIS
+        'vanishing: credit from d steps ahead falls below 10^-3 of the immediate one at d = ... (||dL/dh_k|| at k = t - d, ...)'
 
     A whole model (token ids -> embedding -> LSTM -> head), with its own loss:
         >>> lm = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.LSTM(4, 8, batch_first=True))
@@ -207,15 +217,18 @@ Cost without the Jacobian products: about one forward and two backward passes of
     if jacobian_sequences is not None and (not isinstance(jacobian_sequences, int) or isinstance(jacobian_sequences, bool)
                                            or jacobian_sequences < 1):
         raise InputError(f"jacobian_sequences: expected a positive integer or None, got {jacobian_sequences!r}")
+    if not isinstance(credit_anchors, int) or isinstance(credit_anchors, bool) or credit_anchors < 0:
+        raise InputError(f"credit_anchors: expected a non-negative integer, got {credit_anchors!r}")
     if isinstance(model, torch.nn.Module) and not isinstance(model, torch.nn.RNNBase) and not _is_bare(model):
         return _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequences, attribution,
-                               gradient_norm, dtype, start)
+                               gradient_norm, dtype, start, credit_anchors)
     kind = module_kind(model)
     run = rerun(model, inputs, dtype=dtype)
     _check_finite(run)
     loss, up, loss_kind = _loss_direct(run, loss_fn, targets)
-    res, _ = _sweep_stack(run, up, 0.0, attribution, gradient_norm)
-    layers, nj = _layer_results(run, res, "", jacobian, jacobian_sequences)
+    res, _ = sweep_stack(run, up, 0.0, attribution, gradient_norm)
+    cr = credit_of(run, up, res, credit_anchors) if credit_anchors else {}
+    layers, nj = _layer_results(run, res, "", jacobian, jacobian_sequences, cr)
     return _result(kind, layers, run.output.shape[0], run.output.shape[1], run.num_layers, run.num_directions, loss,
                    loss_kind, nj, run.output.dtype, (), start)
 
@@ -235,38 +248,8 @@ def _check_finite(run: StackRun, name: str = "model/inputs") -> None:
                          f"{int(torch.nonzero(bad)[0]) + 1} (the model overflows {run.output.dtype})")
 
 
-def _sweep_stack(run: StackRun, up: torch.Tensor, off: float, attribution: bool, gradient_norm: bool,
-                 finals: dict | None = None, need_input: bool = False) -> tuple[dict, torch.Tensor | None]:
-    """Every (layer, direction)'s adjoint_layer, top to bottom, from the upstream up (T, B, dirs P) = dL/d(output)
-    / exp(off) and the direct terms finals[(l, direction)] = dL/ds_T (B, S) (from h_n, c_n). Returns the results
-    and, with need_input, dL/dx (T, B, D) of the module's input (unscaled)."""
-    T, B = run.output.shape[0], run.output.shape[1]
-    res: dict[tuple[int, str], dict] = {}
-    for l in range(run.num_layers - 1, -1, -1):
-        layer = run.layer(l)
-        parts = []
-        for r in layer:
-            P = r.cell.h_size
-            d = 0 if r.direction == "forward" else 1
-            fin = None if finals is None else finals.get((l, r.direction))
-            o = adjoint_layer(r, up[:, :, d * P:(d + 1) * P], off, l > 0 or need_input, attribution, gradient_norm,
-                              final=fin)
-            res[(l, r.direction)] = o
-            if o["gx"] is not None:
-                parts.append((o["gx"], o["m"]))
-        if l > 0 or need_input:  # the layer below's upstream: the sum over this layer's directions, on one common scale
-            if parts:
-                M = max(m for _, m in parts)
-                up = sum(gx * math.exp(m - M) for gx, m in parts)
-                off = M
-            else:
-                D = layer[0].trace.inputs.shape[2]
-                up, off = torch.zeros(T, B, D, dtype=run.output.dtype), 0.0
-    return res, (up * math.exp(off) if need_input else None)
-
-
-def _layer_results(run: StackRun, res: dict, module: str, jacobian: bool,
-                   jacobian_sequences: int | None) -> tuple[list[LayerDiagnosis], int]:
+def _layer_results(run: StackRun, res: dict, module: str, jacobian: bool, jacobian_sequences: int | None,
+                   credit: dict) -> tuple[list[LayerDiagnosis], int]:
     """The LayerDiagnosis of every (layer, direction) of one re-run, and the sequences of the Jacobian products."""
     B = run.output.shape[1]
     layers = []
@@ -275,17 +258,24 @@ def _layer_results(run: StackRun, res: dict, module: str, jacobian: bool,
         o = res[(r.layer, r.direction)]
         cell, tr = r.cell, r.trace
         P, S = cell.h_size, cell.state_size
-        spec = hh = cc = None
+        spec = hh = cc = sh = None
         if jacobian:
             nj = B if jacobian_sequences is None else min(B, jacobian_sequences)
             sub = Trace(tr.states[:, :nj], tr.preacts[:, :nj], tr.inputs[:, :nj])
-            blocks = [(slice(0, P), slice(0, P)), (slice(P, S), slice(P, S))] if S != P else None
+            blocks = ([(slice(0, P), slice(0, P)), (slice(P, S), slice(P, S)), (slice(0, P), slice(0, S))]
+                      if S != P else None)  # h -> h, c -> c, and the h rows dh_T/ds_k
             jp = jacobian_profile(cell, sub, blocks=blocks)
             spec = jp.log10_spectral
             if blocks:
-                hh, cc = jp.log10_blocks[:, 0], jp.log10_blocks[:, 1]
+                hh, cc, sh = jp.log10_blocks[:, 0], jp.log10_blocks[:, 1], jp.log10_blocks[:, 2]
         facts = weight_facts(cell)
-        if spec is not None:
+        cp = credit.get((r.layer, r.direction))
+        # the verdict reads what the loss can see: the credit profile G(d) (per-step losses), else ||dL/dh_k||
+        # (a last-step loss: G(d) is that profile reversed; also where no E_t reads this direction, G(0) = 0);
+        # ||ds_T/ds_k||_2 only without a credit profile
+        if cp is not None and cp.case == "per-step" and math.isfinite(float(cp.log10_credit[0])):
+            primary, src = cp.log10_credit.flip(0), "credit"  # element k-1 <-> d = D + 1 - k, d = 0 last
+        elif spec is not None and cp is None:
             primary, src = spec.mean(0), "spectral"
         else:
             primary, src = o["adjoint_h"].mean(0)[:max(o["t_last"], 1)], "adjoint"
@@ -296,12 +286,14 @@ def _layer_results(run: StackRun, res: dict, module: str, jacobian: bool,
             layer=r.layer, direction=r.direction, cell=cell.kind, state=cell.state_label, h_size=P, state_size=S,
             per_sequence_adjoint_h=o["adjoint_h"], per_sequence_adjoint_c=o["adjoint_c"],
             per_sequence_spectral=spec, per_sequence_spectral_hh=hh, per_sequence_spectral_cc=cc,
-            per_sequence_carry_share=o["share"],
+            per_sequence_carry_share=o["share"], per_sequence_spectral_h=sh,
             log10_gradient_norm=None if o["sq"] is None else o["sq"] / LN10,
             sigma_max=facts.sigma_max, sigma_max_gates=gate_sigmas(cell), gamma=facts.gamma,
             spectral_radius=facts.spectral_radius, theory_verdict=facts.verdict, note=facts.note,
             rate_per_step=rate, horizon=hz, horizon_kind=hk, far_distance=far, last_loss_step=o["t_last"], rate_source=src,
-            verdict=profile_verdict(src, rate, hz, hk, primary.shape[0]), module=module))
+            verdict=profile_verdict(src, rate, hz, hk, primary.shape[0]), module=module,
+            log10_credit=None if cp is None else cp.log10_credit, credit_case=None if cp is None else cp.case,
+            credit_anchors=() if cp is None else cp.anchors))
     return layers, nj
 
 
@@ -344,11 +336,11 @@ def _model_loss(output, loss_fn, targets) -> torch.Tensor:
 
 
 def _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequences, attribution, gradient_norm,
-                    dtype, start) -> Diagnosis:
+                    dtype, start, credit_anchors=4) -> Diagnosis:
     """diagnose for any nn.Module that uses nn.RNN / LSTM / GRU submodules (capture.py), calls in reverse order:
 
         direct terms  u = dL/d(output), dL/dh_n, dL/dc_n of a call: autograd of the user's loss on its leaves
-        the sweep     _sweep_stack with them, top layer to layer 0: dL/dx of its input, dL/ds_0 of each layer
+        the sweep     layer_flow.sweep_stack with them, top layer to layer 0: dL/dx of its input, dL/ds_0 of each layer
         push back     dL/dx and dL/dh0 into the user's graph: onto the leaves of earlier calls
     """
     if dtype is not None and any(p.dtype != dtype for p in model.parameters()):
@@ -373,8 +365,8 @@ def _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequence
                                                       gc[r.layer * dirs + (r.direction == "reverse")]], -1)).to(
                                                           run.output.dtype) for r in run.runs}
         need_x = i > 0 and c.x.requires_grad
-        res, gx = _sweep_stack(run, up.to(run.output.dtype), 0.0, attribution, gradient_norm, finals, need_x)
-        per_call[i] = res
+        res, gx = sweep_stack(run, up.to(run.output.dtype), 0.0, attribution, gradient_norm, finals, need_x)
+        per_call[i] = res, (credit_of(run, up.to(run.output.dtype), res, credit_anchors) if credit_anchors else {})
         if i > 0:
             gx = None if gx is None else (gx[:, 0] if run.unbatched else (gx.transpose(0, 1) if run.batch_first else gx))
             g0 = []
@@ -386,7 +378,7 @@ def _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequence
             push_back(c, calls[:i], gx, g0)
     layers, nj = [], 0
     for i, c in enumerate(calls):
-        ls, n = _layer_results(c.run, per_call[i], c.name, jacobian, jacobian_sequences)
+        ls, n = _layer_results(c.run, per_call[i][0], c.name, jacobian, jacobian_sequences, per_call[i][1])
         layers += ls
         nj = max(nj, n)
     runs = [c.run for c in calls]

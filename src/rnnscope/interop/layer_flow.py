@@ -7,6 +7,8 @@ gradient norm, the carry share; from the upstream u_k = dL/dh_k that the loss an
     dL/dx_k = g_k ds_k/dx_k              the layer below's upstream (LSTM: dL/dz_k W_xh, one product over all k)
     ||dL/dtheta||^2 = sum over the cell's parameter fields of ||sum_k g_k d+s_k/dtheta||^2, d+ the immediate
                     partial (s_{k-1} held constant): one batched backward through all the steps at once
+sweep_stack runs adjoint_layer over a whole re-run, top layer to layer 0, each layer's dL/dx (summed over its
+directions) the upstream of the layer below (diagnose; credit.py on a batch tiled with anchored direct terms).
 Scales: the sweep is in the log domain; the batched backward and the upstream carry one common log-scale per
 layer (exact while the batch's gradients lie within the float range of each other).
 
@@ -45,9 +47,9 @@ import torch
 from ..core.cells import Cell, ElmanCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
 from ..core.unroll import Trace
 from ..gradients.adjoint import Adjoints, adjoints
-from .torch_models import LayerRun
+from .torch_models import LayerRun, StackRun
 
-__all__ = ["adjoint_layer", "gate_sigmas", "LN10"]
+__all__ = ["adjoint_layer", "sweep_stack", "gate_sigmas", "LN10"]
 
 LN10 = math.log(10.0)
 _ROWS_PER_PASS = 2**21  # numbers per (rows x pre-activation width) chunk of the batched backward: bounded memory
@@ -236,3 +238,33 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: float, need_x: bool, att
         ac = ((log_scale[1:] + lc) / LN10).T
     out.update(adjoint_h=ah, adjoint_c=ac, share=share, t_last=t_last)
     return out
+
+
+def sweep_stack(run: StackRun, up: torch.Tensor, off: float, attribution: bool, gradient_norm: bool,
+                 finals: dict | None = None, need_input: bool = False) -> tuple[dict, torch.Tensor | None]:
+    """Every (layer, direction)'s adjoint_layer, top to bottom, from the upstream up (T, B, dirs P) = dL/d(output)
+    / exp(off) and the direct terms finals[(l, direction)] = dL/ds_T (B, S) (from h_n, c_n). Returns the results
+    and, with need_input, dL/dx (T, B, D) of the module's input (unscaled)."""
+    T, B = run.output.shape[0], run.output.shape[1]
+    res: dict[tuple[int, str], dict] = {}
+    for l in range(run.num_layers - 1, -1, -1):
+        layer = run.layer(l)
+        parts = []
+        for r in layer:
+            P = r.cell.h_size
+            d = 0 if r.direction == "forward" else 1
+            fin = None if finals is None else finals.get((l, r.direction))
+            o = adjoint_layer(r, up[:, :, d * P:(d + 1) * P], off, l > 0 or need_input, attribution, gradient_norm,
+                              final=fin)
+            res[(l, r.direction)] = o
+            if o["gx"] is not None:
+                parts.append((o["gx"], o["m"]))
+        if l > 0 or need_input:  # the layer below's upstream: the sum over this layer's directions, on one common scale
+            if parts:
+                M = max(m for _, m in parts)
+                up = sum(gx * math.exp(m - M) for gx, m in parts)
+                off = M
+            else:
+                D = layer[0].trace.inputs.shape[2]
+                up, off = torch.zeros(T, B, D, dtype=run.output.dtype), 0.0
+    return res, (up * math.exp(off) if need_input else None)

@@ -20,6 +20,7 @@ loss_fn, targets=targets) (with the monitor's options) on every `every`-th call,
     <tag>/loss, <tag>/gradient_norm (||dL/dtheta|| of the module)                                  scalars
     <tag>/<L0_fwd>/log10_adjoint_h_first  log10 ||dL/dh_1|| (batch mean)  .../log10_adjoint_h_last (k = T)
     <tag>/<L0_fwd>/rate_per_step, horizon (when found), far_distance (when found), carry_share (far_carry_share)
+    <tag>/<L0_fwd>/log10_credit_far    G(D) - G(0): the credit from the farthest measured distance, relative
     <tag>/profile                                                                                  the figure
 
 The module is only read (its weights at the call); the diagnosis runs without touching its gradients.
@@ -70,13 +71,15 @@ class GradientFlowMonitor:
     model      the recurrent module to watch (nn.RNN / LSTM / GRU / *Cell, or an rnnscope Cell)
     every      diagnose on calls 0, every, 2 every, ... of step()
     writer     a torch.utils.tensorboard.SummaryWriter (or anything with add_scalar and add_figure), or None
-    jacobian, jacobian_sequences, attribution, gradient_norm, dtype: passed to diagnose
+    jacobian, jacobian_sequences, attribution, gradient_norm, dtype, credit_anchors: passed to diagnose (the
+               verdict is diagnose's: verdicts.profile_verdict on the credit profile, or ||dL/dh_k|| for a
+               last-step loss)
     figures    also write the profile figure to the writer (add_figure) at each record
     """
 
     def __init__(self, model, every: int = 100, writer=None, *, jacobian: bool = False, jacobian_sequences: int | None = 1,
                  attribution: bool = True, gradient_norm: bool = True, dtype=None, figures: bool = True,
-                 tag: str = "gradient_flow"):
+                 tag: str = "gradient_flow", credit_anchors: int = 4):
         module_kind(model)  # an InputError now, not at the first record, for an unsupported module
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise InputError(f"every: expected a positive integer, got {every!r}")
@@ -84,7 +87,7 @@ class GradientFlowMonitor:
             raise InputError(f"writer: expected a SummaryWriter (add_scalar, add_figure), got {type(writer).__name__}")
         self.model, self.every, self.writer, self.figures, self.tag = model, every, writer, figures, tag
         self.options = dict(jacobian=jacobian, jacobian_sequences=jacobian_sequences, attribution=attribution,
-                            gradient_norm=gradient_norm, dtype=dtype)
+                            gradient_norm=gradient_norm, dtype=dtype, credit_anchors=credit_anchors)
         self.history: list[MonitorRecord] = []
         self.calls = 0
 
@@ -114,9 +117,12 @@ class GradientFlowMonitor:
         for l in d.layers:
             row = f"{tag}/{_row(l)}"
             a = l.log10_adjoint_h
+            g = l.log10_credit
+            far_credit = None if g is None or g.shape[0] < 2 else float(g[-1] - g[0])
             for name, v in (("log10_adjoint_h_first", float(a[0])), ("log10_adjoint_h_last", float(a[-1])),
                             ("rate_per_step", l.rate_per_step), ("horizon", l.horizon),
-                            ("far_distance", l.far_distance), ("carry_share", l.far_carry_share())):
+                            ("far_distance", l.far_distance), ("carry_share", l.far_carry_share()),
+                            ("log10_credit_far", far_credit)):
                 if v is not None and math.isfinite(v):
                     w.add_scalar(f"{row}/{name}", float(v), step)
         if self.figures:

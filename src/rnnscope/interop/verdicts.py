@@ -5,8 +5,10 @@ the advice, the plain-text summary.
                      the Jacobian products) and their batch means, the weights' facts (bounds.weight_facts),
                      the fitted rate, the horizon and the verdict
     Diagnosis        every LayerDiagnosis, the loss, ||dL/dtheta||, the advice; to_dict(), summary(), plot()
-    profile_verdict  a log10 profile y_k in words: moved by 10^3 within h steps, down "vanishing", up
-                     "exploding"; otherwise "stable over T steps" ("too short to tell" without a fitted rate)
+    profile_verdict  the one verdict: a profile of credit over the distance d in words: fallen below 10^-3 of
+                     d = 0 at d = h "vanishing", risen above 10^3 "exploding"; otherwise "stable over the
+                     measured range" ("too short to tell" without a fitted rate). It reads what the loss can
+                     see: the credit profile (per-step losses) or ||dL/dh_k|| (a last-step loss)
     first_far        the first distance d = T - k with y_k <= y_T - FAR_DECADES: the gradient from d steps
                      back is below 1e-6 of the most recent
     advice           lines for a person: distances out of reach, exploding gradients and a clipping threshold
@@ -17,8 +19,10 @@ Legend: T time, B batch, J sequences of the Jacobian-product profile.
 
 Example:
     >>> y = torch.tensor([-7.0, -5.0, -3.0, -1.0, 0.0])       # log10 of a profile over k = 1..5
-    >>> first_far(y), profile_verdict("adjoint", -1.0, 3, "fallen", 5)
-    (4, 'vanishing: ||dL/dh_k|| falls by 10^3 within 3 steps (-1.000 decades per step)')
+    >>> first_far(y)
+    4
+    >>> profile_verdict("adjoint", -1.0, 3, "fallen", 5)
+    'vanishing: credit from d steps ahead falls below 10^-3 of the immediate one at d = 3 (||dL/dh_k|| at k = t - d, -1.000 decades per step)'
 """
 
 from __future__ import annotations
@@ -62,14 +66,18 @@ class LayerDiagnosis:
     spectral_radius: float | None
     theory_verdict: str
     note: str
-    rate_per_step: float | None  # log10 per step, tail fit of the primary profile
+    rate_per_step: float | None  # log10 per step, tail fit of the primary profile (the one rate_source names)
     horizon: int | None  # first distance where the primary profile has moved by 10^3
     horizon_kind: str | None  # fallen | risen
     far_distance: int | None  # first distance where the primary profile is below 10^-6 of its value at d = 0
     last_loss_step: int  # the last step k with a direct loss term on h_k (later adjoints are exactly 0)
-    rate_source: str  # "spectral" (||ds_T/ds_k||_2) or "adjoint" (||dL/dh_k||)
+    rate_source: str  # what the verdict reads: "credit" (G(d)), "adjoint" (||dL/dh_k||) or "spectral" (||ds_T/ds_k||_2)
     verdict: str
     module: str = ""  # the recurrent submodule's path in a whole model ("encoder.rnn"); "" for a bare module
+    log10_credit: torch.Tensor | None = None  # (D+1,) G(d), d = 0..D: batch mean of log10 ||dE_t/dh_{t-d}|| (credit.py)
+    credit_case: str | None = None  # "per-step" (anchored terms E_t) | "last-step" (||dL/dh_{t-d}||) | None
+    credit_anchors: tuple = ()  # the anchor steps t of the credit profile
+    per_sequence_spectral_h: torch.Tensor | None = None  # (J, T) log10 ||dh_T/ds_k||_2, the h rows (LSTM)
 
     @staticmethod
     def _mean(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -94,6 +102,10 @@ class LayerDiagnosis:
     @property
     def log10_spectral_cc(self) -> torch.Tensor | None:
         return self._mean(self.per_sequence_spectral_cc)
+
+    @property
+    def log10_spectral_h(self) -> torch.Tensor | None:
+        return self._mean(self.per_sequence_spectral_h)
 
     @property
     def carry_share(self) -> torch.Tensor | None:
@@ -126,7 +138,8 @@ class LayerDiagnosis:
             "h_size": self.h_size, "state_size": self.state_size,
             "log10_adjoint_h": self.log10_adjoint_h, "log10_adjoint_c": self.log10_adjoint_c,
             "log10_spectral": self.log10_spectral, "log10_spectral_hh": self.log10_spectral_hh,
-            "log10_spectral_cc": self.log10_spectral_cc, "carry_share": self.carry_share,
+            "log10_spectral_cc": self.log10_spectral_cc, "log10_spectral_h": self.log10_spectral_h,
+            "carry_share": self.carry_share,
             "gradient_norm": self.gradient_norm, "log10_gradient_norm": self.log10_gradient_norm,
             "sigma_max": self.sigma_max, "sigma_max_gates": self.sigma_max_gates, "gamma": self.gamma,
             "inverse_gamma": None if not self.gamma else 1.0 / self.gamma, "spectral_radius": self.spectral_radius,
@@ -134,6 +147,7 @@ class LayerDiagnosis:
             "rate_source": self.rate_source, "horizon": self.horizon, "horizon_kind": self.horizon_kind,
             "far_distance": self.far_distance, "last_loss_step": self.last_loss_step,
             "far_carry_share": self.far_carry_share(), "verdict": self.verdict,
+            "log10_credit": self.log10_credit, "credit_case": self.credit_case, "credit_anchors": list(self.credit_anchors),
         })
 
 
@@ -198,7 +212,13 @@ class Diagnosis:
             a = d.log10_adjoint_h
             lines.append(f"    log10 ||dL/dh_k||: k = 1: {_f(a[0])}, k = T: {_f(a[-1])}"
                          + ("" if d.log10_spectral is None else
-                            f"; log10 ||ds_T/ds_k||_2 at k = 1: {_f(d.log10_spectral[0])}"))
+                            f"; log10 ||ds_T/ds_k||_2 at k = 1: {_f(d.log10_spectral[0])}")
+                         + ("" if d.log10_spectral_h is None else
+                            f"; log10 ||dh_T/ds_k||_2 (the h rows) at k = 1: {_f(d.log10_spectral_h[0])}"))
+            g = d.log10_credit
+            if g is not None and d.credit_case == "per-step":
+                lines.append(f"    credit log10 ||dE_t/dh_{{t-d}}|| (per-step loss, {len(d.credit_anchors)} anchor step(s)): "
+                             f"d = 0: {_f(g[0])}, d = {g.shape[0] - 1}: {_f(g[-1])}")
             if d.carry_share is not None:
                 lines.append(f"    carry share (k = 1): {_f(d.carry_share[0], '.3f')}")
         lines += [f"advice: {a}" for a in self.advice]
@@ -228,26 +248,36 @@ def first_far(log10: torch.Tensor, decades: float = FAR_DECADES) -> int | None:
     return horizon(log10, decades, rises=False)[0]
 
 
+_WHAT = {"credit": "||dE_t/dh_{t-d}||, per-step loss", "adjoint": "||dL/dh_k|| at k = t - d",
+         "spectral": "||ds_T/ds_k||_2 at k = T - d"}
+
+
 def profile_verdict(src: str, rate: float | None, h: int | None, kind: str | None, T: int) -> str:
-    """The verdict of a profile of T steps: src "spectral" (||ds_T/ds_k||_2) or "adjoint" (||dL/dh_k||), its
-    fitted rate (log10 per step, bounds.fitted_rate) and its horizon h of kind "fallen" / "risen" / None
-    (bounds.horizon)."""
-    what = "||ds_T/ds_k||_2" if src == "spectral" else "||dL/dh_k||"
-    r = "" if rate is None else f" ({rate:+.3f} decades per step)"
+    """THE verdict (diagnose, and through it the monitor and the CLI): a log10 profile of credit over the
+    distances d = 0..T-1 in words, from its fitted rate (log10 per step, bounds.fitted_rate) and its horizon h
+    of kind "fallen" / "risen" / None (bounds.horizon: the first d where it has moved by 10^3 from d = 0).
+
+    src names the quantity. diagnose reads what the loss can see: "credit" (per-step losses L = sum_t E_t: the
+    credit profile G(d) = log10 ||dE_t/dh_{t-d}||, credit.py) or "adjoint" (a last-step loss: ||dL/dh_k||,
+    d = t - k); "spectral" (||ds_T/ds_k||_2) only when neither exists. A flat ||dL/dh_k|| under per-step losses
+    says nothing: the credit profile of a vanilla RNN whose credit dies within 20 steps reads "vanishing".
+    """
+    what = _WHAT.get(src, src)
+    r = "" if rate is None else f", {rate:+.3f} decades per step"
     if kind == "fallen":
-        return f"vanishing: {what} falls by 10^3 within {h} steps{r}"
+        return f"vanishing: credit from d steps ahead falls below 10^-3 of the immediate one at d = {h} ({what}{r})"
     if kind == "risen":
-        return f"exploding: {what} rises by 10^3 within {h} steps{r}"
+        return f"exploding: credit from d steps ahead rises above 10^3 of the immediate one at d = {h} ({what}{r})"
     if rate is None:
-        return f"too short to tell: {what} stays within 10^3 over {T} steps"
-    return f"stable over {T} steps: {what} stays within 10^3{r}"
+        return f"too short to tell: {what} stays within 10^3 over d = 0..{T - 1}"
+    return f"stable over the measured range (d = 0..{T - 1}): credit stays within 10^3 of the immediate one ({what}{r})"
 
 
 def advice(layers: tuple[LayerDiagnosis, ...], log10_norm: float | None, T: int) -> tuple[str, ...]:
     """The advice lines of a diagnosis of T steps, from its layers and log10 ||dL/dtheta|| (None: not computed)."""
     out = []
     for d in layers:
-        what = "||ds_T/ds_k||_2" if d.rate_source == "spectral" else "||dL/dh_k||"
+        what = _WHAT.get(d.rate_source, d.rate_source)
         if d.far_distance is not None:
             out.append(f"{d.name}: the gradient from {d.far_distance} steps back is below 1e-{FAR_DECADES:.0f} of the "
                        f"most recent ({what}); dependencies longer than that are out of reach of this model")
