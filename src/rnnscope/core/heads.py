@@ -20,9 +20,8 @@ import torch
 from .errors import InputError
 from .vocab import LOSS_AT, LOSSES
 
-__all__ = ["Head", "HEAD_KINDS", "LOSS_AT"]
+__all__ = ["Head", "LOSS_AT"]
 
-HEAD_KINDS = LOSSES  # the losses of a linear read-out (core.vocab)
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,8 @@ class Head:
     kind: str = "mse"
 
     def __post_init__(self) -> None:
-        if self.kind not in HEAD_KINDS:
-            raise InputError(f"head: expected one of {', '.join(HEAD_KINDS)}, got {self.kind!r}")
+        if self.kind not in LOSSES:
+            raise InputError(f"head: expected one of {', '.join(LOSSES)}, got {self.kind!r}")
         if not isinstance(self.W_hy, torch.Tensor) or self.W_hy.dim() != 2:
             raise InputError(f"W_hy: expected a matrix (O, S), got {getattr(self.W_hy, 'shape', self.W_hy)!r}")
         O = self.W_hy.shape[0]
