@@ -1,8 +1,13 @@
 """GradientFlowMonitor in a training loop: records on the right steps, recorded profiles against step-by-step
-autograd at the weights of that step, TensorBoard scalars read back from the event file, and the plot's data."""
+autograd at the weights of that step, TensorBoard scalars read back from the event file, and the plot's data.
+A whole char-LM (tests/test_diagnose_model.py's, trained on pydoc_data.topics): every record equal to diagnose
+called directly at that step, its adjoints against the nn.LSTMCell-loop reference, the gradient-norm history
+against sqrt(sum ||p.grad||^2) computed with torch after each backward, the clip threshold against
+numpy.percentile."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -13,6 +18,9 @@ from torch import nn
 
 from rnnscope.core.errors import InputError
 from rnnscope.interop.monitor import GradientFlowMonitor
+from rnnscope.interop.diagnose import diagnose
+from test_diagnose_model import CharLM, batch, ce, max_rel_error
+from test_diagnose_model import reference as model_reference
 from torch_reference import log10_norms, make_module, module_grad_norm, reference
 
 F64 = torch.float64
@@ -56,6 +64,9 @@ def test_records_every_n_steps_equal_autograd_at_that_step():
             torch.testing.assert_close(ld.per_sequence_adjoint_c, log10_norms(ref["gc"][(ld.layer, 0)]), rtol=0, atol=1e-9)
         assert r.diagnosis.gradient_norm == pytest.approx(gn, rel=1e-10)
         assert r.diagnosis.loss == pytest.approx(ref["loss"], rel=1e-12)
+        # the history: the module's own ||dL/dtheta|| read from p.grad at every step, here at the recorded ones
+        assert mon.grad_norms[r.step] == pytest.approx(gn, rel=1e-10)
+    assert list(mon.grad_norm_steps) == list(range(7))
 
 
 def test_tensorboard_receives_the_scalars_and_the_figure(tmp_path):
@@ -64,7 +75,7 @@ def test_tensorboard_receives_the_scalars_and_the_figure(tmp_path):
 
     rnn = make_module("gru", 1, False, False, True, scale=0.6)
     with SummaryWriter(str(tmp_path)) as w:
-        mon = GradientFlowMonitor(rnn, every=2, writer=w)
+        mon = GradientFlowMonitor(rnn, every=2, writer=w, figure_every=1)
         snaps = _train(mon, steps=5)
     acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0, "images": 0})
     acc.Reload()
@@ -111,3 +122,143 @@ def test_plot_history_and_errors(tmp_path):
             GradientFlowMonitor(rnn, **bad)
     with pytest.raises(InputError, match="expected nn.RNN"):
         GradientFlowMonitor(nn.Linear(2, 2))
+
+
+# ----------------------------------------------------------------------------------- a whole char-LM
+
+def _norm_reference(model) -> float:
+    """sqrt(sum_p ||p.grad||^2) over the parameters with a grad, by plain torch sums in float64."""
+    return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters() if p.grad is not None)))
+
+
+def _train_lm(mon, steps: int, keep: int | None = None, direct: bool = True):
+    """A user's char-LM loop (Adam, real text, cross-entropy at every step), the monitor called after backward and
+    before opt.step(). At each record step: the diagnosis diagnose() gives when called directly on the model (with
+    the independent norm history), and the cell-loop reference on a copy. Returns per-step losses, norms, and
+    {step: (direct diagnosis, reference)}."""
+    model = mon.model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses, norms, at = [], [], {}
+    for i in range(steps):
+        w = batch(20, 4, 1000 + i)
+        x, y = w[:, :-1], w[:, 1:]
+        loss = ce(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        losses.append(float(loss.detach()))
+        norms.append(_norm_reference(model))
+        if i % mon.every == 0:
+            past = norms if keep is None else norms[-keep:]
+            d = diagnose(model, x, ce, targets=y, gradient_history=list(past), **mon.options) if direct else None
+            at[i] = d, model_reference(copy.deepcopy(model), x, lambda out, y=y: ce(out, y))
+        grads = [p.grad.clone() for p in model.parameters()]
+        got = mon.step(x, ce, targets=y)
+        assert (got is not None) == (i % mon.every == 0)
+        assert all(torch.equal(g, p.grad) for g, p in zip(grads, model.parameters()))  # the user's gradients intact
+        opt.step()
+    return losses, norms, at
+
+
+def _lm(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return CharLM("lstm", H=16).double()
+
+
+def _plain(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k != "seconds"}
+
+
+def test_whole_char_lm_records_equal_diagnose_at_that_step_and_the_norm_history():
+    mon = GradientFlowMonitor(_lm(), every=3, history=5)
+    assert "rnn (LSTM)" in repr(mon) and mon.modules == ("rnn (LSTM)",)
+    losses, norms, at = _train_lm(mon, steps=8, keep=5)
+    assert losses[-1] < losses[0]  # it learns from the text
+    assert [r.step for r in mon.history] == [0, 3, 6] and mon.calls == 8
+    for r in mon.history:
+        d, (loss, ref) = r.diagnosis, at[r.step][1]
+        assert _plain(d.to_dict()) == _plain(at[r.step][0].to_dict())  # every number of diagnose at that step
+        assert d.loss == pytest.approx(losses[r.step], rel=1e-12) == loss  # the training step's own loss
+        assert [(ld.module, ld.layer) for ld in d.layers] == [("rnn", 0), ("rnn", 1)]
+        assert max_rel_error(d, ref) < 1e-9  # dL/dh_k, dL/dc_k against autograd through nn.LSTMCell loops
+    assert not torch.allclose(mon.history[0].diagnosis.layers[0].log10_adjoint_h,
+                              mon.history[-1].diagnosis.layers[0].log10_adjoint_h)  # training moved it
+    # the bounded history: the last 5 of sqrt(sum ||p.grad||^2), and AutoClip's 10th percentile of them
+    assert list(mon.grad_norms) == pytest.approx(norms[-5:], rel=1e-12) and list(mon.grad_norm_steps) == [3, 4, 5, 6, 7]
+    assert len(set(norms)) == len(norms)
+    assert mon.clip_threshold() == pytest.approx(float(np.percentile(norms[-5:], 10)), rel=1e-12)
+    assert mon.clip_threshold(50) == pytest.approx(float(np.median(norms[-5:])), rel=1e-12)
+    assert mon.to_dict()["grad_norms"] == pytest.approx(norms[-5:], rel=1e-12)
+    assert mon.seconds["diagnose"] > 0 and mon.seconds["norm"] > 0 and mon.seconds["write"] == mon.seconds["figure"] == 0
+
+
+def test_whole_char_lm_tensorboard_tags_read_back(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path)) as w:
+        mon = GradientFlowMonitor(_lm(1), every=2, writer=w, figure_every=2)
+        losses, norms, at = _train_lm(mon, steps=7, direct=False)
+    acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    assert [e.step for e in acc.Images("gradient_flow/profile")] == [0, 4]  # the 1st and 3rd of the records at 0, 2, 4, 6
+
+    def series(tag, steps):
+        ev = acc.Scalars(tag)
+        assert [e.step for e in ev] == steps, tag
+        return [e.value for e in ev]
+
+    assert series("gradient_flow/grad_norm_step", list(range(7))) == pytest.approx(norms, rel=1e-6)
+    # the clip threshold at each record with >= 2 norms: numpy.percentile(history so far, 10)
+    assert series("gradient_flow/clip_threshold", [2, 4, 6]) == pytest.approx(
+        [float(np.percentile(norms[:s + 1], 10)) for s in (2, 4, 6)], rel=1e-6)
+    assert series("gradient_flow/loss", [0, 2, 4, 6]) == pytest.approx([losses[s] for s in (0, 2, 4, 6)], rel=1e-6)
+    for layer in (0, 1):  # rows named by the module path; log10 ||dL/dh_1|| (batch mean) from the cell loop
+        first = [float(torch.log10(at[s][1][1][("rnn", layer, 0)][0][:, 0]).mean()) for s in (0, 2, 4, 6)]
+        assert series(f"gradient_flow/rnn.L{layer}_fwd/log10_adjoint_h_first", [0, 2, 4, 6]) == pytest.approx(first, rel=1e-6)
+        last = [float(torch.log10(at[s][1][1][("rnn", layer, 0)][0][:, -1]).mean()) for s in (0, 2, 4, 6)]
+        assert series(f"gradient_flow/rnn.L{layer}_fwd/log10_adjoint_h_last", [0, 2, 4, 6]) == pytest.approx(last, rel=1e-6)
+        assert f"gradient_flow/rnn.L{layer}_fwd/carry_share" in tags["scalars"]
+    assert "gradient_flow/gradient_norm" in tags["scalars"] and mon.figures_written == 2
+    assert mon.seconds["write"] > 0 and mon.seconds["figure"] > 0
+
+
+class _ScalarsOnly:
+    def __init__(self):
+        self.got = []
+
+    def add_scalar(self, tag, value, step):
+        self.got.append((tag, value, step))
+
+
+def test_whole_model_errors_and_steps_without_gradients():
+    for model, match in [(nn.Sequential(nn.Linear(2, 2), nn.Tanh()), r"model: expected nn\.RNN.*got Sequential with none"),
+                         ("lstm", r"expected nn\.RNN")]:
+        with pytest.raises(InputError, match=match):
+            GradientFlowMonitor(model)
+    lm = _lm(2)
+    for bad, match in [(dict(every=0), r"every: expected a positive integer, got 0"),
+                       (dict(every=2.5), r"every: expected a positive integer, got 2\.5"),
+                       (dict(history=0), r"history: expected a positive integer, got 0"),
+                       (dict(figure_every=0), r"figure_every: expected a positive integer, got 0"),
+                       (dict(writer=object()), r"writer: expected a SummaryWriter \(add_scalar, add_figure\), got object"),
+                       (dict(writer=_ScalarsOnly()), r"writer: expected .*add_figure.*, got _ScalarsOnly")]:
+        with pytest.raises(InputError, match=match):
+            GradientFlowMonitor(lm, **bad)
+    w = batch(10, 2, 5)
+    x, y = w[:, :-1], w[:, 1:]
+    mon = GradientFlowMonitor(lm, every=1, writer=_ScalarsOnly(), figures=False)
+    with pytest.raises(InputError, match=r"loss_fn: expected a loss function .*got None"):
+        mon.step(x)  # a whole model needs the training step's loss
+    lm.zero_grad(set_to_none=True)
+    d = mon.step(x, ce, targets=y)  # no backward yet: no norm recorded, the diagnosis still taken
+    assert len(mon.grad_norms) == 0 and mon.clip_threshold() is None and d is mon.history[-1].diagnosis
+    assert "gradient_flow/grad_norm_step" not in {t for t, _, _ in mon.writer.got}
+    ce(lm(x), y).backward()
+    mon.step(x, ce, targets=y)
+    mon.step(x, ce, targets=y, global_step=40)
+    assert list(mon.grad_norm_steps) == [2, 40] and mon.grad_norms[0] == mon.grad_norms[1] == pytest.approx(
+        _norm_reference(lm), rel=1e-12)
+    got = {(t, s): v for t, v, s in mon.writer.got}
+    assert got[("gradient_flow/clip_threshold", 40)] == pytest.approx(_norm_reference(lm), rel=1e-12)
+    assert ("gradient_flow/clip_threshold", 2) not in got  # one norm only at step 2

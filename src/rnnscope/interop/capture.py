@@ -15,9 +15,23 @@ leaves, so that autograd of the user's loss L gives, for each call, the direct t
 push_back(call, ...) then sends the sweep's dL/dx (and dL/dh0) into the graph that produced m's input, which
 accumulates onto the leaves of earlier calls (an encoder feeding a decoder) before they are processed.
 
-Refused in this version (InputError): a PackedSequence input, a module called more than once per forward.
-A module with dropout between layers in train mode is set to eval mode for the forward (the re-run has no
-dropout) and restored afterwards; the call records it in `notes`.
+A PackedSequence input (pack_padded_sequence / pack_sequence, sorted or not) is unpacked
+(pad_packed_sequence, in the module's layout, the original batch order: T = the longest length) and re-run
+with its lengths (rerun(..., lengths=L): every trace's steps k > L_b frozen, s_k = s_{L_b}); the output leaf
+is the padded output (zeros beyond L_b) and the module returns it packed like its input, differentiably
+
+    out (module layout, padded leaf) -> PackedSequence(out[t, sorted[:batch_sizes[t]]] over t, batch_sizes,
+                                                       sorted_indices, unsorted_indices)   (_pack_like)
+
+so that the user's pad_packed_sequence (or .data) reads the leaf and dL/d(out) is zero beyond each length;
+h_n, c_n in the original batch order, as torch returns them. Call.packed keeps the input PackedSequence,
+Call.lengths its lengths (B,), Call.x its .data (the tensor of the user's graph); push_back re-packs dL/dx
+(padded, module layout) with the same indices onto .data, so that an embedding before pack_padded_sequence
+receives it. A note says "NAME: packed input, steps beyond each sequence's length (L = lo..hi) excluded".
+
+Refused in this version (InputError): a module called more than once per forward. A module with dropout
+between layers in train mode is set to eval mode for the forward (the re-run has no dropout) and restored
+afterwards; the call records it in `notes`.
 
 Legend: T time, B batch, D input size, P size of h, H cell size (LSTM's c).
 """
@@ -28,6 +42,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from ..core.errors import InputError
 from .torch_models import SUPPORTED_MODULES, StackRun, rerun
@@ -41,12 +56,14 @@ class Call:
 
     name: str  # its path in model.named_modules()
     module: nn.Module
-    x: torch.Tensor  # the input it received (the user's graph), module layout
+    x: torch.Tensor  # the input it received (the user's graph), module layout; a packed input's .data
     hx: tuple  # () or (h0,) or (h0, c0) as given (the user's graph)
     run: StackRun  # the exact re-run
     leaves: tuple  # (output, h_n) or (output, h_n, c_n): the leaves substituted for its return value
     agreement: float  # max |re-run - module's own output| / max(1, max |output|)
     grads: list = field(default_factory=list)  # accumulated dL/d(leaf), one per leaf (None: not reached yet)
+    packed: PackedSequence | None = None  # the PackedSequence it received, or None (a padded tensor)
+    lengths: torch.Tensor | None = None  # (B,) int64 the packed input's lengths (original batch order), or None
 
 
 def recurrent_submodules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -58,6 +75,17 @@ def _hx_parts(hx) -> tuple:
     if hx is None:
         return ()
     return tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+
+
+def _pack_like(y: torch.Tensor, like: PackedSequence, batch_first: bool) -> PackedSequence:
+    """y (T, B, ...) time-major, or (B, T, ...) with batch_first, padded in the original batch order -> a
+    PackedSequence with like's batch_sizes and indices (rows (t, sorted[j]) for j < batch_sizes[t]); differentiable."""
+    y = y.transpose(0, 1) if batch_first else y  # (T, B, ...)
+    bs = like.batch_sizes  # (T,) int64 on the CPU
+    order = torch.arange(y.shape[1]) if like.sorted_indices is None else like.sorted_indices.cpu()
+    t = torch.repeat_interleave(torch.arange(bs.numel()), bs)  # (N,): the step of each row of .data
+    b = torch.cat([order[:n] for n in bs.tolist()])  # (N,): its sequence, in the original batch order
+    return PackedSequence(y[t.to(y.device), b.to(y.device)], bs, like.sorted_indices, like.unsorted_indices)
 
 
 def capture_forward(model: nn.Module, inputs) -> tuple[object, list[Call], list[str]]:
@@ -83,17 +111,22 @@ def capture_forward(model: nn.Module, inputs) -> tuple[object, list[Call], list[
         def f(mod, a, kw, output):
             x = a[0] if a else kw.get("input")
             hx = a[1] if len(a) > 1 else kw.get("hx")
-            if isinstance(x, nn.utils.rnn.PackedSequence):
-                raise InputError(f"{name}: expected a padded tensor input, got a PackedSequence (not supported yet: "
-                                 f"pass the padded batch, or diagnose the module on its padded input)")
             if any(c.name == name for c in calls):
                 raise InputError(f"{name}: expected one call per forward, got a second call (a module used in a "
                                  f"loop over time is not supported yet)")
             parts = _hx_parts(hx)
             h0 = None if not parts else tuple(p.detach() for p in parts) if len(parts) > 1 else parts[0].detach()
+            packed, lengths, own = None, None, output[0]
+            if isinstance(x, PackedSequence):  # unpacked: (T, B, D) / (B, T, D), T = the longest, original order
+                packed = x
+                x, lengths = pad_packed_sequence(packed, batch_first=mod.batch_first)
+                T = x.shape[1 if mod.batch_first else 0]
+                own = pad_packed_sequence(own, batch_first=mod.batch_first, total_length=T)[0]  # zeros beyond L_b
+                lo, hi = int(lengths.min()), int(lengths.max())
+                notes.append(f"{name}: packed input, steps beyond each sequence's length "
+                             f"(L = {lo if lo == hi else f'{lo}..{hi}'}) excluded")
             with torch.no_grad():
-                run = rerun(mod, x.detach(), h0=h0)
-            own, own_h = output[0], output[1]
+                run = rerun(mod, x.detach(), h0=h0, lengths=lengths)
             out = run.module_output().to(own.dtype)
             hn = run.h_n[:, 0] if run.unbatched else run.h_n
             leaves = [out, hn.to(own.dtype)]
@@ -102,8 +135,10 @@ def capture_forward(model: nn.Module, inputs) -> tuple[object, list[Call], list[
             leaves = tuple(v.detach().clone().requires_grad_(True) for v in leaves)
             with torch.no_grad():
                 agree = float((out - own).abs().max()) / max(1.0, float(own.abs().max())) if own.numel() else 0.0
-            calls.append(Call(name, mod, x, parts, run, leaves, agree, [None] * len(leaves)))
-            return (leaves[0], (leaves[1], leaves[2])) if len(leaves) == 3 else (leaves[0], leaves[1])
+            calls.append(Call(name, mod, x if packed is None else packed.data, parts, run, leaves, agree,
+                              [None] * len(leaves), packed, lengths))
+            y = leaves[0] if packed is None else _pack_like(leaves[0], packed, mod.batch_first)
+            return (y, (leaves[1], leaves[2])) if len(leaves) == 3 else (y, leaves[1])
         return f
 
     handles = [m.register_forward_hook(hook(n or type(m).__name__), with_kwargs=True) for n, m in subs]
@@ -138,10 +173,13 @@ def accumulate(calls: list[Call], outputs: list[torch.Tensor], grads: list[torch
 
 
 def push_back(call: Call, earlier: list[Call], gx: torch.Tensor | None, g0: tuple) -> None:
-    """Send dL/dx (module layout) and dL/dh0 (dL/dc0) of one call into the graph behind its input and initial
-    state, accumulating onto the leaves of the earlier calls."""
+    """Send dL/dx (module layout; padded for a packed input) and dL/dh0 (dL/dc0) of one call into the graph
+    behind its input and initial state, accumulating onto the leaves of the earlier calls. A packed input's
+    dL/dx is re-packed with its indices onto its .data (the rows beyond each length are not part of it)."""
     outs, grads = [], []
     if gx is not None:
+        if call.packed is not None:
+            gx = _pack_like(gx, call.packed, call.run.batch_first).data  # (N, D): .data's layout
         outs.append(call.x)
         grads.append(gx.to(call.x.dtype))
     for p, g in zip(call.hx, g0):

@@ -73,7 +73,8 @@ from .layer_flow import LN10, gate_sigmas, sweep_stack
 from .capture import accumulate, capture_forward, push_back
 from .credit import credit_of
 from .torch_models import StackRun, module_kind, rerun
-from .verdicts import FAR_DECADES, Diagnosis, LayerDiagnosis, advice, first_far, profile_verdict
+from .advice import advice, clip_threshold, gate_facts
+from .verdicts import FAR_DECADES, Diagnosis, LayerDiagnosis, first_far, profile_verdict
 
 __all__ = ["Diagnosis", "LayerDiagnosis", "diagnose", "target_loss", "FAR_DECADES"]
 
@@ -171,7 +172,7 @@ def target_loss(kind: str, targets, *, batch_first: bool = False) -> Callable:
 
 def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, jacobian: bool = True,
              jacobian_sequences: int | None = 4, attribution: bool = True, gradient_norm: bool = True,
-             dtype: torch.dtype | None = None, credit_anchors: int = 4) -> Diagnosis:
+             dtype: torch.dtype | None = None, credit_anchors: int = 4, gradient_history=None) -> Diagnosis:
     """Exact per-step gradient flow of every layer and direction of a recurrent model (see the module docstring).
 
     inputs      (T, D) unbatched, (T, B, D), or (B, T, D) when the module is batch_first; tensor or numpy
@@ -221,7 +222,7 @@ skips it, and the verdict then reads ||ds_T/ds_k||_2 when computed, else ||dL/dh
         raise InputError(f"credit_anchors: expected a non-negative integer, got {credit_anchors!r}")
     if isinstance(model, torch.nn.Module) and not isinstance(model, torch.nn.RNNBase) and not _is_bare(model):
         return _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequences, attribution,
-                               gradient_norm, dtype, start, credit_anchors)
+                               gradient_norm, dtype, start, credit_anchors, gradient_history)
     kind = module_kind(model)
     run = rerun(model, inputs, dtype=dtype)
     _check_finite(run)
@@ -230,7 +231,7 @@ skips it, and the verdict then reads ||ds_T/ds_k||_2 when computed, else ||dL/dh
     cr = credit_of(run, up, res, credit_anchors) if credit_anchors else {}
     layers, nj = _layer_results(run, res, "", jacobian, jacobian_sequences, cr)
     return _result(kind, layers, run.output.shape[0], run.output.shape[1], run.num_layers, run.num_directions, loss,
-                   loss_kind, nj, run.output.dtype, (), start)
+                   loss_kind, nj, run.output.dtype, (), start, gradient_history)
 
 
 def _is_bare(model) -> bool:
@@ -269,6 +270,7 @@ def _layer_results(run: StackRun, res: dict, module: str, jacobian: bool, jacobi
             if blocks:
                 hh, cc, sh = jp.log10_blocks[:, 0], jp.log10_blocks[:, 1], jp.log10_blocks[:, 2]
         facts = weight_facts(cell)
+        gf = gate_facts(cell, tr)
         cp = credit.get((r.layer, r.direction))
         # the verdict reads what the loss can see: the credit profile G(d) (per-step losses), else ||dL/dh_k||
         # (a last-step loss: G(d) is that profile reversed; also where no E_t reads this direction, G(0) = 0);
@@ -293,12 +295,14 @@ def _layer_results(run: StackRun, res: dict, module: str, jacobian: bool, jacobi
             rate_per_step=rate, horizon=hz, horizon_kind=hk, far_distance=far, last_loss_step=o["t_last"], rate_source=src,
             verdict=profile_verdict(src, rate, hz, hk, primary.shape[0]), module=module,
             log10_credit=None if cp is None else cp.log10_credit, credit_case=None if cp is None else cp.case,
-            credit_anchors=() if cp is None else cp.anchors))
+            credit_anchors=() if cp is None else cp.anchors, forget_gate=gf.get("forget_gate"),
+            forget_bias=gf.get("forget_bias"), forget_rest=gf.get("forget_rest"), update_gate=gf.get("update_gate"),
+            attribution_sequences=B if o["share"] is not None else 0))
     return layers, nj
 
 
 def _result(kind: str, layers: list, T: int, B: int, num_layers: int, num_directions: int, loss: float,
-            loss_kind: str, nj: int, dtype: torch.dtype, notes: tuple, start: float) -> Diagnosis:
+            loss_kind: str, nj: int, dtype: torch.dtype, notes: tuple, start: float, history=None) -> Diagnosis:
     lg = [d.log10_gradient_norm for d in layers if d.log10_gradient_norm is not None]
     total = None
     if lg and len(lg) == len(layers):
@@ -308,7 +312,8 @@ def _result(kind: str, layers: list, T: int, B: int, num_layers: int, num_direct
     return Diagnosis(model=kind, T=T, batch=B, num_layers=num_layers, num_directions=num_directions,
                      loss=loss, loss_kind=loss_kind, layers=layers, log10_gradient_norm=total,
                      jacobian_sequences=nj, dtype=str(dtype).removeprefix("torch."),
-                     advice=advice(layers, total, T), seconds=time.perf_counter() - start, notes=tuple(notes))
+                     advice=advice(layers, total, T, history=history), seconds=time.perf_counter() - start, notes=tuple(notes),
+                     clip_source=clip_threshold(total, history)[1])
 
 
 # ---------------------------------------------------------------------------------- a whole model
@@ -336,7 +341,7 @@ def _model_loss(output, loss_fn, targets) -> torch.Tensor:
 
 
 def _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequences, attribution, gradient_norm,
-                    dtype, start, credit_anchors=4) -> Diagnosis:
+                    dtype, start, credit_anchors=4, history=None) -> Diagnosis:
     """diagnose for any nn.Module that uses nn.RNN / LSTM / GRU submodules (capture.py), calls in reverse order:
 
         direct terms  u = dL/d(output), dL/dh_n, dL/dc_n of a call: autograd of the user's loss on its leaves
@@ -348,6 +353,9 @@ def _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequence
                          f"model.to(dtype)), got {dtype}")
     output, calls, notes = capture_forward(model, inputs)
     for c in calls:
+        if c.run.lengths is not None:  # capture re-runs packed input exactly; the sweep does not mask its padding yet
+            raise InputError(f"{c.name}: expected a padded tensor input, got a PackedSequence (not supported yet by "
+                             f"diagnose: pass the padded batch)")
         _check_finite(c.run, c.name)
     L = _model_loss(output, loss_fn, targets)
     accumulate(calls, [L], [torch.ones((), dtype=L.dtype)])
@@ -385,4 +393,4 @@ def _diagnose_model(model, inputs, loss_fn, targets, jacobian, jacobian_sequence
     kind = f"{type(model).__name__} (" + ", ".join(f"{c.name}: {module_kind(c.module)}" for c in calls) + ")"
     return _result(kind, layers, max(r.output.shape[0] for r in runs), runs[0].output.shape[1],
                    sum(r.num_layers for r in runs), max(r.num_directions for r in runs), float(L.detach()), "loss_fn",
-                   nj, runs[0].output.dtype, tuple(notes), start)
+                   nj, runs[0].output.dtype, tuple(notes), start, history)

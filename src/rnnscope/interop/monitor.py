@@ -1,53 +1,101 @@
-"""GradientFlowMonitor: the per-step gradient flow of a recurrent module, recorded during a user's own training loop.
+"""GradientFlowMonitor: the gradient flow of a recurrent model, recorded during a user's own training loop.
 
-Call pattern (one line in the loop; the monitor counts the calls and diagnoses every `every`-th, the first
-included):
+Call pattern (one line in the loop, after loss.backward() and before opt.step(); the monitor counts the calls
+and diagnoses every `every`-th, the first included):
 
-    monitor = GradientFlowMonitor(model.rnn, every=100, writer=SummaryWriter("runs/x"))
-    for batch in data:
-        out, _ = model.rnn(batch.x)                     # the user's own step, untouched
-        loss = F.mse_loss(model.head(out), batch.y)
-        opt.zero_grad(); loss.backward(); opt.step()
-        monitor.step(batch.x, lambda out: F.mse_loss(model.head(out), batch.y))
-    monitor.plot("flow.png")                            # the profiles over training
-    monitor.history[-1].diagnosis.summary()             # the latest verdicts and advice
+    model = CharLM()                      # any nn.Module with nn.RNN / LSTM / GRU submodules, or one of them
+    monitor = GradientFlowMonitor(model, every=100, writer=SummaryWriter("runs/x"))
+    loss_fn = lambda logits, y: F.cross_entropy(logits.flatten(0, 1), y.flatten())   # the training step's loss
+    for x, y in data:
+        loss = loss_fn(model(x), y)                       # the user's own step, untouched
+        opt.zero_grad(); loss.backward()
+        monitor.step(x, loss_fn, targets=y)               # reads p.grad: after backward, before zero_grad
+        opt.step()
+    monitor.history[-1].diagnosis.summary()               # the latest verdicts and advice (AutoClip's clip)
+    monitor.plot("flow.png")                              # the profiles over training
 
-step(inputs, loss_fn=None, *, targets=None, global_step=None) runs rnnscope.interop.diagnose(module, inputs,
-loss_fn, targets=targets) (with the monitor's options) on every `every`-th call, appends a MonitorRecord
-(the training step and the Diagnosis) to `history`, and, with a TensorBoard SummaryWriter, writes under
-`tag` (default "gradient_flow"):
+What step(inputs, loss_fn=None, *, targets=None, global_step=None) does, call t (t = 0, 1, ...):
 
-    <tag>/loss, <tag>/gradient_norm (||dL/dtheta|| of the module)                                  scalars
-    <tag>/<L0_fwd>/log10_adjoint_h_first  log10 ||dL/dh_1|| (batch mean)  .../log10_adjoint_h_last (k = T)
-    <tag>/<L0_fwd>/rate_per_step, horizon (when found), far_distance (when found), carry_share (far_carry_share)
-    <tag>/<L0_fwd>/log10_credit_far    G(D) - G(0): the credit from the farthest measured distance, relative
-    <tag>/profile                                                                                  the figure
+    every call        n_t = ||dL/dtheta||_2 = sqrt(sum_p ||p.grad||_2^2) over the model's parameters p that
+                      have a .grad (None skipped; the norm clip_grad_norm_(model.parameters()) sees), read from
+                      p.grad, no autograd: one 2-norm per tensor (torch._foreach_norm), then the 2-norm of those
+                      in float64. Appended to `grad_norms` (the last `history` of them). With no .grad at all
+                      (step() called before any backward) nothing is appended.
+    t % every == 0    d = diagnose(model, inputs, loss_fn, targets=targets, gradient_history=list(grad_norms)
+                      (None while empty), **options): a MonitorRecord(step, d) appended to `history`. loss_fn is the training step's
+                      own loss, the same function of the model's output (and targets) that made `loss`
+                      (required for a whole model: diagnose's InputError otherwise). diagnose re-runs the
+                      forward from the weights at the call, so called before opt.step() its L is the training
+                      step's loss and its profiles are those of the gradient in p.grad (called after opt.step(),
+                      they are the updated weights'; n_t is the step's either way)
+    clip threshold    c = numpy.percentile(the finite n in grad_norms, 10) (linear interpolation; >= 2 of them):
+                      AutoClip's threshold (Seetharaman et al. 2020, p = 10), the one the advice reads from the
+                      same gradient_history (clip_threshold())
 
-The module is only read (its weights at the call); the diagnosis runs without touching its gradients.
-Options default to the cheap ones: the adjoint profile, the gradient norm and the gate attribution; the
-Jacobian-product profile (O(T S^3)) only with jacobian=True (on jacobian_sequences sequences).
+The model is only read: diagnose leaves p.grad as it found it, so opt.step() after step() sees the user's
+gradients. Options default to the cheap ones (the adjoint profile, ||dL/dtheta|| of the recurrent
+submodules, the gate attribution, the credit profile); the Jacobian-product profile (O(T S^3)) only with
+jacobian=True (on jacobian_sequences sequences). Thread counts are left to diagnose.
 
-Example (no writer: the records stay in `history`):
+With a TensorBoard SummaryWriter, under `tag` (default "gradient_flow"), at step s (global_step, default t):
+
+    <tag>/grad_norm_step        n_t, every call that has one (the history's value)                     scalar
+    <tag>/clip_threshold        c, at each record (when >= 2 finite norms)                             scalar
+    <tag>/loss                  diagnose's L, at each record                                           scalar
+    <tag>/gradient_norm         diagnose's ||dL/dtheta|| (the recurrent submodules' parameters only)   scalar
+    <tag>/<row>/log10_adjoint_h_first  log10 ||dL/dh_1|| (batch mean), .../log10_adjoint_h_last (k = T)
+    <tag>/<row>/rate_per_step, horizon, far_distance (when found), carry_share (far_carry_share),
+    <tag>/<row>/log10_credit_far       G(D) - G(0): the credit from the farthest measured distance, relative
+    <tag>/profile               the diagnosis figure (Diagnosis.plot), at every figure_every-th record  image
+                                (the first included; default 5: rendering it takes ~0.5 s on a 2-core CPU,
+                                about 4 steps of the char-LM of benchmarks/monitor.py; 1: at every record)
+
+row: "L0_fwd", "L1_rev", ... for a bare module; "<module path>.L0_fwd" for a whole model ("rnn.L0_fwd",
+"encoder.rnn.L1_fwd"). `seconds` keeps the monitor's own cost, cumulative: "norm" (the gradient norms),
+"diagnose", "write" (the scalars), "figure" (Diagnosis.plot and add_figure).
+
+Example (a bare module, no writer, no training: no .grad, so no norms; the records stay in `history`):
     >>> import torch
     >>> mon = GradientFlowMonitor(torch.nn.GRU(2, 8), every=2)
     >>> for i in range(5):
     ...     _ = mon.step(torch.randn(20, 4, 2))
-    >>> [r.step for r in mon.history], mon.history[-1].diagnosis.layers[0].log10_adjoint_h.shape
-    ([0, 2, 4], torch.Size([20]))
+    >>> [r.step for r in mon.history], mon.history[-1].diagnosis.layers[0].log10_adjoint_h.shape, len(mon.grad_norms)
+    ([0, 2, 4], torch.Size([20]), 0)
+
+A whole model (embedding -> LSTM -> head) in a training loop:
+    >>> lm = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.LSTM(4, 8, batch_first=True))
+    >>> mon = GradientFlowMonitor(lm, every=3)
+    >>> mon
+    GradientFlowMonitor(Sequential: 1 (LSTM), every=3, calls=0, records=0, norms=0)
+    >>> loss_fn = lambda out: out[0].pow(2).mean()
+    >>> for i in range(4):
+    ...     ids = torch.randint(0, 10, (3, 12))
+    ...     lm.zero_grad(); loss_fn(lm(ids)).backward()
+    ...     _ = mon.step(ids, loss_fn)
+    >>> [r.step for r in mon.history], len(mon.grad_norms), [l.module for l in mon.history[0].diagnosis.layers]
+    ([0, 3], 4, ['1'])
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+import torch
+
+from .capture import recurrent_submodules
 from .diagnose import Diagnosis, diagnose
 from ..core.errors import InputError
 from ..core.results import jsonable
-from .torch_models import module_kind
+from .torch_models import SUPPORTED_MODULES, module_kind
 
-__all__ = ["GradientFlowMonitor", "MonitorRecord"]
+__all__ = ["GradientFlowMonitor", "MonitorRecord", "grad_norm", "CLIP_PERCENTILE"]
+
+CLIP_PERCENTILE = 10.0  # AutoClip's p (Seetharaman et al. 2020), the advice's default
 
 
 @dataclass(frozen=True)
@@ -61,52 +109,146 @@ class MonitorRecord:
         return jsonable({"step": self.step, **self.diagnosis.to_dict()})
 
 
+def grad_norm(parameters) -> float | None:
+    """sqrt(sum_p ||p.grad||_2^2) over the parameters with a .grad (None when none has one); no autograd.
+
+    Example:
+        >>> w = torch.nn.Parameter(torch.zeros(2)); w.grad = torch.tensor([3.0, 0.0])
+        >>> v = torch.nn.Parameter(torch.zeros(1)); v.grad = torch.tensor([4.0])
+        >>> grad_norm([w, v, torch.nn.Parameter(torch.zeros(3))]), grad_norm([])
+        (5.0, None)
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return None
+    grads = [g.coalesce().values() if g.is_sparse else g for g in grads]  # nn.Embedding(sparse=True)
+    dev = grads[0].device
+    norms = torch._foreach_norm(grads)  # ||p.grad||_2 of each tensor, one fused kernel per device and dtype
+    return float(torch.linalg.vector_norm(torch.stack([n.to(dev, torch.float64) for n in norms])))
+
+
 def _row(d) -> str:
-    return f"L{d.layer}_{'fwd' if d.direction == 'forward' else 'rev'}"
+    r = f"L{d.layer}_{'fwd' if d.direction == 'forward' else 'rev'}"
+    return f"{d.module}.{r}" if d.module else r
+
+
+def _watched(model) -> tuple[str, ...]:
+    """() for a bare recurrent module (or Cell); else the paths of a whole model's recurrent submodules."""
+    try:
+        module_kind(model)
+        return ()
+    except InputError:
+        if not isinstance(model, torch.nn.Module):
+            raise
+    subs = recurrent_submodules(model)
+    if not subs:
+        raise InputError(f"model: expected {SUPPORTED_MODULES}, or an nn.Module with nn.RNN / nn.LSTM / nn.GRU "
+                         f"submodules, got {type(model).__name__} with none")
+    return tuple(f"{n} ({type(m).__name__})" for n, m in subs)
+
+
+def _positive(name: str, v) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise InputError(f"{name}: expected a positive integer, got {v!r}")
+    return v
 
 
 class GradientFlowMonitor:
-    """Record rnnscope.interop.diagnose every `every` training steps (see the module docstring for the call pattern).
+    """Record rnnscope.interop.diagnose every `every` training steps and ||dL/dtheta|| at every step (see the
+    module docstring for the call pattern and what is written).
 
-    model      the recurrent module to watch (nn.RNN / LSTM / GRU / *Cell, or an rnnscope Cell)
+    model      a whole nn.Module with nn.RNN / LSTM / GRU submodules (at any depth), or a bare recurrent module
+               (nn.RNN / LSTM / GRU / *Cell, or an rnnscope Cell); InputError for a model with none
     every      diagnose on calls 0, every, 2 every, ... of step()
-    writer     a torch.utils.tensorboard.SummaryWriter (or anything with add_scalar and add_figure), or None
+    writer     a torch.utils.tensorboard.SummaryWriter (anything with add_scalar, and add_figure when
+               figures=True), or None
+    history    how many of the latest gradient norms `grad_norms` keeps (the clip advice's history)
     jacobian, jacobian_sequences, attribution, gradient_norm, dtype, credit_anchors: passed to diagnose (the
                verdict is diagnose's: verdicts.profile_verdict on the credit profile, or ||dL/dh_k|| for a
                last-step loss)
-    figures    also write the profile figure to the writer (add_figure) at each record
+    figures    also write the profile figure to the writer (add_figure), on every figure_every-th record
     """
 
-    def __init__(self, model, every: int = 100, writer=None, *, jacobian: bool = False, jacobian_sequences: int | None = 1,
-                 attribution: bool = True, gradient_norm: bool = True, dtype=None, figures: bool = True,
-                 tag: str = "gradient_flow", credit_anchors: int = 4):
-        module_kind(model)  # an InputError now, not at the first record, for an unsupported module
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise InputError(f"every: expected a positive integer, got {every!r}")
-        if writer is not None and not (hasattr(writer, "add_scalar") and hasattr(writer, "add_figure")):
-            raise InputError(f"writer: expected a SummaryWriter (add_scalar, add_figure), got {type(writer).__name__}")
+    def __init__(self, model, every: int = 100, writer=None, *, history: int = 10000, jacobian: bool = False,
+                 jacobian_sequences: int | None = 1, attribution: bool = True, gradient_norm: bool = True, dtype=None,
+                 figures: bool = True, figure_every: int = 5, tag: str = "gradient_flow", credit_anchors: int = 4):
+        self.modules = _watched(model)  # an InputError now, not at the first record
+        _positive("every", every)
+        _positive("history", history)
+        _positive("figure_every", figure_every)
+        need = ("add_scalar", "add_figure") if figures else ("add_scalar",)
+        if writer is not None and not all(callable(getattr(writer, a, None)) for a in need):
+            raise InputError(f"writer: expected a SummaryWriter ({', '.join(need)}), got {type(writer).__name__}")
         self.model, self.every, self.writer, self.figures, self.tag = model, every, writer, figures, tag
+        self.figure_every = figure_every
         self.options = dict(jacobian=jacobian, jacobian_sequences=jacobian_sequences, attribution=attribution,
                             gradient_norm=gradient_norm, dtype=dtype, credit_anchors=credit_anchors)
         self.history: list[MonitorRecord] = []
+        self.grad_norms: deque[float] = deque(maxlen=history)  # n_t, the latest `history` steps
+        self.grad_norm_steps: deque[int] = deque(maxlen=history)  # the step of each
         self.calls = 0
+        self.seconds = {"norm": 0.0, "diagnose": 0.0, "write": 0.0, "figure": 0.0}
+        self.figures_written = 0
+
+    def __repr__(self) -> str:
+        what = type(self.model).__name__ + (f": {', '.join(self.modules)}" if self.modules else "")
+        return (f"GradientFlowMonitor({what}, every={self.every}, calls={self.calls}, records={len(self.history)}, "
+                f"norms={len(self.grad_norms)})")
 
     def step(self, inputs, loss_fn: Callable | None = None, *, targets=None, global_step: int | None = None) -> Diagnosis | None:
-        """Count one training step; on every `every`-th (the first included) diagnose and record. Returns the
-        Diagnosis when one was taken, else None. global_step: the step number to record (default: the count)."""
+        """Count one training step (call it after loss.backward(), before opt.step() and the next zero_grad):
+        append ||dL/dtheta|| from p.grad to grad_norms; on every `every`-th call (the first included) diagnose
+        with the training step's own loss_fn (and targets) and record. Returns the Diagnosis when one was
+        taken, else None. global_step: the step number to record (default: the count of calls before this)."""
         n = self.calls
         self.calls += 1
+        at = n if global_step is None else int(global_step)
+        self.read_grad_norm(at)
         if n % self.every:
             return None
-        return self.record(inputs, loss_fn, targets=targets, global_step=n if global_step is None else global_step)
+        return self.record(inputs, loss_fn, targets=targets, global_step=at)
+
+    def read_grad_norm(self, step: int) -> float | None:
+        """Append n = sqrt(sum ||p.grad||^2) of the model's parameters at `step` (None, nothing appended, when
+        no parameter has a .grad) and write <tag>/grad_norm_step."""
+        t0 = time.perf_counter()
+        params = self.model.parameters() if callable(getattr(self.model, "parameters", None)) else ()
+        v = grad_norm(params)
+        if v is not None:
+            self.grad_norms.append(v)
+            self.grad_norm_steps.append(step)
+        t1 = time.perf_counter()
+        self.seconds["norm"] += t1 - t0
+        if v is not None and self.writer is not None and math.isfinite(v):
+            self.writer.add_scalar(f"{self.tag}/grad_norm_step", v, step)
+            self.seconds["write"] += time.perf_counter() - t1
+        return v
+
+    def clip_threshold(self, percentile: float = CLIP_PERCENTILE) -> float | None:
+        """numpy.percentile of the finite norms in grad_norms (linear interpolation): AutoClip's clip_grad_norm_
+        max_norm; None with fewer than 2 of them."""
+        h = np.asarray(self.grad_norms, dtype=np.float64)
+        h = h[np.isfinite(h)]
+        return float(np.percentile(h, percentile)) if h.size >= 2 else None
 
     def record(self, inputs, loss_fn: Callable | None = None, *, targets=None, global_step: int | None = None) -> Diagnosis:
-        """Diagnose now, whatever the count, and record it at global_step (default: the number of step() calls)."""
+        """Diagnose now, whatever the count (no norm read), and record it at global_step (default: the number
+        of step() calls)."""
         step = self.calls if global_step is None else int(global_step)
-        d = diagnose(self.model, inputs, loss_fn, targets=targets, **self.options)
+        t0 = time.perf_counter()
+        past = list(self.grad_norms) or None
+        d = diagnose(self.model, inputs, loss_fn, targets=targets, gradient_history=past, **self.options)
         self.history.append(MonitorRecord(step, d))
+        t1 = time.perf_counter()
+        self.seconds["diagnose"] += t1 - t0
         if self.writer is not None:
             self._write(step, d)
+            t2 = time.perf_counter()
+            self.seconds["write"] += t2 - t1
+            if self.figures and (len(self.history) - 1) % self.figure_every == 0:
+                self.writer.add_figure(f"{self.tag}/profile", d.plot(), step, close=True)
+                self.figures_written += 1
+                self.seconds["figure"] += time.perf_counter() - t2
         return d
 
     def _write(self, step: int, d: Diagnosis) -> None:
@@ -114,6 +256,9 @@ class GradientFlowMonitor:
         w.add_scalar(f"{tag}/loss", d.loss, step)
         if d.gradient_norm is not None and math.isfinite(d.gradient_norm):
             w.add_scalar(f"{tag}/gradient_norm", d.gradient_norm, step)
+        c = self.clip_threshold()
+        if c is not None:
+            w.add_scalar(f"{tag}/clip_threshold", c, step)
         for l in d.layers:
             row = f"{tag}/{_row(l)}"
             a = l.log10_adjoint_h
@@ -125,11 +270,12 @@ class GradientFlowMonitor:
                             ("log10_credit_far", far_credit)):
                 if v is not None and math.isfinite(v):
                     w.add_scalar(f"{row}/{name}", float(v), step)
-        if self.figures:
-            w.add_figure(f"{tag}/profile", d.plot(), step, close=True)
 
     def to_dict(self) -> dict:
-        return jsonable({"every": self.every, "calls": self.calls, "history": [r.to_dict() for r in self.history]})
+        return jsonable({"every": self.every, "calls": self.calls, "modules": list(self.modules),
+                         "grad_norms": list(self.grad_norms), "grad_norm_steps": list(self.grad_norm_steps),
+                         "clip_threshold": self.clip_threshold(), "clip_percentile": CLIP_PERCENTILE,
+                         "seconds": dict(self.seconds), "history": [r.to_dict() for r in self.history]})
 
     def plot(self, path=None):
         """The recorded profiles over training: log10 ||dL/dh_k|| per (layer, direction), one line per record

@@ -19,10 +19,17 @@ and for everything else. The outputs equal the module's own (and h_n, c_n) to ro
     (the reverse direction uses the weights with the suffix _reverse; bias=False gives zero biases)
 
 A stack is re-run bottom-up: layer 0 reads the inputs x (T, B, D); layer l > 0 reads the outputs of
-layer l-1, the forward and reverse directions' h_t concatenated (B, 2 P) when bidirectional. The reverse
-direction runs over the flipped sequence: its trace is in its own time order (its step k reads the input
-at position T + 1 - k) and its outputs are flipped back into position order. Dropout between layers
-is not applied (the module in eval mode).
+layer l-1, the forward and reverse directions' h_t concatenated (B, 2 P) when bidirectional. Every (layer,
+direction) is traced in its own time order (own_order): the reverse direction's step k reads position
+T + 1 - k, its outputs put back into position order. Dropout between layers is not applied (eval mode).
+Variable lengths (a PackedSequence's, capture.py): rerun(..., lengths=L), L (B,) int64, 1 <= L_b <= T:
+
+    forward step k reads position k;  reverse step k reads position L_b + 1 - k  (k <= L_b)
+    k > L_b: padding, the state FROZEN s_k = s_{k-1} = s_{L_b} exactly; inputs[k-1] = preacts[k-1] = 0
+
+so h_n = s_T = s_{L_b} as torch's packed h_n (a sweep treats steps k > L_b, ~valid_steps, as the identity),
+and the output equals pad_packed_sequence(module(packed), total_length=T): zeros beyond L_b, positions in
+input order. Padded steps are run, then overwritten: the valid steps are a prefix of each own-order run.
 
 Legend: T time, B batch, D input size, H hidden (cell) size, P the size of h (H, or proj_size), S state size
 (P + H for LSTM's (h, c), H otherwise).
@@ -47,9 +54,9 @@ from ..core.cells import Cell, ElmanCell, GRUCell, LSTMCell, PalCell, ProjLSTMCe
 from ..core.errors import InputError
 from ..core.unroll import Trace, as_batched_inputs, unroll
 
-__all__ = ["LayerRun", "StackRun", "SUPPORTED_MODULES", "cell_from_module", "layer_cells", "rerun", "initial_states", "time_major",
-           "module_kind", "module_dtype", "ARCH_KINDS", "parse_arch", "build_module", "load_model",
-           "Loaded", "load_recurrent", "select_recurrent"]
+__all__ = ["LayerRun", "StackRun", "SUPPORTED_MODULES", "cell_from_module", "layer_cells", "rerun", "initial_states",
+           "time_major", "own_order", "valid_steps", "check_lengths", "module_kind", "module_dtype", "ARCH_KINDS",
+           "parse_arch", "build_module", "load_model", "Loaded", "load_recurrent", "select_recurrent"]
 
 SUPPORTED_MODULES = "nn.RNN, nn.LSTM (proj_size too), nn.GRU, nn.RNNCell, nn.LSTMCell, nn.GRUCell or an rnnscope Cell"
 DIRECTIONS = ("forward", "reverse")
@@ -165,6 +172,56 @@ def cell_from_module(rnn: nn.Module, *, dtype: torch.dtype = torch.float64) -> C
     return layer_cells(rnn, dtype=dtype)[0][0]
 
 
+def check_lengths(lengths, T: int, B: int, unbatched: bool = False) -> torch.Tensor | None:
+    """lengths (B,) as an int64 tensor with 1 <= L_b <= T (batched inputs), or None; an InputError otherwise."""
+    if lengths is None:
+        return None
+    L = torch.as_tensor(lengths)
+    if unbatched:
+        raise InputError("lengths: expected batched inputs (T, B, D) with lengths, got unbatched inputs (T, D)")
+    if L.is_floating_point() or L.is_complex() or L.dtype == torch.bool or tuple(L.shape) != (B,):
+        raise InputError(f"lengths: expected {B} integers (one per sequence), got {L.dtype} of shape {tuple(L.shape)}")
+    if bool(((L < 1) | (L > T)).any()):
+        raise InputError(f"lengths: expected 1 <= L_b <= T = {T}, got {L.min().item()}..{L.max().item()}")
+    return L.to(torch.int64).cpu()
+
+
+def valid_steps(T: int, lengths: torch.Tensor | None, B: int = 1) -> torch.Tensor:
+    """(T, B) bool: whether step k (row k-1) of sequence b is real, k <= L_b; all True without lengths (B given)."""
+    if lengths is None:
+        return torch.ones(T, B, dtype=torch.bool)
+    return torch.arange(T)[:, None] < lengths[None, :]
+
+
+def own_order(x: torch.Tensor, direction: str, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """x (T, B, ...) in position order -> the direction's own time order (and back: own_order is an involution).
+    forward: x as it is. reverse: row k-1 of sequence b holds position L_b + 1 - k for k <= L_b, the rows
+    k > L_b (padding) left in place; without lengths x.flip(0).
+
+        >>> own_order(torch.arange(4.)[:, None].expand(4, 2), "reverse", torch.tensor([4, 2])).T
+        tensor([[3., 2., 1., 0.],
+                [1., 0., 2., 3.]])
+    """
+    if direction not in DIRECTIONS:
+        raise InputError(f"direction: expected one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if direction == "forward":
+        return x
+    if lengths is None:
+        return x.flip(0)
+    T, B, k, L = x.shape[0], x.shape[1], torch.arange(x.shape[0])[:, None], lengths.to(torch.int64)[None, :]
+    idx = torch.where(k < L, L - 1 - k, k).to(x.device)  # (T, B): the position each own-order row reads (0-based)
+    return x.gather(0, idx.reshape(T, B, *([1] * (x.dim() - 2))).expand_as(x))
+
+
+def _freeze(trace: Trace, lengths: torch.Tensor) -> Trace:
+    """The padded steps k > L_b of a trace in own order: s_k = s_{L_b}, inputs and pre-activations zero."""
+    T = trace.T
+    idx = torch.minimum(torch.arange(T + 1)[:, None], lengths[None, :])  # (T+1, B): min(k, L_b)
+    states = trace.states.gather(0, idx[:, :, None].expand_as(trace.states))  # (T+1, B, S)
+    pad = ~valid_steps(T, lengths)[:, :, None]  # (T, B, 1)
+    return Trace(states, trace.preacts.masked_fill(pad, 0.0), trace.inputs.masked_fill(pad, 0.0))
+
+
 @dataclass(frozen=True)
 class LayerRun:
     """One (layer, direction) of a re-run: its cell and its trace (in the direction's own time order)."""
@@ -174,15 +231,18 @@ class LayerRun:
     cell: Cell
     trace: Trace  # states (T+1, B, S), inputs (T, B, D_l): the reverse direction's step k reads position T + 1 - k
     bias: bool  # whether the module has biases (they are parameters: their gradients count)
+    lengths: torch.Tensor | None = None  # (B,) int64: steps k > L_b frozen (own order: see own_order)
 
     @property
     def name(self) -> str:
         return f"layer {self.layer} {self.direction}"
 
     def outputs(self) -> torch.Tensor:
-        """h_1..h_T in position order (T, B, P)."""
-        h = self.trace.states[1:, :, :self.cell.h_size]
-        return h.flip(0) if self.direction == "reverse" else h
+        """h_1..h_T in position order (T, B, P); with lengths zeros at the positions beyond L_b."""
+        h = own_order(self.trace.states[1:, :, :self.cell.h_size], self.direction, self.lengths)
+        if self.lengths is None:
+            return h
+        return h.masked_fill(~valid_steps(h.shape[0], self.lengths)[:, :, None], 0.0)
 
 
 @dataclass(frozen=True)
@@ -191,7 +251,8 @@ class StackRun:
 
     output (T, B, dirs P) is the top layer's outputs, time-major; h_n (layers dirs, B, P) and c_n (LSTM,
     (layers dirs, B, H)) as the module returns them (batched). module_output() gives output in the module's
-    own layout (batch_first, unbatched input).
+    own layout (batch_first, unbatched input). lengths (B,) int64 or None: the sequences' lengths (output is
+    zero beyond them; every trace's steps k > L_b frozen, see the module docstring).
     """
 
     runs: tuple[LayerRun, ...]  # layer-major: (0, forward), (0, reverse), (1, forward), ...
@@ -202,6 +263,7 @@ class StackRun:
     num_directions: int
     batch_first: bool
     unbatched: bool
+    lengths: torch.Tensor | None = None  # (B,) int64
 
     def layer(self, l: int) -> tuple[LayerRun, ...]:
         return tuple(r for r in self.runs if r.layer == l)
@@ -316,7 +378,8 @@ def initial_states(h0, cells: list[list[Cell]], B: int, unbatched: bool) -> list
     return out
 
 
-def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = True, h0=None) -> StackRun:
+def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = True, h0=None,
+          lengths=None) -> StackRun:
     """Re-run a module layer by layer from its own weights, recording every state (see the module docstring).
 
     inputs: (T, D) unbatched, (T, B, D), or (B, T, D) with batch_first. h0: the module's initial state as its
@@ -329,6 +392,9 @@ def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = Tru
     rnnscope.lab.networks' modules: the step-by-step unroll through the rnnscope cell (the exact reference). The two
     Traces agree to rounding (1e-12 in float64, ~1e-6 relative in float32). Cost: O(T B S (S + D)) either way;
     the fused kernel avoids T Python steps per layer.
+
+    lengths (B,) integers, 1 <= L_b <= T (batched input only), or None: the sequences' lengths, as a
+    PackedSequence's: steps beyond them frozen and outputs zero there (module docstring; tests/test_packed.py).
     """
     kind = module_kind(module)
     dtype = module_dtype(module) if dtype is None else dtype
@@ -337,15 +403,18 @@ def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = Tru
     bias = kind == "cell" or bool(getattr(module, "bias", True))
     use_fused = fused and isinstance(module, nn.RNNBase)
     s0 = initial_states(h0, cells, x.shape[1], unbatched)
+    lengths = check_lengths(lengths, x.shape[0], x.shape[1], unbatched)
     runs, hn, cn = [], [], []
     for l, layer in enumerate(cells):
         outs = []
         for d, cell in enumerate(layer):
-            xin = x.flip(0) if d else x  # the reverse direction reads x_T .. x_1
+            xin = own_order(x, DIRECTIONS[d], lengths)  # the reverse direction reads x_T .. x_1 (x_{L_b} .. x_1)
             trace = _fused_trace(cell, kind, xin, s0[l][d]) if use_fused else None
             if trace is None:
                 trace = unroll(cell, xin, s0[l][d])
-            run = LayerRun(l, DIRECTIONS[d], cell, trace, bias)
+            if lengths is not None:
+                trace = _freeze(trace, lengths)  # s_k = s_{L_b} for k > L_b
+            run = LayerRun(l, DIRECTIONS[d], cell, trace, bias, lengths)
             runs.append(run)
             outs.append(run.outputs())
             P = cell.h_size
@@ -354,7 +423,7 @@ def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool = Tru
                 cn.append(trace.states[-1, :, P:])
         x = torch.cat(outs, dim=2)  # (T, B, dirs P): the next layer's input
     return StackRun(tuple(runs), x, torch.stack(hn), torch.stack(cn) if cn else None, len(cells), len(cells[0]),
-                    batch_first, unbatched)
+                    batch_first, unbatched, lengths)
 
 
 # ------------------------------------------------------------------------------------------ saved models

@@ -4,16 +4,20 @@ the advice, the plain-text summary.
     LayerDiagnosis   one (layer, direction): the log10 profiles over k = 1..T per sequence ((B, T), (J, T) for
                      the Jacobian products) and their batch means, the weights' facts (bounds.weight_facts),
                      the fitted rate, the horizon and the verdict
-    Diagnosis        every LayerDiagnosis, the loss, ||dL/dtheta||, the advice; to_dict(), summary(), plot()
+    Diagnosis        every LayerDiagnosis, the loss, ||dL/dtheta||, the advice, the per-parameter norms
+                     ||dL/dtheta_name|| of the whole model; to_dict(), summary(), parameter_table(), plot()
     profile_verdict  the one verdict: a profile of credit over the distance d in words: fallen below 10^-3 of
                      d = 0 at d = h "vanishing", risen above 10^3 "exploding"; otherwise "stable over the
                      measured range" ("too short to tell" without a fitted rate). It reads what the loss can
                      see: the credit profile (per-step losses) or ||dL/dh_k|| (a last-step loss)
     first_far        the first distance d = T - k with y_k <= y_T - FAR_DECADES: the gradient from d steps
                      back is below 1e-6 of the most recent
-    advice           lines for a person: distances out of reach, exploding gradients and a clipping threshold
-                     near ||dL/dtheta|| (Pascanu, Mikolov, Bengio 2013, "On the difficulty of training recurrent
-                     neural networks"), weights that guarantee vanishing, the carry share of the long range
+    parameter_table  ||dL/dtheta_name|| of every named parameter and its share of the total squared norm:
+
+        share_name = ||dL/dtheta_name||^2 / sum_m ||dL/dtheta_m||^2        (in log space: no overflow)
+
+The advice lines are written by advice.py (advice.advice), which reads these types; this module imports
+nothing from it.
 
 Legend: T time, B batch, J sequences of the Jacobian-product profile.
 
@@ -36,7 +40,7 @@ from ..core.errors import InputError
 from ..core.results import jsonable
 from ..gradients.bounds import horizon
 
-__all__ = ["LayerDiagnosis", "Diagnosis", "FAR_DECADES", "profile_verdict", "first_far", "advice"]
+__all__ = ["LayerDiagnosis", "Diagnosis", "FAR_DECADES", "profile_verdict", "first_far"]
 
 FAR_DECADES = 6.0  # "the gradient from d steps back is below 1e-6 of the most recent"
 
@@ -78,6 +82,11 @@ class LayerDiagnosis:
     credit_case: str | None = None  # "per-step" (anchored terms E_t) | "last-step" (||dL/dh_{t-d}||) | None
     credit_anchors: tuple = ()  # the anchor steps t of the credit profile
     per_sequence_spectral_h: torch.Tensor | None = None  # (J, T) log10 ||dh_T/ds_k||_2, the h rows (LSTM)
+    forget_gate: float | None = None  # LSTM: mean f = sigmoid(z_f) over steps, sequences, units (advice.gate_facts)
+    forget_bias: float | None = None  # LSTM: mean b_f = b_ih_f + b_hh_f over units
+    update_gate: float | None = None  # GRU: mean z = sigmoid(a_z)
+    attribution_sequences: int = 0  # sequences the carry share was computed on (0: none)
+    forget_rest: float | None = None  # LSTM: mean z_f - b_f, the input and recurrent part of the forget pre-activation
 
     @staticmethod
     def _mean(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -115,7 +124,7 @@ class LayerDiagnosis:
 
     @property
     def gradient_norm(self) -> float | None:
-        return None if self.log10_gradient_norm is None else 10.0 ** self.log10_gradient_norm
+        return _pow10(self.log10_gradient_norm)
 
     def far_carry_share(self) -> float | None:
         """Mean carry_share over the long-range half k <= t/2, t = last_loss_step (None without attribution,
@@ -148,6 +157,8 @@ class LayerDiagnosis:
             "far_distance": self.far_distance, "last_loss_step": self.last_loss_step,
             "far_carry_share": self.far_carry_share(), "verdict": self.verdict,
             "log10_credit": self.log10_credit, "credit_case": self.credit_case, "credit_anchors": list(self.credit_anchors),
+            "forget_gate": self.forget_gate, "forget_bias": self.forget_bias, "forget_rest": self.forget_rest,
+            "update_gate": self.update_gate, "attribution_sequences": self.attribution_sequences,
         })
 
 
@@ -169,10 +180,15 @@ class Diagnosis:
     advice: tuple[str, ...]
     seconds: float
     notes: tuple[str, ...] = ()  # what the analysis changed or could not use (a module set to eval mode, ...)
+    parameters: tuple = ()  # (name, log10 ||dL/dtheta_name||) of every named parameter of the whole model, in order
+    model_dtype: str = ""  # the model's own dtype ("float32"); `dtype` is the analysis's
+    agreement: float | None = None  # max relative difference of the re-run's output from the module's own
+    nonfinite: object | None = None  # a NonFinite (interop/nan_hunt.py): .message(), .to_dict(); None when finite
+    clip_source: str = ""  # what the clip threshold of the advice came from: "history" | "batch" | "" (none)
 
     @property
     def gradient_norm(self) -> float | None:
-        return None if self.log10_gradient_norm is None else 10.0 ** self.log10_gradient_norm
+        return _pow10(self.log10_gradient_norm)
 
     def layer(self, layer: int, direction: str = "forward", module: str | None = None) -> LayerDiagnosis:
         """The (layer, direction) of the recurrent submodule `module` (None: the first that has it)."""
@@ -189,13 +205,47 @@ class Diagnosis:
             "gradient_norm": self.gradient_norm, "log10_gradient_norm": self.log10_gradient_norm,
             "jacobian_sequences": self.jacobian_sequences, "dtype": self.dtype,
             "layers": [d.to_dict() for d in self.layers], "advice": list(self.advice), "notes": list(self.notes),
-            "seconds": self.seconds,
+            "seconds": self.seconds, "model_dtype": self.model_dtype, "agreement": self.agreement,
+            "clip_source": self.clip_source,
+            "parameters": [{"name": n, "log10_gradient_norm": v, "gradient_norm": _pow10(v), "share": sh}
+                           for (n, v), sh in zip(self.parameters, _shares([v for _, v in self.parameters]))],
+            "nonfinite": None if self.nonfinite is None else self.nonfinite.to_dict(),
         })
+
+    def parameter_table(self) -> str:
+        """||dL/dtheta_name|| of every named parameter (in the given order) and its share of the total squared
+        norm, as an aligned text table ending in the total sqrt(sum_name ||dL/dtheta_name||^2).
+
+            >>> d = Diagnosis("m", 1, 1, 1, 1, 0.0, "loss_fn", (), None, 0, "float32", (), 0.0,
+            ...               parameters=(("emb.weight", math.log10(3.0)), ("head.bias", math.log10(4.0))))
+            >>> print(d.parameter_table())
+            parameter   ||dL/dtheta||   share
+            emb.weight              3   36.0%
+            head.bias               4   64.0%
+            total                   5  100.0%
+        """
+        vals = [v for _, v in self.parameters]
+        shares = _shares(vals)
+        total = _log10_total(vals)
+        rows = [(n, _norm_text(v), "-" if sh is None else f"{100 * sh:.1f}%")
+                for (n, v), sh in zip(self.parameters, shares)]
+        rows.append(("total", _norm_text(total), "100.0%" if total is not None and math.isfinite(total) else "-"))
+        head = ("parameter", "||dL/dtheta||", "share")
+        w = [max(len(r[i]) for r in rows + [head]) for i in range(3)]
+        fmt = lambda r: f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}".rstrip()  # noqa: E731
+        return "\n".join(fmt(r) for r in [head] + rows)
 
     def summary(self) -> str:
         """A plain-text report: one block per (layer, direction), then the advice."""
-        lines = [f"rnnscope diagnose: {self.model}, {self.num_layers} layer(s) x {self.num_directions} direction(s), "
-                 f"T = {self.T}, B = {self.batch}, {self.dtype}; loss = {self.loss:.6g} ({self.loss_kind})"]
+        lines = [] if self.nonfinite is None else [str(self.nonfinite.message())]
+        lines.append(f"rnnscope diagnose: {self.model}, {self.num_layers} layer(s) x {self.num_directions} direction(s), "
+                     f"T = {self.T}, B = {self.batch}, {self.dtype}; loss = {self.loss:.6g} ({self.loss_kind})")
+        if self.model_dtype or self.agreement is not None:
+            dt = f"model dtype {self.model_dtype or '?'}, analysis dtype {self.dtype}"
+            if self.agreement is not None:
+                dt += (f"; the re-run's output agrees with the module's own ({self.model_dtype or 'its dtype'}) to a max "
+                       f"relative difference of {self.agreement:.2g}")
+            lines.append(dt)
         if self.gradient_norm is not None:
             whose = ("the recurrent submodules' parameters" if any(d.module for d in self.layers)
                      else "all the module's parameters")
@@ -220,7 +270,16 @@ class Diagnosis:
                 lines.append(f"    credit log10 ||dE_t/dh_{{t-d}}|| (per-step loss, {len(d.credit_anchors)} anchor step(s)): "
                              f"d = 0: {_f(g[0])}, d = {g.shape[0] - 1}: {_f(g[-1])}")
             if d.carry_share is not None:
-                lines.append(f"    carry share (k = 1): {_f(d.carry_share[0], '.3f')}")
+                on = f" on {d.attribution_sequences} sequence(s)" if d.attribution_sequences else ""
+                lines.append(f"    carry share (k = 1){on}: {_f(d.carry_share[0], '.3f')}")
+            if d.forget_gate is not None:
+                b = "" if d.forget_bias is None else f", mean b_f = {d.forget_bias:.3g}"
+                lines.append(f"    forget gate: mean f = {d.forget_gate:.3g}{b}")
+            if d.update_gate is not None:
+                lines.append(f"    update gate: mean z = {d.update_gate:.3g}")
+        if self.parameters:
+            lines.append("||dL/dtheta|| per parameter (the whole model):")
+            lines += ["    " + r for r in self.parameter_table().splitlines()]
         lines += [f"advice: {a}" for a in self.advice]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -237,6 +296,42 @@ class Diagnosis:
 def _f(v, spec: str = ".3f") -> str:
     v = float(v)
     return format(v, spec) if math.isfinite(v) else str(v)
+
+
+def _ok(v) -> bool:
+    return v is not None and not math.isnan(float(v))
+
+
+def _pow10(v) -> float | None:
+    """10^v; None for an unknown v, inf beyond float64."""
+    if not _ok(v):
+        return None
+    return 10.0 ** float(v) if float(v) < 308 else math.inf
+
+
+def _norm_text(v) -> str:
+    if not _ok(v):
+        return "n/a"
+    v = float(v)
+    if not math.isfinite(v):
+        return "0" if v < 0 else "inf"
+    return format(10.0 ** v, ".4g") if v < 308 else f"10^{v:.1f}"
+
+
+def _log10_total(vals) -> float | None:
+    """log10 sqrt(sum 10^(2 v)) over the known values (None when there are none)."""
+    ok = [float(v) for v in vals if _ok(v)]
+    if not ok:
+        return None
+    return float(0.5 * torch.logsumexp(2 * math.log(10) * torch.tensor(ok, dtype=torch.float64), 0)) / math.log(10)
+
+
+def _shares(vals) -> list[float | None]:
+    """||.||^2 / sum ||.||^2 of each value (log10 norms), None where unknown or the total is not finite or 0."""
+    tot = _log10_total(vals)
+    if tot is None or not math.isfinite(tot):
+        return [None] * len(vals)
+    return [10.0 ** (2 * (float(v) - tot)) if _ok(v) else None for v in vals]
 
 
 # ------------------------------------------------------------------------------------------------ words
@@ -271,36 +366,3 @@ def profile_verdict(src: str, rate: float | None, h: int | None, kind: str | Non
     if rate is None:
         return f"too short to tell: {what} stays within 10^3 over d = 0..{T - 1}"
     return f"stable over the measured range (d = 0..{T - 1}): credit stays within 10^3 of the immediate one ({what}{r})"
-
-
-def advice(layers: tuple[LayerDiagnosis, ...], log10_norm: float | None, T: int) -> tuple[str, ...]:
-    """The advice lines of a diagnosis of T steps, from its layers and log10 ||dL/dtheta|| (None: not computed)."""
-    out = []
-    for d in layers:
-        what = _WHAT.get(d.rate_source, d.rate_source)
-        if d.far_distance is not None:
-            out.append(f"{d.name}: the gradient from {d.far_distance} steps back is below 1e-{FAR_DECADES:.0f} of the "
-                       f"most recent ({what}); dependencies longer than that are out of reach of this model")
-        elif d.horizon_kind == "risen":
-            out.append(f"{d.name}: {what} grows by 10^3 within {d.horizon} steps: exploding gradients; clip them")
-    if any(d.horizon_kind == "risen" for d in layers) or log10_norm is not None:
-        if log10_norm is not None:
-            n = 10.0 ** log10_norm
-            out.append(f"clipping: ||dL/dtheta|| = {n:.3g} on this batch; for clip_grad_norm_ start with a threshold "
-                       f"near it ({0.5 * n:.3g} to {10 * n:.3g}: Pascanu et al. 2013 take 0.5 to 10 times the average "
-                       f"norm over many updates; GradientFlowMonitor records it during training)")
-    for d in layers:
-        if d.theory_verdict == "vanishing guaranteed" and d.gamma:
-            out.append(f"{d.name}: sigma_max(W_hh) = {d.sigma_max:.3g} < 1/gamma = {1 / d.gamma:.3g}: vanishing is "
-                       f"guaranteed by the weights; an orthogonal or identity W_hh, or a gated cell (LSTM, GRU), keeps "
-                       f"long-range gradients alive")
-        s = d.far_carry_share()
-        if s is not None:
-            path = "the cell path c_k -> c_{k+1} (forget gate)" if d.cell == "lstm" else "the update-gate carry z * h"
-            line = (f"{d.name}: {100 * s:.0f}% of dL/ds_k for k <= {d.last_loss_step // 2} comes through {path} "
-                    f"(carry share), {100 * (1 - s):.0f}% through h and W_hh or from the layer above")
-            if s < 0.5 and d.horizon_kind == "fallen":
-                line += ("; for longer memory try " + ("a forget-gate bias of 1 or more" if d.cell == "lstm"
-                                                       else "a larger update-gate bias"))
-            out.append(line)
-    return tuple(out)
