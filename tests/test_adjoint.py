@@ -191,3 +191,28 @@ def test_linear_sweep_is_autograd_of_a_loss_on_every_state_with_rows():
     log = sweep(t, vjp, lambda k: c[k - 1] if k in at else (torch.zeros(B, S, dtype=F64) if k == t else None),
                 log_domain=True)
     torch.testing.assert_close(log.values(), ref, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("r", [1e30, 1e-30, 3.0, 0.5])
+@pytest.mark.parametrize("block", [1, 16, 40])
+def test_block_scaled_sweep_against_closed_forms_where_blocks_leave_the_range(r, block):
+    """W_hh = r Q (Q orthogonal), identity activation, a loss term <c, h_k> at every step: dL/dh_k = sum_{j>=k}
+    c^T (rQ)^(j-k), whose norm is computed here by the same sum in log space from exact powers of Q (float64).
+    r = 1e30 (1e-30): a block of 16 steps overflows (underflows) float64 and is redone step by step."""
+    S, Tn = 3, 60
+    Q, _ = torch.linalg.qr(_randn(torch.Generator().manual_seed(5), S, S))
+    cell = _linear_cell(r * Q)
+    c = _randn(torch.Generator().manual_seed(6), S)
+    adj = rs.adjoints(cell, rs.unroll(cell, torch.zeros(Tn, 1, 1, dtype=F64)), direct=c.expand(Tn, 1, S), block=block)
+    # reference: v_k = sum_{j=k}^{T} r^(j-k) c^T Q^(j-k), formed at the scale r^(T-k) (r > 1) or 1 (r < 1)
+    powers = [torch.eye(S, dtype=F64)]
+    for _ in range(Tn):
+        powers.append(powers[-1] @ Q)
+    for k in range(1, Tn + 1):
+        top = Tn - k if r > 1 else 0  # the largest exponent
+        v = sum(r ** (j - k - top) * (c @ powers[j - k]) for j in range(k, Tn + 1))
+        ref = math.log10(float(torch.linalg.vector_norm(v))) + top * math.log10(r)
+        assert float(adj.log10_norm[k, 0]) == pytest.approx(ref, rel=1e-11, abs=1e-9), k
+        torch.testing.assert_close(adj.unit[k, 0], v / torch.linalg.vector_norm(v), rtol=0, atol=1e-11)
+    # vjp_log_scale: the sweep called vjp(k, v) with v = dL/ds_k exp(-vjp_log_scale[k]), ||v|| <= 1 at a block start
+    assert torch.isfinite(adj.vjp_log_scale).all()

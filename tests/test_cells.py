@@ -270,3 +270,33 @@ def test_function_cell_with_wrong_output_shape_raises():
     cell = rs.FunctionCell(lambda x, h: torch.cat([h, h]), state_size=2, input_size=1)
     with pytest.raises(rs.InputError, match="expected"):
         cell.step(torch.zeros(2, 1, dtype=F64), torch.zeros(2, 2, dtype=F64))
+
+
+@pytest.mark.parametrize("kind", ["elman-tanh", "pal-sigmoid", "elman-relu", "lstm", "lstm-proj", "gru"])
+def test_factored_vjp_on_a_whole_trace_equals_jacrev_and_autograd(kind):
+    """vjp_factors formed once for every step of a trace (T, B) and vjp_apply step by step: g J_k against
+    jacrev of the step, dL/du_k against autograd through the drive u = drive(x) (s_{k-1} held), and the carry
+    mask (0 on a row: that row's carry term held constant, as vjp_cut) against vjp_cut."""
+    cell = {"elman-tanh": lambda: _vanilla("elman", "tanh"), "pal-sigmoid": lambda: _vanilla("pal", "sigmoid"),
+            "elman-relu": lambda: _vanilla("elman", "relu", seed=2), "lstm": lambda: _gated("lstm"),
+            "lstm-proj": _proj_lstm, "gru": lambda: _gated("gru")}[kind]()
+    T = 5
+    gen = torch.Generator().manual_seed(11)
+    tr = rs.unroll(cell, _randn(gen, T, B, cell.input_size), _randn(gen, B, cell.state_size, scale=0.8))
+    F = cell.vjp_factors(tr.inputs, tr.states[:-1], tr.preacts, tr.states[1:])  # every step at once
+    g = _randn(gen, T, B, cell.state_size)
+    for k in range(T):
+        x, s = tr.inputs[k], tr.states[k]
+        Fk = tuple(f[k] for f in F)
+        got, du = cell.vjp_apply(Fk, g[k])
+        J = _jacrev_reference(cell, x, s)
+        torch.testing.assert_close(got, torch.bmm(g[k].unsqueeze(1), J).squeeze(1), **TOL)
+        u = cell.drive(x).detach().requires_grad_(True)
+        (ref_du,) = torch.autograd.grad(cell.forward_driven(u, s)[0], u, g[k])
+        torch.testing.assert_close(du, ref_du, **TOL)
+        torch.testing.assert_close(cell.vjp(x, s, g[k]), got, **TOL)  # the per-step form: the same math
+        if cell.has_carry:
+            mask = torch.tensor([[1.0], [0.0], [1.0]], dtype=F64)
+            mixed = cell.vjp_apply(Fk, g[k], carry=mask)[0]
+            torch.testing.assert_close(mixed[1], cell.vjp_cut(x, s, g[k])[1], **TOL)
+            torch.testing.assert_close(mixed[[0, 2]], got[[0, 2]], **TOL)

@@ -137,7 +137,7 @@ def test_lstm_spectral_h_rows_against_jacrev_products(proj):
     m = torch.nn.LSTM(3, 4, proj_size=proj).double()
     T, B = 10, 2
     x = torch.randn(T, B, 3, dtype=F64)
-    d = diagnose(m, x, lambda out: out[-1].sum(), jacobian_sequences=None, credit_anchors=0)
+    d = diagnose(m, x, lambda out: out[-1].sum(), jacobian=True, jacobian_sequences=None, credit_anchors=0)
     ld = d.layers[0]
     P, H = (proj or 4), 4
     W_ih, W_hh, b_ih, b_hh = (getattr(m, n + "_l0").detach() for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
@@ -202,7 +202,7 @@ def test_vanilla_rnn_with_small_weights_vanishes_although_the_adjoint_is_flat():
     assert ld.verdict.startswith("vanishing: credit from d steps ahead falls below 10^-3 of the immediate one "
                                  f"at d = {dd} (||dE_t/dh_{{t-d}}||, per-step loss")
     # the same model with credit_anchors=0 falls back on ||ds_T/ds_k||_2 (the old reading)
-    assert diagnose(m, x, _per_step(head), credit_anchors=0).layers[0].rate_source == "spectral"
+    assert diagnose(m, x, _per_step(head), jacobian=True, credit_anchors=0).layers[0].rate_source == "spectral"
 
 
 def test_large_weights_on_a_short_sequence_explode():

@@ -6,6 +6,8 @@ loss on top, retain_grad on every per-step state, float64."""
 
 from __future__ import annotations
 
+import math
+
 import pydoc_data.topics
 
 import pytest
@@ -211,13 +213,20 @@ def max_rel_error(d, ref) -> float:
     return worst
 
 
-def recurrent_grad_norm(model, inputs, loss_fn) -> float:
-    """||dL/dtheta|| over the recurrent submodules' parameters, by autograd through the model itself."""
-    model.zero_grad()
+def grad_norms(model, inputs, loss_fn) -> dict[str, float]:
+    """||dL/dtheta_name|| of every named parameter, by autograd through the model itself (its .grad restored)."""
     args = inputs if isinstance(inputs, tuple) else (inputs,)
-    loss_fn(model(*args)).backward()
-    ps = [p for m in model.modules() if isinstance(m, nn.RNNBase) for p in m.parameters()]
-    return float(torch.sqrt(sum((p.grad ** 2).sum() for p in ps)))
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss_fn(model(*args)), [p for _, p in named], allow_unused=True)
+    return {n: 0.0 if g is None else float(torch.linalg.vector_norm(g)) for (n, _), g in zip(named, grads)}
+
+
+def assert_parameter_table(d, ref: dict[str, float], rel: float = 1e-9) -> None:
+    """d.parameters (every named parameter, in the model's order) and d.gradient_norm against autograd's."""
+    assert [n for n, _ in d.parameters] == list(ref)
+    for n, v in d.parameters:
+        assert 10.0 ** v == pytest.approx(ref[n], rel=rel, abs=1e-300), n
+    assert d.gradient_norm == pytest.approx(math.sqrt(sum(v * v for v in ref.values())), rel=rel)
 
 
 # ------------------------------------------------------------------------------------------------ tests
@@ -242,7 +251,7 @@ def test_char_lm_adjoints_equal_the_cell_loop_reference(kind):
     err = max_rel_error(d, ref)
     print(f"char-LM {kind}: max relative error {err:.2e}")
     assert err < RTOL
-    assert d.gradient_norm == pytest.approx(recurrent_grad_norm(model, x, lambda out: ce(out, y)), rel=1e-9)
+    assert_parameter_table(d, grad_norms(model, x, lambda out: ce(out, y)))  # embedding and head included
 
 
 def test_user_given_initial_state_and_a_loss_on_the_returned_state():
@@ -322,23 +331,12 @@ class Twice(nn.Module):
         return self.rnn(self.rnn(x)[0][..., :3])[0]
 
 
-class Packed(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.rnn = nn.GRU(3, 4)
-
-    def forward(self, x):
-        p = nn.utils.rnn.pack_padded_sequence(x, [5, 3], enforce_sorted=True)
-        return nn.utils.rnn.pad_packed_sequence(self.rnn(p)[0])[0]
-
-
 @pytest.mark.parametrize("model,loss_fn,match", [
     (nn.Sequential(nn.Linear(3, 3)), lambda o: o.sum(), r"model: expected nn.RNN.*got Sequential with none"),
     (CharLM("gru").double(), lambda o: o, r"loss_fn: expected a scalar tensor, got \(2, 5, " + str(V) + r"\)"),
     (CharLM("gru").double(), None, r"loss_fn: expected a loss function .*got None"),
     (CharLM("gru").double(), lambda o, t: o.sum(), r"loss_fn: expected it to accept the model's output"),
     (Twice().double(), lambda o: o.sum(), r"rnn: expected one call per forward, got a second call"),
-    (Packed().double(), lambda o: o.sum(), r"rnn: expected a padded tensor input, got a PackedSequence"),
 ])
 def test_bad_models_and_losses_raise_input_errors(model, loss_fn, match):
     x = (torch.zeros(2, 5, dtype=torch.long) if isinstance(model, CharLM)

@@ -1,55 +1,129 @@
-"""interop/layer_flow.py: the per-layer LSTM adjoint sweep of diagnose (dL/dz_k and ||dL/dc_k|| kept on the way)
-against products of torch.func.jacrev Jacobians and autograd through one step.
+"""interop/layer_flow.py: one (layer, direction)'s sweep over stacked rows (the batch, extra rows with their own
+upstream and a log-offset each, carry-cut copies, a final direct term, a packed batch) against products of
+torch.func.jacrev Jacobians, and dL/dx_k and the parameter gradients against autograd through one step.
 
-The rest of layer_flow (adjoints, carry share, gradient norms of every module kind) is tested through diagnose
-against autograd in tests/test_diagnose.py.
+The rest of layer_flow (stacks, every module kind) is tested through diagnose against autograd through nn.*Cell
+loops in tests/test_diagnose.py and tests/test_diagnose_model.py.
 """
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from rnnscope.interop.layer_flow import _lstm_sweep
+from rnnscope.interop.layer_flow import adjoint_layer, param_fields
 from rnnscope.interop.torch_models import rerun
 from torch_reference import D, make_module
 
 F64 = torch.float64
+T, B = 8, 3
 
 
-@pytest.mark.parametrize("kind", ["lstm", "lstm_proj"])
-@pytest.mark.parametrize("cut", [False, True])
-def test_lstm_sweep_equals_jacrev_products_and_keeps_the_gate_adjoints(kind, cut):
-    """layer_flow's LSTM sweep (dL/dz_k kept for dL/dx_k) against products of jacrev Jacobians, dense and sparse direct.
+def _jacobians(cell, tr, b: int, k: int, cut: bool) -> torch.Tensor:
+    """ds_k/ds_{k-1} of sequence b by jacrev of the step; with the carry term's state argument held (cut)."""
+    J = torch.func.jacrev(lambda s_: cell.forward(tr.inputs[k - 1, b:b + 1], s_[None])[0][0])(tr.states[k - 1, b])
+    if cut:
+        P = cell.h_size
+        if cell.kind == "lstm":
+            J[:, P:] = 0  # c_{k-1} enters s_k only through f * c_{k-1}
+        else:  # GRU: minus the update gate's copy z * h_{k-1}
+            H = cell.hidden_size
+            a = tr.preacts[k - 1, b]
+            J = J - torch.diag(torch.sigmoid(a[H:2 * H]))
+    return J
 
-    g_T = direct_T,  g_{k-1} = g_k J_k + direct_{k-1},  J_k = ds_k/ds_{k-1} by torch.func.jacrev of the step; with
-    the carry cut, J_k's columns of c_{k-1} are zero (c_{k-1} reaches s_k only through f * c_{k-1}).
-    """
+
+def _reference(cell, tr, up_b: torch.Tensor, b: int, cut: bool, final=None, L: int | None = None) -> torch.Tensor:
+    """dL/ds_k, k = 0..T (T+1, S) of one row on sequence b: g_T = direct_T (+ final), g_{k-1} = g_k J_k + direct_{k-1};
+    a packed row (L < T): the steps k > L are the identity."""
+    S, P = cell.state_size, cell.h_size
+    direct = torch.zeros(T, S, dtype=F64)
+    direct[:, :P] = up_b
+    g = torch.empty(T + 1, S, dtype=F64)
+    g[T] = direct[T - 1] + (0 if final is None else final)
+    for k in range(T, 0, -1):
+        J = torch.eye(S, dtype=F64) if L is not None and k > L else _jacobians(cell, tr, b, k, cut)
+        g[k - 1] = g[k] @ J + (direct[k - 2] if k > 1 else 0)
+    return g
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstm_proj", "gru", "rnn_tanh"])
+def test_stacked_rows_offsets_cut_and_final_against_jacrev(kind):
     m = make_module(kind, 1, False, False, True, scale=1.0)
-    x = torch.randn(8, 3, D, generator=torch.Generator().manual_seed(3), dtype=F64)  # (T, B, D)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(T, B, D, generator=gen, dtype=F64)
     r = rerun(m, x).runs[0]
     cell, tr = r.cell, r.trace
     P, S = cell.h_size, cell.state_size
-    for up in (torch.randn(8, 3, P, dtype=F64), torch.cat([torch.zeros(7, 3, P, dtype=F64), torch.ones(1, 3, P, dtype=F64)])):
-        direct = torch.zeros(8, 3, S, dtype=F64)
-        direct[:, :, :P] = up
-        ref = torch.empty(9, 3, S, dtype=F64)  # dL/ds_k, k = 0..T
-        ref[8] = direct[7]
-        for k in range(8, 0, -1):
-            J = torch.stack([torch.func.jacrev(lambda s_: cell.forward(tr.inputs[k - 1, b:b + 1], s_[None])[0][0])(
-                tr.states[k - 1, b]) for b in range(3)])  # (B, S, S) ds_k/ds_{k-1}
-            if cut:
-                J[:, :, P:] = 0
-            ref[k - 1] = torch.einsum("bi,bij->bj", ref[k], J) + (direct[k - 2] if k > 1 else 0)
-        got, Z, NC = _lstm_sweep(cell, tr, up, 8, cut=cut)
-        g = got.values()[1:]  # dL/ds_k, k = 1..T
-        torch.testing.assert_close(got.values(), ref, rtol=1e-10, atol=1e-12)
-        # dL/dx_k = dL/dz_k W_xh: against autograd through one step with s_{k-1} held constant
-        xk = tr.inputs.reshape(-1, x.shape[2]).clone().requires_grad_(True)
-        s = cell.forward(xk, tr.states[:-1].reshape(-1, S))[0]
-        (gx,) = torch.autograd.grad(s, xk, g.reshape(-1, S))
-        scale = torch.exp(got.log_scale[1:]).unsqueeze(-1)
-        torch.testing.assert_close((scale * Z).reshape(-1, Z.shape[2]) @ cell.W_xh, gx, rtol=1e-10, atol=1e-12)
-        uc = cell.cell_adjoint(tr.states[1:].reshape(-1, S), tr.preacts.reshape(-1, 4 * cell.hidden_size),
-                               got.unit[1:].reshape(-1, S))
-        torch.testing.assert_close(NC, torch.linalg.vector_norm(uc, dim=-1).reshape(8, 3), rtol=1e-12, atol=1e-12)
+    seq = torch.tensor([0, 1, 2, 2, 0])  # the batch, then two extra rows on sequences 2 and 0
+    R = len(seq)
+    up = torch.randn(T, R, P, generator=gen, dtype=F64)
+    up[:, 3] = 0.0
+    up[5, 3] = torch.randn(P, generator=gen, dtype=F64)  # an anchored row: one direct term, at step 6
+    off = torch.tensor([0.0, 1.5, -2.0, 650.0, -650.0], dtype=F64)  # e^650 ~ 1e282: rows beyond float64's reach combined
+    final = torch.randn(B, S, generator=gen, dtype=F64)
+    C = 2 if cell.has_carry else 0
+    o = adjoint_layer(r, up, off, seq, cut=C, need_x=True, gradient_norm=True, final=final)
+    assert o["t_last"] == T
+    gx_ref = torch.zeros(T, R, D, dtype=F64)
+    for row in range(R):
+        b = int(seq[row])
+        # the batch rows: u exp(off) + final (unscaled) as they are; the extra rows (no final): at offset 0, shifted
+        sc = math.exp(off[row]) if row < B else 1.0
+        g = _reference(cell, tr, sc * up[:, row], b, False, final[b] if row < B else None)  # (T+1, S)
+        shift = 0.0 if row < B else float(off[row]) / math.log(10)
+        want = torch.log10(torch.linalg.vector_norm(g[1:, :P], dim=-1)) + shift
+        got = o["adjoint_h"][row] if row < B else o["rows_h"][row - B]
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+        if row < B and S != P:  # ||dL/dc_k|| as autograd reports it for the tensor c_k: through h_k too
+            uc = cell.cell_adjoint(tr.states[1:, b], tr.preacts[:, b], g[1:])
+            torch.testing.assert_close(o["adjoint_c"][row], torch.log10(torch.linalg.vector_norm(uc, dim=-1)), rtol=0, atol=1e-10)
+        if row < B:
+            torch.testing.assert_close(o["g0"][row], g[0], rtol=1e-10, atol=1e-12)
+        # dL/dx_k = g_k ds_k/dx_k, s_{k-1} held: autograd through one step of each k
+        xk = tr.inputs[:, b].clone().requires_grad_(True)
+        s = cell.forward(xk, tr.states[:-1, b])[0]
+        (gxr,) = torch.autograd.grad(s, xk, g[1:])
+        gx_ref[:, row] = gxr
+        if row < C:  # the carry share against the cut reference on the same row
+            bcut = _reference(cell, tr, sc * up[:, row], b, True, final[b])
+            a = torch.linalg.vector_norm(g[1:] - bcut[1:], dim=-1)
+            nb = torch.linalg.vector_norm(bcut[1:], dim=-1)
+            torch.testing.assert_close(o["share"][row], a / (a + nb), rtol=0, atol=1e-10)
+    shifts = torch.where(torch.arange(R) < B, torch.zeros(R, dtype=F64), off)  # the extra rows' references at offset 0
+    got_gx = o["gx"] * torch.exp(o["m"] - shifts)[None, :, None]
+    torch.testing.assert_close(got_gx, gx_ref, rtol=1e-9, atol=1e-12)
+    # the parameter gradients of the batch rows: autograd of sum_k <g_k, s_k(x_k, s_{k-1}; theta)>, s_{k-1} held
+    params = {f: getattr(cell, f).detach().clone().requires_grad_(True) for f in param_fields(cell, True)}
+    import dataclasses
+    c2 = dataclasses.replace(cell, **params)
+    total = 0
+    for b in range(B):
+        g = _reference(cell, tr, math.exp(off[b]) * up[:, b], b, False, final[b])
+        s = c2.forward(tr.inputs[:, b], tr.states[:-1, b])[0]
+        total = total + (g[1:] * s).sum()
+    grads = torch.autograd.grad(total, list(params.values()))
+    for (f, _), gr in zip(params.items(), grads):
+        torch.testing.assert_close(o["grads"][f] * math.exp(o["gm"]), gr, rtol=1e-9, atol=1e-12)
+
+
+def test_packed_rows_are_the_identity_beyond_their_length_and_nan_in_the_profile():
+    m = make_module("lstm", 1, False, False, True, scale=1.0)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(T, B, D, generator=gen, dtype=F64)
+    lengths = torch.tensor([8, 5, 3])
+    for r in rerun(m, x, lengths=lengths).runs:  # (the reverse direction: through diagnose, tests/test_packed.py)
+        cell, tr = r.cell, r.trace
+        up = torch.randn(T, B, cell.h_size, generator=gen, dtype=F64)
+        up[torch.arange(T)[:, None] >= lengths[None, :]] = 0.0  # no loss beyond a sequence's length
+        final = torch.randn(B, cell.state_size, generator=gen, dtype=F64)
+        o = adjoint_layer(r, up, cut=B, need_x=True, final=final)
+        for b in range(B):
+            L = int(lengths[b])
+            g = _reference(cell, tr, up[:, b], b, False, final[b], L=L)
+            want = torch.log10(torch.linalg.vector_norm(g[1:L + 1, :cell.h_size], dim=-1))
+            torch.testing.assert_close(o["adjoint_h"][b, :L], want, rtol=0, atol=1e-10)
+            assert torch.isnan(o["adjoint_h"][b, L:]).all() and torch.isnan(o["share"][b, L:]).all()
+            assert torch.equal(o["gx"][L:, b], torch.zeros(T - L, D, dtype=F64))  # padded steps pass nothing down

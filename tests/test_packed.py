@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnscope.core.errors import InputError
-from rnnscope.interop.capture import accumulate, capture_forward, push_back
+from rnnscope.interop.capture import accumulate, capture_forward, own_forward, push_back
+from rnnscope.interop.diagnose import diagnose
 from rnnscope.interop.torch_models import own_order, rerun, valid_steps
 from torch_reference import D, make_module, step_fn
 
@@ -232,7 +233,7 @@ def test_capture_of_a_packed_model_its_leaves_and_push_back(kind, bi, bf, sort):
         return leaf["e"]
     h = model.emb.register_forward_hook(to_leaf)
     try:
-        got, calls, notes = capture_forward(model, (ids, L, hx))
+        got, calls, notes = capture_forward(model, (ids, L, hx), own=own_forward(model, (ids, L, hx))[1])
     finally:
         h.remove()
     assert float((got[0].detach() - own_logits).abs().max()) <= 1e-12
@@ -262,3 +263,79 @@ def test_capture_of_a_packed_model_its_leaves_and_push_back(kind, bi, bf, sort):
     push_back(c, [fake], gx, ())
     torch.testing.assert_close(fake.grads[0], ref_de, rtol=1e-12, atol=1e-12)
     assert bool((fake.grads[0][~valid.expand_as(fake.grads[0])] == 0).all())
+
+
+def packed_reference(model: PackedLM, ids, L, hx, bf: bool):
+    """Per sequence b, its first L_b positions only, explicit steps (step_fn) with every h_k (c_k) kept with
+    retain_grad; L = sum_b L_b (loss_of is a sum over sequences; the padded logits are the head's bias alone).
+    Returns {(layer, dir): (||dL/dh_k|| (B, T), ||dL/dc_k|| or None)} in own order, NaN beyond L_b."""
+    rnn = model.rnn
+    dirs = 2 if rnn.bidirectional else 1
+    lstm = isinstance(rnn, nn.LSTM)
+    ids_tm = ids.T if bf else ids
+    T, B = ids_tm.shape
+    w = torch.linspace(0.5, 1.5, 13, dtype=F64)
+    gh = {(l, d): torch.full((B, T), float("nan"), dtype=F64) for l in range(rnn.num_layers) for d in range(dirs)}
+    gc = {k: v.clone() for k, v in gh.items()} if lstm else None
+    for b, Lb in enumerate(L.tolist()):
+        inp = model.emb(ids_tm[:Lb, b:b + 1])  # (L_b, 1, 4)
+        kept, hn = {}, []
+        for l in range(rnn.num_layers):
+            outs = []
+            for d in range(dirs):
+                step = step_fn(rnn, l, bool(d))
+                i = l * dirs + d
+                h0 = hx[0] if lstm else hx
+                h, c = h0[i, b:b + 1], (hx[1][i, b:b + 1] if lstm else None)
+                hs, cs = [], []
+                for k in range(Lb):
+                    h, c = step(inp[Lb - 1 - k] if d else inp[k], h, c)
+                    h.retain_grad()
+                    hs.append(h)
+                    if c is not None:
+                        c.retain_grad()
+                        cs.append(c)
+                kept[(l, d)] = (hs, cs)
+                hn.append(h)
+                o = torch.stack(hs)  # (L_b, 1, P) own order
+                outs.append(o.flip(0) if d else o)
+            inp = torch.cat(outs, -1)
+        logits = model.head(inp)
+        Lsum = (torch.log_softmax(logits, -1) * w).sum() + 0.01 * (logits ** 2).sum() + 0.3 * (torch.stack(hn) ** 2).sum()
+        Lsum.backward()
+        for key, (hs, cs) in kept.items():
+            gh[key][b, :Lb] = torch.stack([torch.linalg.vector_norm(t.grad) for t in hs])
+            if cs:
+                gc[key][b, :Lb] = torch.stack([torch.linalg.vector_norm(t.grad) for t in cs])
+    return gh, gc
+
+
+@pytest.mark.parametrize("kind,bi,bf,sort", [("lstm", True, True, False), ("gru", True, False, False),
+                                             ("lstm", False, False, True)])
+def test_diagnose_of_a_packed_model_against_per_sequence_autograd(kind, bi, bf, sort):
+    """diagnose on a model that packs its embeddings: every layer's and direction's dL/dh_k (dL/dc_k) at the real
+    steps against per-sequence explicit loops (autograd), NaN beyond each length, the note, and the parameter table
+    (embedding and head included) against autograd through the model's own packed run."""
+    model = PackedLM(kind, bi, bf, sort).double()
+    L = torch.tensor([9, 7, 7, 4, 2, 1]) if sort else LENGTHS
+    ids = ids_for(L, 9, bf, seed=2)
+    n = 2 * (2 if bi else 1)
+    hx = torch.randn(n, L.numel(), 5, dtype=F64, generator=torch.Generator().manual_seed(5))
+    hx = (hx, 0.5 * hx.flip(1).clone()) if kind == "lstm" else hx
+    loss = lambda out: loss_of(out, L, bf)  # noqa: E731
+    d = diagnose(model, (ids, L, hx), loss, credit_anchors=3, credit_sequences=4)
+    gh, gc = packed_reference(model, ids, L, hx, bf)
+    assert any("packed input, steps beyond each sequence's length (L = 1..9) excluded" in x for x in d.notes)
+    pad = ~valid_steps(9, L).T  # (B, T) in position order; own order of the reverse direction: the same set
+    for ld in d.layers:
+        key = (ld.layer, int(ld.direction == "reverse"))
+        for got, ref in [(ld.per_sequence_adjoint_h, gh[key])] + ([(ld.per_sequence_adjoint_c, gc[key])] if gc else []):
+            assert torch.equal(torch.isnan(got), pad) and torch.equal(torch.isnan(ref), pad)
+            torch.testing.assert_close(got[~pad], torch.log10(ref[~pad]), rtol=0, atol=1e-9)
+        assert torch.isfinite(ld.log10_adjoint_h).all()  # the batch means over the sequences that reach each step
+    named = [(nm, p) for nm, p in model.named_parameters()]
+    model.zero_grad()
+    grads = torch.autograd.grad(loss(model(ids, L, hx)), [p for _, p in named])
+    assert [nm for nm, _ in d.parameters] == [nm for nm, _ in named]
+    for (nm, v), g in zip(d.parameters, grads):
+        assert 10.0 ** v == pytest.approx(float(torch.linalg.vector_norm(g)), rel=1e-9), nm

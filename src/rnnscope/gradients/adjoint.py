@@ -13,9 +13,18 @@ contribution of every loss term E_t to every step k stays apart).
 One recursion, two arithmetics:
 
     linear   g_k as they are: the hand BPTT and the Pascanu regularizer, whose products stay near 1
-    log      g_k = exp(log_scale_k) u_k with ||u_k||_2 in {0, 1}, renormalised every step, the sum
-             g_k J_k + d_{k-1} formed at the larger of the two scales: t = 100,000 steps of exploding
-             gradients stay finite (profiles, diagnose)
+    log      g_k = exp(log_scale_k) u_k with ||u_k||_2 in {0, 1}: t = 100,000 steps of exploding gradients stay
+             finite (profiles, diagnose). Renormalised every step (block = 1), the sum g_k J_k + d_{k-1} formed
+             at the larger of the two scales; or every `block` steps (block-scaled):
+
+                 g_k = exp(m) v_k within a block of steps, m (per row) chosen at the block's start as the
+                 largest of log ||g|| and log ||d_j|| over the block's direct terms, so ||v|| <= 1 there;
+                 v_{k-1} = v_k J_k + d_{k-1} exp(-m), no normalisation inside the block; the norms of the
+                 block's v_k checked at its end (finite, no subnormal): a block that fails is redone step by
+                 step. Exact to rounding like the per-step form, and its per-step overhead is one product.
+
+A direct term d_k may come with a log-offset o (per row): the term is then d_k exp(o), so that rows whose
+true values lie beyond the float range (an upstream already in the log domain) need not be formed.
 
 Cost: t vector-Jacobian products, O(t B S^2) for the built-in cells; memory: what is kept per step.
 
@@ -44,10 +53,16 @@ from ..core.cells import Cell
 from ..core.errors import InputError
 from ..core.unroll import Trace
 
-__all__ = ["Adjoints", "sweep", "polar", "adjoints", "state_adjoint_seed"]
+__all__ = ["Adjoints", "sweep", "polar", "adjoints", "state_adjoint_seed", "BLOCK"]
+
+# steps between renormalisations of the log-domain sweep by dtype: a product of 16 one-step Jacobians of norm up
+# to 10^19 each stays in float64's range (10^308), 4 of norm up to 10^9 in float32's (10^38); a block that
+# leaves the range is redone step by step, so these choose the speed only, never the result
+BLOCK = {torch.float64: 16, torch.float32: 4}
 
 VJP = Callable[[int, torch.Tensor], torch.Tensor]  # vjp(k, g) = g J_k, same shape as g
-Direct = Callable[[int], "torch.Tensor | None"]  # direct(k) = d_k (shape of g), or None where l_k does not read s_k
+Direct = Callable[[int], "torch.Tensor | tuple | None"]  # direct(k) = d_k, or (d_k, log-offset per row), or None
+# where l_k does not read s_k; d_k has the shape of g, or covers its first columns only (the h part of s = (h, c))
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,7 @@ class Adjoints:
 
     log_scale: torch.Tensor  # (t+1, B) natural log of ||dL/ds_k|| (-inf where it is exactly 0)
     unit: torch.Tensor  # (t+1, B, S)
+    vjp_log_scale: torch.Tensor | None = None  # (t+1, B): vjp(k, v) was called on v = dL/ds_k / exp(this[k])
 
     @property
     def log10_norm(self) -> torch.Tensor:
@@ -75,41 +91,46 @@ def polar(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.log(n), v / safe.unsqueeze(-1)
 
 
-def _polar_add(ls_a: torch.Tensor, u_a: torch.Tensor, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """exp(ls_a) u_a + d in log-polar form, formed at the larger of the two scales (neither term overflows)."""
-    ls_d, u_d = polar(d)
+def _split(d) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """A direct term as (d, log-offset): d or (d, offset); the offset 0.0 when none. d may be narrower than the
+    state (its first columns: the h part of (h, c))."""
+    return d if isinstance(d, tuple) else (d, 0.0)
+
+
+def _pad(d: torch.Tensor, width: int) -> torch.Tensor:
+    if d.shape[-1] == width:
+        return d
+    return torch.cat([d, d.new_zeros(*d.shape[:-1], width - d.shape[-1])], -1)
+
+
+def _polar_add(ls_a: torch.Tensor, u_a: torch.Tensor, d: torch.Tensor,
+               off: torch.Tensor | float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """exp(ls_a) u_a + d exp(off) in log-polar form, formed at the larger of the two scales (neither term overflows)."""
+    ls_d, u_d = polar(_pad(d, u_a.shape[-1]))
+    ls_d = ls_d + off
     m = torch.maximum(ls_a, ls_d)  # the common scale
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # both zero: any finite scale
-    v = torch.exp(ls_a - m).unsqueeze(-1) * u_a + torch.exp(ls_d - m).unsqueeze(-1) * u_d
+    v = torch.exp(ls_a - m).to(u_a.dtype).unsqueeze(-1) * u_a + torch.exp(ls_d - m).to(u_a.dtype).unsqueeze(-1) * u_d
     lv, u = polar(v)
     return m + lv, u
 
 
 def sweep(t: int, vjp: VJP, direct: Direct, *, log_domain: bool = False,
-          keep: Callable[[torch.Tensor], torch.Tensor] | None = None):
+          keep: Callable[[torch.Tensor], torch.Tensor] | None = None, block: int = 1):
     """The adjoints g_t..g_0 of the recursion in the module docstring.
 
-    direct(t) must be a tensor (it starts the sweep); direct(k) for k < t may be None.
+    direct(t) must be a tensor as wide as the state (it starts the sweep); direct(k) for k < t may be None.
     linear (log_domain=False): returns the kept g_k stacked (t+1, ...): [k] = keep(g_k) (keep: identity;
-    bptt keeps the sum over its rows). Differentiable when vjp and direct are.
-    log (log_domain=True): returns Adjoints, log_scale (t+1, ...) and unit (t+1, ..., S); vjp is called on the
-    unit vector u_k (||u_k|| <= 1), so its products stay near norm 1 however large g_k is.
+    bptt keeps the sum over its rows). Differentiable when vjp and direct are. Direct terms as tensors only.
+    log (log_domain=True): returns Adjoints; vjp is called on g_k / exp(vjp_log_scale[k]): the unit vector u_k
+    (block = 1) or the block-scaled v_k (||v_k|| <= 1 at a block's start), so its products stay near norm 1
+    however large g_k is. block: steps between renormalisations (module docstring).
     """
-    g = direct(t)
     if log_domain:
-        ls, u = polar(g)
-        scales, units = [ls], [u]
         with torch.no_grad():
-            for k in range(t, 0, -1):
-                lw, u = polar(vjp(k, u))  # u_k J_k: back through step k, at unit scale
-                ls = ls + lw  # log ||g_k J_k||
-                d = direct(k - 1) if k > 1 else None
-                if d is not None:
-                    ls, u = _polar_add(ls, u, d)  # + d_{k-1}
-                scales.append(ls)
-                units.append(u)
-        return Adjoints(torch.stack(scales[::-1]), torch.stack(units[::-1]))
+            return _log_sweep(t, vjp, direct, max(1, int(block)))
     keep = keep or (lambda v: v)
+    g = direct(t)
     kept = [keep(g)]
     for k in range(t, 0, -1):
         g = vjp(k, g)  # g_k J_k: back through step k
@@ -120,6 +141,75 @@ def sweep(t: int, vjp: VJP, direct: Direct, *, log_domain: bool = False,
     return torch.stack(kept[::-1])
 
 
+def _log_sweep(t: int, vjp: VJP, direct: Direct, block: int) -> Adjoints:
+    """The log-domain sweep, renormalised every step (block = 1) or every `block` steps (module docstring).
+
+    State between steps: g_k = exp(m) v (m per row, finite; v = 0 for a zero g_k). Kept per step: v_k and m_k."""
+    d, off = _split(direct(t))
+    ls, v = polar(d)  # the first direct term spans the whole state (it starts the sweep)
+    m = _finite(ls + off)
+    fin = torch.finfo(v.dtype)
+    lo, hi = fin.tiny ** 0.9, fin.max ** 0.9  # a block's norms stay within these (precision, overflow), or it is redone
+    vs, ms, vscale = [v.unsqueeze(0)], [m.unsqueeze(0)], [m.unsqueeze(0)] * (t + 1)
+    k = t
+    while k > 0:
+        steps = range(k, max(0, k - block), -1)  # the vjp at steps k, k-1, ...: g_{k-1}, g_{k-2}, ...
+        ds = [None if j == 1 else direct(j - 1) for j in steps]
+        ds = [None if x is None else _split(x) for x in ds]
+        out = _block(steps, vjp, ds, v, m) if block > 1 else None
+        if out is not None and bool((~torch.isfinite(out[1]) | (out[1] > hi) | ((out[1] > 0) & (out[1] < lo))).any()):
+            out = None  # redone one step at a time, each renormalised
+        if out is not None:
+            V, _, m = out
+            vs.append(V)
+            ms.append(m.expand(V.shape[0], *m.shape))
+            for j in steps:
+                vscale[j] = m.unsqueeze(0)
+            v = V[-1]
+        else:
+            for j, dj in zip(steps, ds):
+                ls, u = polar(v)
+                ls = ls + m  # g_j = exp(ls) u, ||u|| in {0, 1}
+                vscale[j] = _finite(ls).unsqueeze(0)
+                lw, u = polar(vjp(j, u))  # u_j J_j: back through step j, at unit scale
+                ls = ls + lw  # log ||g_j J_j||
+                if dj is not None:
+                    ls, u = _polar_add(ls, u, *dj)  # + d_{j-1}
+                v, m = u, _finite(ls)
+                vs.append(v.unsqueeze(0))
+                ms.append(m.unsqueeze(0))
+        k = steps[-1] - 1
+    V = torch.cat([c.flip(0) for c in vs[::-1]])  # (t+1, ..., S): chunks made from step t down, put in step order
+    M = torch.cat([c.flip(0) for c in ms[::-1]])
+    n = torch.linalg.vector_norm(V, dim=-1)
+    safe = torch.where(n > 0, n, torch.ones_like(n))
+    log_scale = torch.where(n > 0, torch.log(safe) + M, torch.full_like(n, float("-inf")))
+    return Adjoints(log_scale, V / safe.unsqueeze(-1), torch.cat(vscale))
+
+
+def _finite(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+
+
+def _block(steps, vjp: VJP, ds: list, v: torch.Tensor, m: torch.Tensor):
+    """One block of the scaled sweep from g_k = exp(m) v: the block's scale m' (per row, the largest of log ||g_k||
+    and the block's log ||d_j|| + offset), then v <- v J_j + d_{j-1} exp(off - m') at each step. Returns (the
+    block's v_{k-1}, v_{k-2}, ... stacked (n, ..., S), their norms (n, ...), m')."""
+    cand = [torch.log(torch.linalg.vector_norm(v, dim=-1)) + m]
+    cand += [torch.log(torch.linalg.vector_norm(dj[0], dim=-1)) + dj[1] for dj in ds if dj is not None]
+    m_new = _finite(torch.stack(torch.broadcast_tensors(*cand)).amax(0) if len(cand) > 1 else cand[0])
+    v = v * torch.exp(m - m_new).to(v.dtype).unsqueeze(-1)
+    out = []
+    for j, dj in zip(steps, ds):
+        w = vjp(j, v)  # v_j J_j: back through step j, at the block's scale
+        v = w.clone() if w is v else w  # (kept below: a vjp that hands back its argument must not be added to)
+        if dj is not None:  # + d_{j-1} exp(off - m') (in place on the fresh product; on its first columns)
+            v[..., :dj[0].shape[-1]].addcmul_(dj[0], torch.exp(dj[1] - m_new).to(v.dtype).unsqueeze(-1))
+        out.append(v)
+    V = torch.stack(out)
+    return V, torch.linalg.vector_norm(V, dim=-1), m_new
+
+
 def state_adjoint_seed(cell: Cell, B: int) -> torch.Tensor:
     """dL/ds_T for L = sum of the entries of h_T (the default loss): ones on h, zeros on c (B, S)."""
     g = torch.zeros(B, cell.state_size, dtype=cell.dtype)
@@ -128,7 +218,7 @@ def state_adjoint_seed(cell: Cell, B: int) -> torch.Tensor:
 
 
 def adjoints(cell: Cell, trace: Trace, direct: torch.Tensor | None = None, *, t: int | None = None,
-             vjp: VJP | None = None) -> Adjoints:
+             vjp: VJP | None = None, block: int | None = None) -> Adjoints:
     """Adjoints dL/ds_k of a cell along a trace for k = 0..t, by the log-domain sweep, O(t B S^2).
 
         g_t = dL/ds_t (direct),   g_{k-1} = g_k ds_k/ds_{k-1} + (direct dL/ds_{k-1})
@@ -137,7 +227,8 @@ def adjoints(cell: Cell, trace: Trace, direct: torch.Tensor | None = None, *, t:
     that reads h only), or None for L = sum of the entries of h_t.
     vjp: vjp(k, g) = g ds_k/ds_{k-1} (B, S) in place of cell.vjp on the trace's step k (a caller that keeps what
     the product passes through, e.g. LSTMCell.vjp_gates' gate adjoints).
-    t = 100,000 in the exploding regime stays finite (renormalised every step).
+    t = 100,000 in the exploding regime stays finite. block: steps between renormalisations (None: BLOCK of the
+    cell's dtype, 16 for float64 and 4 for float32; 1: every step, in log-polar form).
 
     Example:
         >>> from rnnscope.core.build import cell_from_arrays
@@ -173,4 +264,4 @@ def adjoints(cell: Cell, trace: Trace, direct: torch.Tensor | None = None, *, t:
     if vjp is None:
         def vjp(k: int, g: torch.Tensor) -> torch.Tensor:
             return cell.vjp(tr.inputs[k - 1], tr.states[k - 1], g, tr.preacts[k - 1])  # g ds_k/ds_{k-1}
-    return sweep(t, vjp, d, log_domain=True)
+    return sweep(t, vjp, d, log_domain=True, block=BLOCK.get(cell.dtype, 1) if block is None else block)

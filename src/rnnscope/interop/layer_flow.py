@@ -1,38 +1,48 @@
-"""The numbers of one (layer, direction) in a diagnosis: adjoints, the layer below's upstream, the parameter
-gradient norm, the carry share; from the upstream u_k = dL/dh_k that the loss and the layers above send it.
+"""The numbers of one (layer, direction) in a diagnosis, from one backward sweep over stacked rows: the adjoints,
+the layer below's upstream, the parameter gradients, the carry share, and the rows of other losses (credit).
 
-    direct_k = u_k on the h part of s_k (in the direction's own time order; zero after the last loss step t)
+Rows. The sweep carries R + C rows of adjoints at once, each following one sequence of the batch (seq[r]):
+
+    rows 0..B-1      the batch itself: dL/ds_k of the loss L (diagnose's profiles)
+    rows B..R-1      extra losses carried through the stack (credit.py: E_t alone, direct term at its anchor t)
+    rows R..R+C-1    the carry cut (attribution): a copy of rows 0..C-1 with the carry term's state argument
+                     held constant at every step of this layer (not passed to the layer below)
+
+    direct_k = u_k on the h part of s_k (in the direction's own time order), + dL/ds_T from h_n (c_n) on the
+               batch rows and their cut copies; u (T, R, P) comes with a log-offset per row: u_k exp(off_r)
     g_k = dL/ds_k:  g_t = direct_t,  g_{k-1} = g_k ds_k/ds_{k-1} + direct_{k-1}
-                    (adjoint.adjoints, log-polar g_k = exp(log_scale_k) unit_k; LSTM through LSTMCell.vjp_gates)
-    dL/dx_k = g_k ds_k/dx_k              the layer below's upstream (LSTM: dL/dz_k W_xh, one product over all k)
-    ||dL/dtheta||^2 = sum over the cell's parameter fields of ||sum_k g_k d+s_k/dtheta||^2, d+ the immediate
-                    partial (s_{k-1} held constant): one batched backward through all the steps at once
-sweep_stack runs adjoint_layer over a whole re-run, top layer to layer 0, each layer's dL/dx (summed over its
-directions) the upstream of the layer below (diagnose; credit.py on a batch tiled with anchored direct terms).
-Scales: the sweep is in the log domain; the batched backward and the upstream carry one common log-scale per
-layer (exact while the batch's gradients lie within the float range of each other).
+               (adjoint.sweep in the log domain, block-scaled; each step one Cell.vjp_apply on the step's
+               factors, formed for the whole trace at once by Cell.vjp_factors and gathered for the rows)
+    dL/du_k    what each product passes through on the way (the drive u_k = W_xh x_k + b: LSTM's dL/dz_k)
+    dL/dx_k = dL/du_k W_xh       the layer below's upstream, all steps in one product, with a log-offset per row
+    dL/dtheta = sum_k g_k d+s_k/dtheta (d+ the immediate partial, s_{k-1} held): one batched backward through
+               all the steps at once, on the batch rows, per parameter field of the cell
+
+Cells without a factored VJP (FunctionCell) take Cell.vjp on the gathered rows, and dL/dx_k from the batched
+backward. A packed batch (LayerRun.lengths): the steps k > L_b of sequence b are the identity (s_k = s_{k-1}
+there), pass nothing to dL/du, and their profile entries are NaN (excluded).
 
 Gate attribution. Every step has a carry term that copies the previous state through a gate: LSTM f_k * c_{k-1}
 (the cell path c_{k-1} -> c_k through the forget gate; c_{k-1} enters step k nowhere else), GRU z_k * h_{k-1}
 (the update gate's copy). Sum the adjoint over paths: g_k = dL/ds_k = a_k + b_k, where b_k sums the paths that
-never go through a carry term (the adjoint of the same network with the carry term's state argument detached at
-every step of this layer: c_t = f c_{t-1}.detach() + i g, h_t = (1-z) n + z h_{t-1}.detach(); Cell.vjp_cut) and
-a_k = g_k - b_k the paths that take the cell path / update-gate carry at least once. Then
+never go through a carry term (the cut rows: c_t = f c_{t-1}.detach() + i g, h_t = (1-z) n + z h_{t-1}.detach())
+and a_k = g_k - b_k the paths that take the cell path / update-gate carry at least once. Then
 
     carry_share(k) = ||a_k|| / (||a_k|| + ||b_k||)       in [0, 1]; NaN where dL/ds_k = 0
 
 near 1: the gradient from step k reaches the loss through the cell path; near 0: through h (W_hh) only.
 
-Legend: T time, B batch, D input size, H hidden (cell) size, P size of h (H, or proj_size), S state size.
+Legend: T time, B batch, R carried rows, C cut rows, D input size, H hidden (cell) size, P size of h, S state size,
+U size of the drive.
 
 Example (L = the sum of h_T, so dL/dh_T is a vector of ones: log10 ||dL/dh_T|| = log10 sqrt(4)):
     >>> from rnnscope.interop.torch_models import rerun
     >>> run = rerun(torch.nn.GRU(2, 4).double(), torch.randn(10, 3, 2, dtype=torch.float64)).runs[0]
     >>> up = torch.zeros(10, 3, 4, dtype=torch.float64)
     >>> up[-1] = 1.0
-    >>> o = adjoint_layer(run, up, 0.0, need_x=True, attribution=True, gradient_norm=True)
-    >>> o["adjoint_h"].shape, o["share"].shape, o["gx"].shape, o["t_last"]
-    (torch.Size([3, 10]), torch.Size([3, 10]), torch.Size([10, 3, 2]), 10)
+    >>> o = adjoint_layer(run, up, need_x=True, cut=3, gradient_norm=True)
+    >>> o["adjoint_h"].shape, o["share"].shape, o["gx"].shape, o["t_last"], sorted(o["grads"])
+    (torch.Size([3, 10]), torch.Size([3, 10]), torch.Size([10, 3, 2]), 10, ['W_hh', 'W_xh', 'b_hh', 'b_xh'])
     >>> round(float(o["adjoint_h"][0, -1]), 6) == round(math.log10(2.0), 6)
     True
 """
@@ -46,31 +56,32 @@ import torch
 
 from ..core.cells import Cell, ElmanCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
 from ..core.unroll import Trace
-from ..gradients.adjoint import Adjoints, adjoints
-from .torch_models import LayerRun, StackRun
+from ..gradients.adjoint import BLOCK, sweep
+from .torch_models import LayerRun, StackRun, own_order, valid_steps
 
-__all__ = ["adjoint_layer", "sweep_stack", "gate_sigmas", "LN10"]
+__all__ = ["adjoint_layer", "sweep_stack", "gate_sigmas", "param_fields", "LN10"]
 
 LN10 = math.log(10.0)
 _ROWS_PER_PASS = 2**21  # numbers per (rows x pre-activation width) chunk of the batched backward: bounded memory
 _GATES = {"lstm": "ifgo", "gru": "rzn"}
 
 
-def _param_fields(cell: Cell, bias: bool) -> dict[str, int]:
-    """The cell's fields that are module parameters, with how many module parameters each one is the sum of."""
+def param_fields(cell: Cell, bias: bool) -> dict[str, tuple[str, ...]]:
+    """The cell's fields that are module parameters, each with the PyTorch names it stands for (without the
+    _l{layer}{_reverse} suffix): Elman / Pal b_h = bias_ih + bias_hh, the same gradient for both."""
     if isinstance(cell, (ElmanCell, PalCell)):
-        return {"W_hh": 1, "W_xh": 1, **({"b_h": 2} if bias else {})}  # b_h = bias_ih + bias_hh: two parameters
+        return {"W_hh": ("weight_hh",), "W_xh": ("weight_ih",), **({"b_h": ("bias_ih", "bias_hh")} if bias else {})}
     if isinstance(cell, (LSTMCell, GRUCell)):
-        f = {"W_xh": 1, "W_hh": 1, **({"b_xh": 1, "b_hh": 1} if bias else {})}
+        f = {"W_xh": ("weight_ih",), "W_hh": ("weight_hh",), **({"b_xh": ("bias_ih",), "b_hh": ("bias_hh",)} if bias else {})}
         if isinstance(cell, ProjLSTMCell):
-            f["W_hr"] = 1
+            f["W_hr"] = ("weight_hr",)
         return f
     return {}
 
 
 def _batched_backward(cell: Cell, trace: Trace, g: torch.Tensor, need_x: bool,
-                      fields: dict[str, int]) -> tuple[torch.Tensor | None, float | None]:
-    """One backward through all steps at once: dL/dx_k = g_k ds_k/dx_k (t, B, D) and ||dL/dtheta||^2.
+                      fields: dict) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """One backward through all steps at once: dL/dx_k = g_k ds_k/dx_k (t, B, D) and dL/dfield for each field.
 
     g (t, B, S) = dL/ds_k for k = 1..t (scaled). s_{k-1} enters as a constant: only the immediate partials.
     """
@@ -97,42 +108,14 @@ def _batched_backward(cell: Cell, trace: Trace, g: torch.Tensor, need_x: bool,
             for (n, acc_n), gr in zip(acc.items(), grads):
                 if gr is not None:
                     acc_n += gr  # sum over k of the immediate partials d+s_k/dtheta
-    sq = None
-    if fields:
-        sq = float(sum(m * float(torch.linalg.vector_norm(acc[n].to(torch.float64))) ** 2 for n, m in fields.items()))
-    return gx, sq
+    return gx, acc
 
 
-def _lstm_sweep(cell: LSTMCell, trace: Trace, direct: torch.Tensor, t: int,
-                cut: bool = False) -> tuple[Adjoints, torch.Tensor, torch.Tensor]:
-    """adjoint.adjoints for an LSTM (ProjLSTMCell too) that also keeps what each product passes through:
-
-        g_t = direct_t,   g_{k-1} = g_k ds_k/ds_{k-1} + direct_{k-1}      (LSTMCell.vjp_gates, log-polar)
-
-    direct (>= t, B, P): the explicit dL/dh_k (the loss reads h only; its c part is zero), or (>= t, B, S) on
-    the whole state (a loss that reads c_T too).
-    Returns (Adjoints, Z, NC): Z (t, B, 4H) = dL/dz_k / exp(log_scale[k]) for k = 1..t (the unit adjoint's
-    pass through step k), so that dL/dx_k = exp(log_scale[k]) Z_k W_xh is one product over all steps
-    (no second pass through the gates); NC (t, B) = ||dL/dc_k|| / exp(log_scale[k]) of the tensor c_k
-    (LSTMCell.cell_adjoint: through h_k = o tanh(c_k) too). c_k is read from the trace, not recomputed.
-    cut: the carry term f * c_{k-1} held constant (LSTMCell.vjp_cut).
-    """
-    P = cell.h_size
-    Z = torch.empty(t, trace.B, 4 * cell.hidden_size, dtype=cell.dtype)  # (t, B, 4H)
-    NC = torch.empty(t, trace.B, dtype=cell.dtype)  # (t, B)
-
-    def vjp(k: int, g: torch.Tensor) -> torch.Tensor:
-        w, _, g_c = cell.vjp_gates(trace.inputs[k - 1], trace.states[k - 1], g, trace.preacts[k - 1],
-                                   c_new=trace.states[k, :, P:], cut=cut, dz=Z[k - 1])  # dL/dz_k lands in Z
-        NC[k - 1] = torch.linalg.vector_norm(g_c, dim=1)
-        return w
-
-    return adjoints(cell, trace, direct[:t], t=t, vjp=vjp), Z, NC
-
-
-def _polar_norms(log_scale: torch.Tensor, unit: torch.Tensor, part: slice) -> torch.Tensor:
-    """log10 ||v[part]|| for v = exp(log_scale) unit (..., S) -> (...)."""
-    return (log_scale.to(torch.float64) + torch.log(torch.linalg.vector_norm(unit[..., part], dim=-1).to(torch.float64))) / LN10
+def _rows_trace(trace: Trace, seq: torch.Tensor | None) -> Trace:
+    """The trace with its batch columns gathered by seq (rows follow sequences); the trace itself for None."""
+    if seq is None:
+        return trace
+    return Trace(trace.states[:, seq], trace.preacts[:, seq], trace.inputs[:, seq])
 
 
 def _share(ls: torch.Tensor, u: torch.Tensor, ls_cut: torch.Tensor, u_cut: torch.Tensor) -> torch.Tensor:
@@ -147,6 +130,10 @@ def _share(ls: torch.Tensor, u: torch.Tensor, ls_cut: torch.Tensor, u_cut: torch
     return torch.where(tot > 0, a / torch.where(tot > 0, tot, torch.ones_like(tot)), torch.full_like(tot, float("nan")))
 
 
+def _log10_norms(log_scale: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
+    """log10 ||v|| for v = exp(log_scale) unit (..., S) -> (...), float64."""
+    return (log_scale.to(torch.float64) + torch.log(torch.linalg.vector_norm(unit, dim=-1).to(torch.float64))) / LN10
+
 
 def gate_sigmas(cell: Cell) -> dict | None:
     """sigma_max of each gate's block of W_hh (LSTM i f g o, GRU r z n; rows of H each); None for other cells."""
@@ -158,113 +145,188 @@ def gate_sigmas(cell: Cell) -> dict | None:
     return {n: float(torch.linalg.svdvals(W[i * H:(i + 1) * H])[0]) for i, n in enumerate(names)}
 
 
-def adjoint_layer(run: LayerRun, up: torch.Tensor, off: float, need_x: bool, attribution: bool,
-                   gradient_norm: bool, final: torch.Tensor | None = None) -> dict:
-    """The adjoints of one (layer, direction) given the upstream dL/dh (T, B, P) (times exp(off)), in position order.
+def _start(up_T: torch.Tensor, off: torch.Tensor, final: torch.Tensor | None, S: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The direct term at s_T as (d, o) with d exp(o) = u_T exp(off) on h + final (unscaled, all of s), per row."""
+    R, P = up_T.shape
+    if final is None or not bool((final != 0).any()):
+        return (up_T if P == S else torch.cat([up_T, up_T.new_zeros(R, S - P)], -1)), off  # the sweep's start: all of s
+    big = final.abs().amax(-1)  # (R,)
+    o = torch.where(big > 0, torch.maximum(off, torch.log(torch.where(big > 0, big, torch.ones_like(big)))), off)
+    d = final * torch.exp(-o).unsqueeze(-1)
+    d[:, :P] += up_T * torch.exp(off - o).unsqueeze(-1)
+    return d, o
 
-    final (B, S): a direct term dL/ds_T on the last state in the direction's own time order (a loss that reads
-    the module's h_n, and c_n on the c part), unscaled. The result's "g0" (B, S) is dL/ds_0 (unscaled): the
-    gradient that reaches the initial state.
+
+def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0.0, seq: torch.Tensor | None = None, *,
+                  cut: int = 0, need_x: bool = False, gradient_norm: bool = False, final: torch.Tensor | None = None,
+                  attribution: bool | None = None) -> dict:
+    """One (layer, direction)'s sweep over stacked rows (module docstring), the upstream up (T, R, P) in position
+    order times exp(off) (off: a float or per row (R,)); seq (R,) the sequence of each row (None: rows = the
+    batch, R = B; rows 0..B-1 are always the batch); cut: C carry-cut copies of rows 0..C-1 (has_carry cells).
+    final (B, S): dL/ds_T of the batch rows in the direction's own order (from h_n, c_n), unscaled.
+
+    Returns a dict: adjoint_h (B, T) and adjoint_c (B, T, LSTM) log10 norms and rows_h (R - B, T) of the extra
+    rows, in the direction's own time order; share (C, T) or None; gx (T, R, D) dL/dx in position order times
+    exp(m), m (R,); grads {field: dL/dfield exp(-gm)} with gm (float) of the batch rows (gradient_norm); g0 (B, S)
+    = dL/ds_0 unscaled; t_last, the last step with a direct term.
     """
     cell, tr = run.cell, run.trace
     T, B = tr.T, tr.B
     P, S = cell.h_size, cell.state_size
     f64 = torch.float64
-    if run.direction == "reverse":
-        up = up.flip(0)  # the direction's own time order
-    lstm = isinstance(cell, LSTMCell)
-    direct = up  # (T, B, P): the loss reads h only; adjoints takes the h part of dL/ds_k
-    if final is not None and bool((final != 0).any()):  # + dL/ds_T from h_n (c_n), on one common scale with up
-        m0 = max(off, math.log(float(final.abs().max())))
-        direct = torch.zeros(T, B, S, dtype=cell.dtype)
-        direct[:, :, :P] = up * math.exp(off - m0)
-        direct[-1] += final.to(cell.dtype) * math.exp(-m0)
-        off = m0
-    nz = torch.nonzero((direct.reshape(T, -1) != 0).any(1))
-    t_last = int(nz[-1]) + 1 if nz.numel() else 0  # the last step with a direct term: later adjoints are exactly 0
-    log_scale = torch.full((T + 1, B), float("-inf"), dtype=f64)
+    R = up.shape[1]
+    seq = torch.arange(B) if seq is None else seq.to(torch.int64)
+    off = torch.full((R,), float(off), dtype=f64) if not isinstance(off, torch.Tensor) else off.to(f64)
+    C = cut if cell.has_carry else 0
+    rows = torch.cat([seq, torch.arange(C)])  # (R + C,): every row's sequence
+    lengths = None if run.lengths is None else run.lengths[rows]
+    up = own_order(up, run.direction, None if lengths is None else lengths[:R])  # the direction's own time order
+    U = torch.cat([up, up[:, :C]], 1) if C else up  # (T, R + C, P): the cut rows take their batch row's upstream
+    off_all = torch.cat([off, off[:C]]) if C else off
+    fin = None
+    if final is not None:
+        fin = torch.zeros(R + C, S, dtype=cell.dtype)
+        fin[:B] = final
+        fin[R:] = final[:C]
+    nz = torch.nonzero((U.reshape(T, -1) != 0).any(1))
+    t = T if fin is not None and bool((fin != 0).any()) else (int(nz[-1]) + 1 if nz.numel() else 0)
+    out = {"gx": None, "m": torch.zeros(R, dtype=f64), "grads": {}, "gm": 0.0, "g0": torch.zeros(B, S, dtype=cell.dtype),
+           "t_last": t, "share": None}
+    fields = param_fields(cell, run.bias) if gradient_norm else {}
+    log_scale = torch.full((T + 1, R + C), float("-inf"), dtype=f64)
     unit = None
-    share = torch.full((B, T), float("nan"), dtype=f64) if attribution and cell.has_carry else None
-    nc = None
-    out = {"gx": None, "m": 0.0, "sq": 0.0 if gradient_norm and _param_fields(cell, run.bias) else None,
-           "g0": torch.zeros(B, S, dtype=cell.dtype)}
-    if t_last:
-        if lstm:  # the same sweep, keeping dL/dz_k for dL/dx_k below and ||dL/dc_k||
-            adj, Z, nc = _lstm_sweep(cell, tr, direct, t_last)
-        else:
-            adj, Z = adjoints(cell, tr, direct[:t_last], t=t_last), None  # g_k = dL/ds_k, k = 0..t_last, log-polar
-        log_scale[:t_last + 1] = adj.log_scale.to(f64) + off
-        u0 = adj.unit[0]  # dL/ds_0 = exp(log_scale[0]) u0 (zero where u0 is)
-        out["g0"] = torch.where(u0 == 0, torch.zeros_like(u0), torch.exp(log_scale[0]).to(u0.dtype).unsqueeze(-1) * u0)
-        if t_last == T:
-            unit = adj.unit
-        else:
-            unit = torch.zeros(T + 1, B, S, dtype=cell.dtype)
-            unit[:t_last + 1] = adj.unit
-        if share is not None:  # the paths that never take the carry edge
-            cut = (_lstm_sweep(cell, tr, direct, t_last, cut=True)[0] if lstm
-                   else adjoints(cell, tr, direct[:t_last], t=t_last, vjp=lambda k, g: cell.vjp_cut(
-                       tr.inputs[k - 1], tr.states[k - 1], g, tr.preacts[k - 1])))
-            share[:, :t_last] = _share(adj.log_scale[1:], adj.unit[1:], cut.log_scale[1:], cut.unit[1:]).T.to(f64)
-        fields = _param_fields(cell, run.bias) if gradient_norm else {}
-        if need_x or fields:
-            ls = adj.log_scale[1:]  # (t_last, B)
-            fin = ls[torch.isfinite(ls)]
-            m = float(fin.max()) if fin.numel() else 0.0  # one common scale for the batched backward
-            scale = torch.exp(ls - m).unsqueeze(-1)  # (t_last, B, 1): unit -> dL/ds_k / exp(m + off)
-            if Z is not None and need_x:
-                # dL/dx_k = dL/dz_k W_xh: back through z_k = W_xh x_k + ..., all steps in one product (t_last, B, D)
-                gx = (Z.mul_(scale).reshape(t_last * B, -1) @ cell.W_xh).reshape(t_last, B, -1)
-                sq = _batched_backward(cell, tr, scale * adj.unit[1:], False, fields)[1] if fields else None
+    if t:
+        identity_rows = R + C == B and bool((rows == torch.arange(B)).all())
+        sel = None if identity_rows else rows
+        F = cell.vjp_factors(tr.inputs[:t], tr.states[:t], tr.preacts[:t], tr.states[1:t + 1])  # (t, B, .) each
+        rt = _rows_trace(tr, sel) if F is None else None  # the generic path reads the trace's rows
+        carry = None
+        if C:
+            carry = torch.ones(R + C, 1, dtype=cell.dtype)
+            carry[R:] = 0.0
+        valid = None if lengths is None else valid_steps(T, lengths)[:, :, None]  # (T, R + C, 1)
+        Wd = None  # dL/du_k of the carried rows, at the sweep's scale of step k
+        if F is not None and (need_x or fields):
+            Wd = torch.empty(t, R, cell.drive(tr.inputs[:1, :1]).shape[-1], dtype=cell.dtype)
+
+        def vjp(k: int, v: torch.Tensor) -> torch.Tensor:
+            if F is None:
+                w, du = cell.vjp(rt.inputs[k - 1], rt.states[k - 1], v, rt.preacts[k - 1]), None
             else:
-                gx, sq = _batched_backward(cell, tr, scale * adj.unit[1:], need_x, fields)
-            if gx is not None:
-                full = torch.zeros(T, B, gx.shape[2], dtype=gx.dtype)
-                full[:t_last] = gx
-                out["gx"] = full.flip(0) if run.direction == "reverse" else full  # back to position order
-            out["m"] = m + off
-            if sq is not None:
-                out["sq"] = (0.5 * math.log(sq) + m + off) if sq > 0 else float("-inf")  # log ||dL/dtheta||
-    elif out["sq"] is not None:
-        out["sq"] = float("-inf")
+                Fk = [f[k - 1] if sel is None else f[k - 1].index_select(0, sel) for f in F]
+                w, du = cell.vjp_apply(Fk, v, True if carry is None else carry)  # back through step k
+            if valid is not None:
+                w = torch.where(valid[k - 1], w, v)  # a padded step: s_k = s_{k-1}
+                du = None if du is None else du * valid[k - 1]
+            if Wd is not None:
+                Wd[k - 1] = du[:R]
+            return w
+
+        carries = (U.reshape(T, -1) != 0).any(1).tolist()
+        first = _start(U[t - 1], off_all, None if t != T else fin, S)
+
+        def direct(k: int):
+            if k == t:
+                return first
+            return (U[k - 1], off_all) if carries[k - 1] else None
+
+        adj = sweep(t, vjp, direct, log_domain=True, block=BLOCK.get(cell.dtype, 1))
+        log_scale[:t + 1] = adj.log_scale.to(f64)
+        unit = adj.unit if t == T else torch.cat([adj.unit, adj.unit.new_zeros(T - t, R + C, S)])
+        u0 = adj.unit[0, :B]  # dL/ds_0 = exp(log_scale[0]) u0 (zero where u0 is)
+        out["g0"] = torch.where(u0 == 0, torch.zeros_like(u0), torch.exp(adj.log_scale[0, :B]).to(u0.dtype).unsqueeze(-1) * u0)
+        if C:
+            out["share"] = torch.full((C, T), float("nan"), dtype=f64)
+            out["share"][:, :t] = _share(adj.log_scale[1:, :C], adj.unit[1:, :C], adj.log_scale[1:, R:],
+                                         adj.unit[1:, R:]).T.to(f64)
+        live = None if valid is None else valid[:t]  # (t, R + C, 1): the real steps (packed batches)
+        if need_x:
+            out["gx"], out["m"] = _upstream_below(cell, tr, adj, Wd, sel, t, R, run.direction, lengths, live)
+        if fields:
+            out["grads"], out["gm"] = _param_grads(cell, tr, adj, t, B, fields, None if live is None else live[:, :B])
     if unit is None:
-        unit = torch.zeros(T + 1, B, S, dtype=cell.dtype)
-    ah = _polar_norms(log_scale[1:], unit[1:], slice(0, P)).T  # (B, T)
-    ac = None
+        unit = torch.zeros(T + 1, R + C, S, dtype=cell.dtype)
+    ah = _log10_norms(log_scale[1:], unit[1:, :, :P]).T  # (R + C, T)
     if S != P:  # LSTM: dL/dc_k of the tensor c_k (through h_k = o_k tanh(c_k) too), as autograd reports it
-        lc = torch.full((T, B), float("-inf"), dtype=f64)
-        if nc is not None:
-            lc[:t_last] = torch.log(nc.to(f64))  # the sweep's ||cell_adjoint(unit_k)||
-        ac = ((log_scale[1:] + lc) / LN10).T
-    out.update(adjoint_h=ah, adjoint_c=ac, share=share, t_last=t_last)
+        uc = cell.cell_adjoint(tr.states[1:], tr.preacts, unit[1:, :B])  # (T, B, H)
+        out["adjoint_c"] = _log10_norms(log_scale[1:, :B], uc).T
+    else:
+        out["adjoint_c"] = None
+    if lengths is not None:  # padded steps excluded
+        pad = ~valid_steps(T, lengths).T  # (R + C, T)
+        ah = ah.masked_fill(pad, float("nan"))
+        if out["adjoint_c"] is not None:
+            out["adjoint_c"] = out["adjoint_c"].masked_fill(pad[:B], float("nan"))
+        if out["share"] is not None:
+            out["share"] = out["share"].masked_fill(pad[R:], float("nan"))
+    out["adjoint_h"], out["rows_h"] = ah[:B], ah[B:R]
     return out
 
 
-def sweep_stack(run: StackRun, up: torch.Tensor, off: float, attribution: bool, gradient_norm: bool,
-                 finals: dict | None = None, need_input: bool = False) -> tuple[dict, torch.Tensor | None]:
-    """Every (layer, direction)'s adjoint_layer, top to bottom, from the upstream up (T, B, dirs P) = dL/d(output)
-    / exp(off) and the direct terms finals[(l, direction)] = dL/ds_T (B, S) (from h_n, c_n). Returns the results
-    and, with need_input, dL/dx (T, B, D) of the module's input (unscaled)."""
-    T, B = run.output.shape[0], run.output.shape[1]
+def _upstream_below(cell: Cell, tr: Trace, adj, Wd, sel, t: int, R: int, direction: str, lengths, live):
+    """dL/dx_k (T, R, D) in position order times exp(-m) and m (R,): the carried rows' upstream of the layer below."""
+    T = tr.T
+    vs = adj.vjp_log_scale[1:, :R].to(torch.float64)  # (t, R): the scale of step k's product
+    m = torch.where(torch.isfinite(vs), vs, torch.full_like(vs, float("-inf"))).amax(0)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # (R,) one offset per row
+    if Wd is not None:  # dL/dx_k = dL/du_k W_xh: back through u_k = W_xh x_k + b, all steps in one product
+        scaled = Wd * torch.exp(vs - m).to(Wd.dtype).unsqueeze(-1)  # (t, R, U)
+        gx = (scaled.reshape(t * R, -1) @ cell.W_xh).reshape(t, R, -1)
+    else:  # the generic path: one batched backward through the gathered rows' steps
+        g = _scaled(adj, slice(0, R), m.unsqueeze(0), live if live is None else live[:, :R])
+        gx, _ = _batched_backward(cell, _rows_trace(tr, sel).truncated(t), g, True, {})
+    full = torch.zeros(T, R, gx.shape[2], dtype=gx.dtype)
+    full[:t] = gx
+    return own_order(full, direction, None if lengths is None else lengths[:R]), m
+
+
+def _scaled(adj, rows: slice, m: torch.Tensor | float, live) -> torch.Tensor:
+    """dL/ds_k exp(-m) (t, rows, S) for k = 1..t from the sweep's log-polar adjoints; zero on padded steps."""
+    ls = adj.log_scale[1:, rows].to(torch.float64)
+    g = adj.unit[1:, rows] * torch.exp(ls - m).to(adj.unit.dtype).unsqueeze(-1)
+    g = torch.where(adj.unit[1:, rows] == 0, torch.zeros_like(g), g)
+    return g if live is None else g * live
+
+
+def _param_grads(cell: Cell, tr: Trace, adj, t: int, B: int, fields: dict, live) -> tuple[dict, float]:
+    """{field: dL/dfield exp(-gm)} of the batch rows and gm: one batched backward, common scale gm."""
+    ls = adj.log_scale[1:, :B].to(torch.float64)  # (t, B)
+    fin = ls[torch.isfinite(ls)]
+    gm = float(fin.max()) if fin.numel() else 0.0
+    _, grads = _batched_backward(cell, tr.truncated(t), _scaled(adj, slice(0, B), gm, live), False, fields)
+    return grads, gm
+
+
+def sweep_stack(run: StackRun, up: torch.Tensor, off: torch.Tensor | float = 0.0, *, seq: torch.Tensor | None = None,
+                cut: int = 0, gradient_norm: bool = False, finals: dict | None = None,
+                need_input: bool = False) -> tuple[dict, torch.Tensor | None, torch.Tensor | None]:
+    """Every (layer, direction)'s adjoint_layer, top to bottom, from the upstream up (T, R, dirs P) = dL/d(output)
+    exp(-off) of R rows (seq: their sequences, None: the batch) and the direct terms finals[(l, direction)] =
+    dL/ds_T (B, S) of the batch rows (from h_n, c_n). Each layer below reads the sum over the directions' dL/dx
+    of the carried rows, on a common log-offset per row. Returns (results by (layer, direction), dL/dx (T, R, D)
+    of the module's input times exp(-m), m (R,)) (the last two None without need_input)."""
+    T, R = up.shape[0], up.shape[1]
+    off = torch.full((R,), float(off), dtype=torch.float64) if not isinstance(off, torch.Tensor) else off
     res: dict[tuple[int, str], dict] = {}
     for l in range(run.num_layers - 1, -1, -1):
         layer = run.layer(l)
         parts = []
+        below = l > 0 or need_input
         for r in layer:
             P = r.cell.h_size
             d = 0 if r.direction == "forward" else 1
             fin = None if finals is None else finals.get((l, r.direction))
-            o = adjoint_layer(r, up[:, :, d * P:(d + 1) * P], off, l > 0 or need_input, attribution, gradient_norm,
-                              final=fin)
+            o = adjoint_layer(r, up[:, :, d * P:(d + 1) * P], off, seq, cut=cut, need_x=below,
+                              gradient_norm=gradient_norm, final=fin)
             res[(l, r.direction)] = o
             if o["gx"] is not None:
                 parts.append((o["gx"], o["m"]))
-        if l > 0 or need_input:  # the layer below's upstream: the sum over this layer's directions, on one common scale
+        if below:  # the layer below's upstream: the sum over this layer's directions, on one common scale per row
+            D = layer[0].trace.inputs.shape[2]
             if parts:
-                M = max(m for _, m in parts)
-                up = sum(gx * math.exp(m - M) for gx, m in parts)
+                M = torch.stack([m for _, m in parts]).amax(0)  # (R,)
+                up = sum(gx * torch.exp(m - M).to(gx.dtype)[None, :, None] for gx, m in parts)
                 off = M
             else:
-                D = layer[0].trace.inputs.shape[2]
-                up, off = torch.zeros(T, B, D, dtype=run.output.dtype), 0.0
-    return res, (up * math.exp(off) if need_input else None)
+                up, off = torch.zeros(T, R, D, dtype=run.output.dtype), torch.zeros(R, dtype=torch.float64)
+    return res, (up if need_input else None), (off if need_input else None)

@@ -68,7 +68,9 @@ from torch import nn
 from ..core.errors import InputError
 from ..core.results import jsonable
 from ..core.unroll import Trace
+from .capture import recurrent_eval
 from .layer_flow import sweep_stack
+from .losses import apply_loss, as_targets, default_loss
 from .torch_models import LayerRun, StackRun, initial_states, layer_cells, module_dtype, module_kind, rerun
 
 __all__ = ["NonFinite", "forward_blowup", "adjoint_blowup", "nonfinite_parameters", "hunt", "tolerant_rerun", "BLOWUP_DECADES"]
@@ -293,12 +295,7 @@ def _as_list(output) -> list:
 
 def _forward(model: nn.Module, args: tuple) -> tuple[object, list[_Call]]:
     """model(*args) with a recording hook on every nn.RNN / LSTM / GRU; each call re-run exactly (no_grad)."""
-    subs = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.RNNBase)]
     calls: list[_Call] = []
-    modes = {n: m.training for n, m in subs}
-    for _, m in subs:
-        if m.training and m.dropout > 0 and m.num_layers > 1:
-            m.eval()  # the re-run has no dropout between layers
 
     def hook(name):
         def f(mod, a, kw, output):
@@ -306,7 +303,7 @@ def _forward(model: nn.Module, args: tuple) -> tuple[object, list[_Call]]:
             hx = a[1] if len(a) > 1 else kw.get("hx")
             if isinstance(x, nn.utils.rnn.PackedSequence):
                 raise InputError(f"{name or type(mod).__name__}: expected a padded tensor input, got a PackedSequence "
-                                 f"(not supported yet: pass the padded batch)")
+                                 f"(the NaN hunt does not unpack yet: pass the padded batch)")
             parts = () if hx is None else tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
             h0 = None if not parts else tuple(p.detach() for p in parts) if len(parts) > 1 else parts[0].detach()
             with torch.no_grad():
@@ -314,47 +311,26 @@ def _forward(model: nn.Module, args: tuple) -> tuple[object, list[_Call]]:
             calls.append(_Call(name, run, _as_list(output)))
         return f
 
-    handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in subs]
-    try:
-        with torch.enable_grad():
-            output = model(*args)
-    finally:
-        for h in handles:
-            h.remove()
-        for n, m in subs:
-            m.train(modes[n])
+    with recurrent_eval(model) as subs:  # the re-run has no dropout between layers
+        handles = [m.register_forward_hook(hook(n), with_kwargs=True) for n, m in subs]
+        try:
+            with torch.enable_grad():
+                output = model(*args)
+        finally:
+            for h in handles:
+                h.remove()
     return output, calls
 
 
 def _loss(model, output, loss_fn, targets, bare: bool) -> torch.Tensor:
     """L as diagnose makes it: loss_fn on the module's first return value (bare) or the model's output; a bare
     module without loss_fn: the sum of the last time-major output."""
-    if loss_fn is None:
-        if not bare:
-            raise InputError("loss_fn: expected a loss function of the model's output (and targets) for a whole "
-                             "model, got None")
-        if targets is not None:
-            raise InputError("targets: expected a loss_fn to compare them with, got targets without a loss_fn")
+    if loss_fn is None and bare:
         out = output[0]
-        last = out[-1] if out.dim() == 2 or not getattr(model, "batch_first", False) else out[:, -1]
-        return last.sum()
-    if not callable(loss_fn):
-        raise InputError(f"loss_fn: expected a function of the output (and targets), got {type(loss_fn).__name__}")
+        return default_loss(out if out.dim() == 2 or not getattr(model, "batch_first", False) else out.transpose(0, 1),
+                            targets)
     y = output[0] if bare else output
-    if targets is not None and bare:
-        t = torch.as_tensor(targets)
-        targets = t.to(y.dtype) if t.is_floating_point() else t
-    try:
-        L = loss_fn(y) if targets is None else loss_fn(y, targets)
-    except InputError:
-        raise
-    except (RuntimeError, ValueError, IndexError, TypeError) as e:
-        what = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise InputError(f"loss_fn: expected it to accept the output ({what}), got {type(e).__name__}: {e}") from None
-    if not isinstance(L, torch.Tensor) or L.numel() != 1:
-        got = tuple(L.shape) if isinstance(L, torch.Tensor) else type(L).__name__
-        raise InputError(f"loss_fn: expected a scalar tensor, got {got}")
-    return L.reshape(())
+    return apply_loss(loss_fn, y, as_targets(targets, y.dtype) if bare else targets)
 
 
 def _sweep(run: StackRun, up: torch.Tensor, finals: dict | None = None) -> dict:
@@ -363,8 +339,8 @@ def _sweep(run: StackRun, up: torch.Tensor, finals: dict | None = None) -> dict:
     fin = up.abs()[torch.isfinite(up)]
     M = float(fin.max()) if fin.numel() else 0.0
     if M > 0:
-        return sweep_stack(run, up / M, math.log(M), False, False, finals)[0]
-    return sweep_stack(run, up, 0.0, False, False, finals)[0]
+        return sweep_stack(run, up / M, math.log(M), finals=finals)[0]
+    return sweep_stack(run, up, 0.0, finals=finals)[0]
 
 
 def _profiles(calls: list[_Call], grads: list) -> list[tuple]:

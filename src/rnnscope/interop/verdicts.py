@@ -62,7 +62,7 @@ class LayerDiagnosis:
     per_sequence_spectral: torch.Tensor | None  # (J, T) log10 ||ds_T/ds_k||_2
     per_sequence_spectral_hh: torch.Tensor | None  # (J, T) log10 ||dh_T/dh_k||_2 (LSTM)
     per_sequence_spectral_cc: torch.Tensor | None  # (J, T) log10 ||dc_T/dc_k||_2 (LSTM)
-    per_sequence_carry_share: torch.Tensor | None  # (B, T) carry_share(k) (LSTM, GRU)
+    per_sequence_carry_share: torch.Tensor | None  # (C, T) carry_share(k) (LSTM, GRU) on the first C sequences
     log10_gradient_norm: float | None  # log10 ||dL/dtheta|| of this layer-direction's parameters
     sigma_max: float | None  # of W_hh (stacked gate blocks for LSTM / GRU)
     sigma_max_gates: dict | None  # gate name -> sigma_max of its W_hh block (LSTM i f g o, GRU r z n)
@@ -87,14 +87,15 @@ class LayerDiagnosis:
     update_gate: float | None = None  # GRU: mean z = sigmoid(a_z)
     attribution_sequences: int = 0  # sequences the carry share was computed on (0: none)
     forget_rest: float | None = None  # LSTM: mean z_f - b_f, the input and recurrent part of the forget pre-activation
+    credit_sequences: int = 0  # sequences per anchor of the credit profile (per-step case)
 
     @staticmethod
     def _mean(x: torch.Tensor | None) -> torch.Tensor | None:
-        return None if x is None else x.mean(0)
+        return None if x is None else torch.nanmean(x, 0)  # NaN: a step beyond a packed sequence's length
 
     @property
     def log10_adjoint_h(self) -> torch.Tensor:
-        return self.per_sequence_adjoint_h.mean(0)
+        return torch.nanmean(self.per_sequence_adjoint_h, 0)
 
     @property
     def log10_adjoint_c(self) -> torch.Tensor | None:
@@ -159,6 +160,7 @@ class LayerDiagnosis:
             "log10_credit": self.log10_credit, "credit_case": self.credit_case, "credit_anchors": list(self.credit_anchors),
             "forget_gate": self.forget_gate, "forget_bias": self.forget_bias, "forget_rest": self.forget_rest,
             "update_gate": self.update_gate, "attribution_sequences": self.attribution_sequences,
+            "credit_sequences": self.credit_sequences,
         })
 
 
@@ -185,6 +187,7 @@ class Diagnosis:
     agreement: float | None = None  # max relative difference of the re-run's output from the module's own
     nonfinite: object | None = None  # a NonFinite (interop/nan_hunt.py): .message(), .to_dict(); None when finite
     clip_source: str = ""  # what the clip threshold of the advice came from: "history" | "batch" | "" (none)
+    jacobian_seconds: float | None = None  # the cost of the Jacobian-product profile (None: not computed)
 
     @property
     def gradient_norm(self) -> float | None:
@@ -206,7 +209,7 @@ class Diagnosis:
             "jacobian_sequences": self.jacobian_sequences, "dtype": self.dtype,
             "layers": [d.to_dict() for d in self.layers], "advice": list(self.advice), "notes": list(self.notes),
             "seconds": self.seconds, "model_dtype": self.model_dtype, "agreement": self.agreement,
-            "clip_source": self.clip_source,
+            "clip_source": self.clip_source, "jacobian_seconds": self.jacobian_seconds,
             "parameters": [{"name": n, "log10_gradient_norm": v, "gradient_norm": _pow10(v), "share": sh}
                            for (n, v), sh in zip(self.parameters, _shares([v for _, v in self.parameters]))],
             "nonfinite": None if self.nonfinite is None else self.nonfinite.to_dict(),

@@ -1,0 +1,135 @@
+"""The vanilla cells of the seeds: Elman and the Pascanu/Pal form, with their exact one-step Jacobians and VJPs.
+
+    Elman   a_t = W_hh h_{t-1} + W_xh x_t + b_h,  h_t = phi(a_t)         J_t = diag(phi'(a_t)) W_hh
+    Pal     h_t = W_hh phi(h_{t-1}) + W_xh x_t + b_h                    J_t = W_hh diag(phi'(h_{t-1}))
+
+Factored VJP (cell_contract): F = (phi'(a_t),) for Elman, (phi'(h_{t-1}),) for Pal; then
+
+    Elman   dL/du_t = g * phi'(a_t)           g J_t = dL/du_t W_hh
+    Pal     dL/du_t = g                       g J_t = (g W_hh) * phi'(h_{t-1})
+
+with u_t = W_xh x_t + b_h the drive. Legend: B batch, S state size, D input size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .activations import Activation, get_activation
+from .cell_contract import Cell, check_matrix
+from .errors import InputError
+
+__all__ = ["ElmanCell", "PalCell"]
+
+
+@dataclass(frozen=True)
+class _Vanilla(Cell):
+    """Shared fields of the two vanilla forms (Elman and Pal)."""
+
+    W_hh: torch.Tensor  # (S, S)
+    W_xh: torch.Tensor  # (S, D)
+    b_h: torch.Tensor  # (S,)
+    activation: Activation = field(default_factory=lambda: get_activation("tanh"))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "activation", get_activation(self.activation))
+        if not isinstance(self.W_hh, torch.Tensor) or self.W_hh.dim() != 2:
+            got = tuple(self.W_hh.shape) if isinstance(self.W_hh, torch.Tensor) else type(self.W_hh).__name__
+            raise InputError(f"W_hh: expected a square matrix (S, S), got {got}")
+        S = self.W_hh.shape[0]
+        check_matrix("W_hh", self.W_hh, (S, S))
+        if not isinstance(self.W_xh, torch.Tensor) or self.W_xh.dim() != 2:
+            raise InputError(f"W_xh: expected a matrix (S={S}, D), got {getattr(self.W_xh, 'shape', self.W_xh)!r}")
+        check_matrix("W_xh", self.W_xh, (S, self.W_xh.shape[1]))
+        check_matrix("b_h", self.b_h, (S,))
+
+    @property
+    def state_size(self) -> int:  # type: ignore[override]
+        return self.W_hh.shape[0]
+
+    @property
+    def input_size(self) -> int:  # type: ignore[override]
+        return self.W_xh.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W_hh.dtype
+
+
+@dataclass(frozen=True)
+class ElmanCell(_Vanilla):
+    """Elman RNN (seeds 000, 002, 003, 004):
+
+        a_t = W_hh h_{t-1} + W_xh x_t + b_h        (B, S)
+        h_t = phi(a_t)
+        dh_t/dh_{t-1} = diag(phi'(a_t)) W_hh       (B, S, S)
+
+    Example:
+        >>> cell = ElmanCell(torch.eye(2) * 0.5, torch.ones(2, 1), torch.zeros(2), "tanh")
+        >>> cell.jacobian(torch.zeros(1, 1), torch.zeros(1, 2))[0]   # tanh'(0) = 1
+        tensor([[0.5000, 0.0000],
+                [0.0000, 0.5000]])
+    """
+
+    kind = "elman"
+
+    def drive(self, x):
+        return x @ self.W_xh.T + self.b_h  # W_xh x_t + b_h (..., S)
+
+    def forward_driven(self, u, s_prev):
+        a = torch.addmm(u, s_prev, self.W_hh.T)  # a_t = W_hh h_{t-1} + u_t (B, S)
+        return self.activation.phi(a), a
+
+    def preactivation(self, x, s_prev):
+        return torch.addmm(self.drive(x), s_prev, self.W_hh.T)  # (B, S)
+
+    def jacobian(self, x, s_prev):
+        d = self.activation.dphi(self.preactivation(x, s_prev))  # (B, S) phi'(a_t)
+        return d.unsqueeze(-1) * self.W_hh  # (B, S, S) rows of W_hh scaled by phi'(a_t)
+
+    def vjp(self, x, s_prev, g, a=None):
+        return self.vjp_apply(self.vjp_factors(x, s_prev, a), g)[0]
+
+    def vjp_factors(self, x, s_prev, a=None, s_new=None):
+        a = torch.matmul(s_prev, self.W_hh.T) + self.drive(x) if a is None else a  # a_t (..., S)
+        return (self.activation.dphi(a),)  # phi'(a_t)
+
+    def vjp_apply(self, F, g, carry=True):
+        # g^T diag(phi'(a)) W_hh: through phi' first, then back through W_hh.
+        du = g * F[0]  # dL/da_t = dL/du_t: through h_t = phi(a_t)   (B, S)
+        return du @ self.W_hh, du  # back through a_t = W_hh h_{t-1} + u_t
+
+
+@dataclass(frozen=True)
+class PalCell(_Vanilla):
+    """Pascanu/Pal form (seed 001 eq. 1, Pascanu et al. 2013 eq. 11):
+
+        h_t = W_hh phi(h_{t-1}) + W_xh x_t + b_h   (B, S)
+        dh_t/dh_{t-1} = W_hh diag(phi'(h_{t-1}))   (B, S, S)
+
+    The pre-activation of step t (the argument of phi) is h_{t-1}.
+    """
+
+    kind = "pal"
+
+    def drive(self, x):
+        return x @ self.W_xh.T + self.b_h  # W_xh x_t + b_h (..., S)
+
+    def forward_driven(self, u, s_prev):
+        return torch.addmm(u, self.activation.phi(s_prev), self.W_hh.T), s_prev  # W_hh phi(h_{t-1}) + u_t
+
+    def jacobian(self, x, s_prev):
+        d = self.activation.dphi(s_prev)  # (B, S) phi'(h_{t-1})
+        return self.W_hh * d.unsqueeze(-2)  # (B, S, S) columns of W_hh scaled by phi'(h_{t-1})
+
+    def vjp(self, x, s_prev, g, a=None):
+        return self.vjp_apply(self.vjp_factors(x, s_prev, a), g)[0]
+
+    def vjp_factors(self, x, s_prev, a=None, s_new=None):
+        return (self.activation.dphi(s_prev),)  # phi'(h_{t-1})
+
+    def vjp_apply(self, F, g, carry=True):
+        # g^T W_hh diag(phi'(h_{t-1})): back through W_hh, then through phi'; u_t enters h_t additively.
+        return (g @ self.W_hh) * F[0], g  # (B, S), dL/du_t = g
