@@ -1,18 +1,21 @@
-"""Benchmark: rnnscope.interop.diagnose on a 2-layer nn.LSTM against one fused forward + backward through the same module.
+"""Benchmark: rnnscope.diagnose against one forward + backward of the same model on the same batch.
 
-    fused        out, _ = lstm(x); out[-1].sum().backward()          torch's own LSTM kernels (the baseline)
-    adjoint      diagnose(lstm, x, jacobian=False, attribution=False, gradient_norm=False): the re-run
-                 (fused, per layer) of both layers and the exact adjoint profile log10 ||dL/dh_k||, ||dL/dc_k||   goal <= 2x fused
-    + norm/gates diagnose(lstm, x, jacobian=False): also ||dL/dtheta|| and the carry share (what the monitor runs)
-    jacobian     diagnose(lstm, x, jacobian_sequences=1) minus `adjoint + norm/gates`: the Jacobian-product profile
-                 log10 ||ds_T/ds_k||_2 (and the h -> h, c -> c blocks) of one sequence, both layers, O(T S^3)
-    monitor      a training loop (2-layer LSTM + linear head, Adam) with GradientFlowMonitor(every=100).step(...)
-                 against the same loop without it                                          goal <= 10% overhead
+Cases (issue 13): the char-LM shape, nn.Embedding(V, 64) -> 2-layer nn.LSTM 128 (batch_first) -> nn.Linear on
+windows of real text (pydoc_data.topics), T = 200, B = 32, cross-entropy at every step; and a 2-layer nn.LSTM 256
+with an input of 32 and a linear head, T = 500, B = 32, a loss on the last step. Both models float32.
 
-Default sizes: hidden 256, T = 500, B = 32, input 32, float32 (the issue's case); the monitor loop uses hidden 128,
-T = 100, B = 32 and 300 steps so that it runs in minutes on a small machine. Rounds are interleaved (fused,
-adjoint, full, fused, ...) so that a burst of load on a shared machine hits every side; the ratios are of the
-best rounds (and the median of the per-round ratios is reported too).
+    fwd+bwd      loss_fn(model(x), y).backward(): torch's own kernels, torch's default threads (the baseline)
+    default      diagnose(model, x, loss_fn, targets=y): float64 analysis of an upcast copy, adjoints, the
+                 credit profile (4 anchors x 4 sequences), the carry share (4 sequences), every parameter's
+                 gradient norm, verdicts and advice                                       goal <= 3x fwd+bwd
+    adjoints     the same without the credit profile, the carry share and the gradient norms
+    float32      the default options with dtype=torch.float32 (the analysis in the model's own precision)
+    jacobian     the Jacobian-product profile of one sequence (diagnose(..., jacobian=True,
+                 jacobian_sequences=1) minus the default): O(T S^3), on request
+
+Rounds are interleaved (fwd+bwd, default, adjoints, float32, then again) so that a burst of load on a shared
+machine hits every side; the ratios are of the best rounds, with the median of the per-round ratios beside.
+The monitor's cost in a training loop is benchmarks/monitor.py.
 
 Usage:
     python benchmarks/diagnose.py [--rounds 3] [--threads 0 (torch's default)] [--quick] [--out benchmarks/results/diagnose.json]
@@ -34,15 +37,63 @@ HERE = Path(__file__).resolve().parent
 # this folder off the import path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
+import pydoc_data.topics  # noqa: E402
+
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
 
 from rnnscope.interop.diagnose import diagnose  # noqa: E402
-from rnnscope.interop.monitor import GradientFlowMonitor  # noqa: E402
+
+TEXT = "".join(pydoc_data.topics.topics.values())
+CHARS = sorted(set(TEXT))
+IDS = torch.tensor([CHARS.index(c) for c in TEXT])
 
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class CharLM(nn.Module):
+    def __init__(self, hidden: int = 128, emb: int = 64):
+        super().__init__()
+        self.emb = nn.Embedding(len(CHARS), emb)
+        self.rnn = nn.LSTM(emb, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, len(CHARS))
+
+    def forward(self, ids):
+        return self.head(self.rnn(self.emb(ids))[0])
+
+
+class LastStep(nn.Module):
+    def __init__(self, hidden: int = 256, D: int = 32):
+        super().__init__()
+        self.rnn = nn.LSTM(D, hidden, num_layers=2)
+        self.head = nn.Linear(hidden, 1)
+
+    def forward(self, x):
+        return self.head(self.rnn(x)[0][-1])
+
+
+def ce(logits, y):
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def mse(out, y):
+    return nn.functional.mse_loss(out, y)
+
+
+def char_lm_case(T: int, B: int, hidden: int):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    start = torch.randint(0, IDS.numel() - T - 1, (B,), generator=g).tolist()
+    w = torch.stack([IDS[s:s + T + 1] for s in start])
+    return CharLM(hidden), w[:, :-1], w[:, 1:], ce
+
+
+def last_step_case(T: int, B: int, hidden: int):
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(2)
+    return LastStep(hidden), torch.randn(T, B, 32, generator=g), torch.randn(B, 1, generator=g), mse
 
 
 def timed(fn) -> float:
@@ -51,101 +102,64 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def fused(lstm, x):
-    lstm.zero_grad(set_to_none=True)
-    out, _ = lstm(x)
-    out[-1].sum().backward()
+def measure(name: str, model, x, y, loss_fn, rounds: int) -> dict:
+    def fwd_bwd():
+        model.zero_grad(set_to_none=True)
+        loss_fn(model(x), y).backward()
 
-
-def training(steps: int, hidden: int, T: int, B: int, D: int, monitor_every: int | None, seed: int = 0) -> float:
-    """Seconds of `steps` Adam updates of a 2-layer LSTM + linear head on fresh random batches (same seed both ways)."""
-    torch.manual_seed(seed)
-    lstm = torch.nn.LSTM(D, hidden, num_layers=2)
-    head = torch.nn.Linear(hidden, 1)
-    opt = torch.optim.Adam(list(lstm.parameters()) + list(head.parameters()), lr=1e-3)
-    mon = GradientFlowMonitor(lstm, every=monitor_every) if monitor_every else None
-    gen = torch.Generator().manual_seed(seed + 1)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        x = torch.randn(T, B, D, generator=gen)
-        y = torch.randn(B, 1, generator=gen)
-        out, _ = lstm(x)
-        loss = F.mse_loss(head(out[-1]), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if mon is not None:
-            mon.step(x, lambda o, y=y: F.mse_loss(head(o[-1]), y))
-    seconds = time.perf_counter() - t0
-    if mon is not None and len(mon.history) != (steps + monitor_every - 1) // monitor_every:
-        raise RuntimeError("monitor recorded the wrong number of times")
-    return seconds
+    variants = {
+        "default": lambda: diagnose(model, x, loss_fn, targets=y),
+        "adjoints": lambda: diagnose(model, x, loss_fn, targets=y, credit_anchors=0, attribution=False,
+                                     gradient_norm=False),
+        "float32": lambda: diagnose(model, x, loss_fn, targets=y, dtype=torch.float32),
+    }
+    fwd_bwd()
+    for f in variants.values():  # warm-up
+        f()
+    times = {"fwd_bwd": [], **{k: [] for k in variants}}
+    for r in range(rounds):
+        times["fwd_bwd"].append(timed(fwd_bwd))
+        for k, f in variants.items():
+            times[k].append(timed(f))
+        log(f"{name} round {r}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()))
+    d = diagnose(model, x, loss_fn, targets=y, jacobian=True, jacobian_sequences=1)
+    base = min(times["fwd_bwd"])
+    out = {"seconds": times, "jacobian_seconds_per_sequence": d.jacobian_seconds,
+           "verdicts": [f"{l.name}: {l.verdict}" for l in d.layers]}
+    for k in variants:
+        out[f"{k}_ratio"] = min(times[k]) / base
+        out[f"{k}_ratio_median"] = statistics.median(a / b for a, b in zip(times[k], times["fwd_bwd"]))
+    return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--length", type=int, default=500)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--input-size", type=int, default=32)
-    ap.add_argument("--monitor-steps", type=int, default=300)
-    ap.add_argument("--quick", action="store_true", help="hidden 64, T = 100, 2 rounds, 200 monitor steps")
+    ap.add_argument("--quick", action="store_true", help="the char-LM case only, 2 rounds")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "diagnose.json")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.hidden, args.length, args.rounds, args.monitor_steps = 64, 100, 2, 200
     if args.threads:
         torch.set_num_threads(args.threads)
-    H, T, B, D = args.hidden, args.length, args.batch, args.input_size
+    rounds = 2 if args.quick else args.rounds
     load_start = list(os.getloadavg())
-    torch.manual_seed(0)
-    lstm = torch.nn.LSTM(D, H, num_layers=2)
-    x = torch.randn(T, B, D)
-    adjoint_only = lambda: diagnose(lstm, x, jacobian=False, attribution=False, gradient_norm=False)  # noqa: E731
-    with_gates = lambda: diagnose(lstm, x, jacobian=False)  # noqa: E731
-    fused(lstm, x), adjoint_only(), with_gates()  # warm-up
-    t_fused, t_adj, t_full = [], [], []
-    for r in range(args.rounds):
-        t_fused.append(timed(lambda: fused(lstm, x)))
-        t_adj.append(timed(adjoint_only))
-        t_full.append(timed(with_gates))
-        log(f"round {r}: fused {t_fused[-1]:.3f} s, adjoint {t_adj[-1]:.3f} s, + norm/gates {t_full[-1]:.3f} s")
-    t_jac_total = timed(lambda: diagnose(lstm, x, jacobian_sequences=1))
-    t_jac = t_jac_total - min(t_full)
-    log(f"jacobian profile (1 sequence, 2 layers, S = {2 * H}): {t_jac:.2f} s (diagnose in all {t_jac_total:.2f} s)")
-    mon_steps, mon_h, mon_T = args.monitor_steps, max(H // 2, 16), min(T, 100)
-    training(20, mon_h, mon_T, B, D, 10)  # warm-up
-    bare, monit = [], []
-    for r in range(max(2, args.rounds - 1)):
-        bare.append(training(mon_steps, mon_h, mon_T, B, D, None))
-        monit.append(training(mon_steps, mon_h, mon_T, B, D, 100))
-        log(f"monitor round {r}: bare {bare[-1]:.2f} s, with monitor {monit[-1]:.2f} s")
-    results = {
-        "case": {"module": "nn.LSTM", "layers": 2, "hidden": H, "T": T, "B": B, "input": D, "dtype": "float32"},
-        "fused_seconds": t_fused, "adjoint_seconds": t_adj, "adjoint_norm_gates_seconds": t_full,
-        "adjoint_ratio": min(t_adj) / min(t_fused),
-        "adjoint_ratio_median": statistics.median(a / f for a, f in zip(t_adj, t_fused)),
-        "adjoint_norm_gates_ratio": min(t_full) / min(t_fused),
-        "jacobian_profile_seconds_per_sequence": t_jac, "jacobian_diagnose_seconds": t_jac_total,
-        "monitor": {"module": "nn.LSTM", "layers": 2, "hidden": mon_h, "T": mon_T, "B": B, "steps": mon_steps,
-                    "every": 100, "bare_seconds": bare, "monitor_seconds": monit,
-                    "overhead": min(monit) / min(bare) - 1.0},
-    }
-    out = {"benchmark": "diagnose vs one fused forward + backward; monitor overhead",
-           "goal": "adjoint_ratio <= 2; monitor overhead <= 0.10", "rounds": args.rounds,
-           "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-           "machine": platform.machine(), "cpus": os.cpu_count(), "load_start": load_start,
-           "load_end": list(os.getloadavg()), "results": results}
+    cases = {"char_lm_lstm128_T200_B32": char_lm_case(200, 32, 128)}
+    if not args.quick:
+        cases["lstm256_T500_B32_last_step"] = last_step_case(500, 32, 256)
+    results = {name: measure(name, *case, rounds) for name, case in cases.items()}
+    out = {"benchmark": "diagnose vs one forward + backward of the same model (float32, torch's threads)",
+           "goal": "default_ratio <= 3", "rounds": rounds, "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "python": platform.python_version(), "machine": platform.machine(),
+           "cpus": os.cpu_count(), "load_start": load_start, "load_end": list(os.getloadavg()), "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"fused forward+backward   {min(t_fused):8.3f} s")
-    print(f"diagnose, adjoints only  {min(t_adj):8.3f} s   ratio {results['adjoint_ratio']:.2f} (goal <= 2; median "
-          f"per round {results['adjoint_ratio_median']:.2f})")
-    print(f"  + norm and carry share {min(t_full):8.3f} s   ratio {results['adjoint_norm_gates_ratio']:.2f}")
-    print(f"Jacobian profile         {t_jac:8.3f} s   per sequence, both layers (S = {2 * H})")
-    print(f"monitor every 100 steps  overhead {100 * results['monitor']['overhead']:.1f}% (goal <= 10%)")
+    for name, r in results.items():
+        base = min(r["seconds"]["fwd_bwd"])
+        print(f"{name}: forward+backward {base:.3f} s")
+        for k in ("default", "adjoints", "float32"):
+            print(f"  diagnose {k:9s} {min(r['seconds'][k]):7.3f} s   ratio {r[k + '_ratio']:5.2f} "
+                  f"(median per round {r[k + '_ratio_median']:.2f})")
+        print(f"  Jacobian-product profile, one sequence: {r['jacobian_seconds_per_sequence']:.3f} s")
     print(f"written to {args.out}")
     return 0
 

@@ -11,7 +11,8 @@ from torch import nn
 from rnnscope.core.cells import ElmanCell, FunctionCell, GRUCell, LSTMCell, ProjLSTMCell
 from rnnscope.interop import torch_models
 from rnnscope.core.errors import InputError
-from rnnscope.interop.torch_models import cell_from_module, layer_cells, load_model, parse_arch, rerun
+from rnnscope.interop.saved_models import load_model, parse_arch
+from rnnscope.interop.torch_models import cell_from_module, layer_cells, rerun
 from torch_reference import COMBO_IDS, COMBOS, D, make_module
 
 F64, F32 = torch.float64, torch.float32
@@ -51,7 +52,7 @@ def test_fused_trace_equals_the_step_by_step_trace(kind, layers, bi, bf, bias, d
     ref = rerun(m, x, fused=False)
     with monkeypatch.context() as mp:  # the fused path must not fall back to the step loop for these modules
         mp.setattr(torch_models, "unroll", lambda *a, **k: pytest.fail("fused rerun fell back to unroll"))
-        fast = rerun(m, x)
+        fast = rerun(m, x, fused=True)
     assert [(r.layer, r.direction) for r in fast.runs] == [(r.layer, r.direction) for r in ref.runs]
     for a, b in zip(fast.runs, ref.runs):
         for got, want in ((a.trace.states, b.trace.states), (a.trace.preacts, b.trace.preacts),

@@ -48,7 +48,8 @@ from .lab.train import TrainConfig, TrainResult, run_config, train
 from .gradients.bounds import Verdict, fitted_rate, horizon, pascanu_verdict, weight_facts
 from .interop.diagnose import Diagnosis, LayerDiagnosis, diagnose, target_loss
 from .interop.monitor import GradientFlowMonitor, MonitorRecord
-from .interop.torch_models import LayerRun, StackRun, cell_from_module, layer_cells, load_model, parse_arch, rerun
+from .interop.saved_models import load_model, parse_arch
+from .interop.torch_models import LayerRun, StackRun, cell_from_module, layer_cells, rerun
 from .core.unroll import Trace, initial_state, unroll
 from .core.version import VERSION
 

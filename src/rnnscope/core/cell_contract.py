@@ -31,8 +31,18 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["Cell", "FunctionCell", "check_matrix"]
+__all__ = ["Cell", "FunctionCell", "check_matrix", "affine", "rows"]
 
+
+
+def affine(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """x W^T + b for x (..., D), W (O, D), b (O,): one 2-D product over all the leading dimensions (..., O)."""
+    return torch.addmm(b, x.reshape(-1, x.shape[-1]), W.T).reshape(*x.shape[:-1], W.shape[0])
+
+
+def rows(x: torch.Tensor) -> torch.Tensor:
+    """x (..., n) as a matrix (N, n): the leading dimensions (steps, sequences) flattened into rows."""
+    return x.reshape(-1, x.shape[-1])
 
 
 def check_matrix(name: str, m: torch.Tensor, shape: tuple[int, ...]) -> None:
@@ -93,11 +103,18 @@ class Cell:
         caller has them (Trace.preacts, Trace.states[1:]). None: no factored VJP (vjp is used as it is)."""
         return None
 
-    def vjp_apply(self, F: tuple, g: torch.Tensor, carry=True) -> tuple[torch.Tensor, torch.Tensor]:
+    def vjp_apply(self, F: tuple, g: torch.Tensor, carry=True, out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(g^T ds_t/ds_{t-1} (B, S), dL/du_t (B, U)) from the step's vjp_factors F and g = dL/ds_t: the products
         only. u_t = drive(x_t), so dL/dx_t = dL/du_t W_xh for the built-in cells. carry: False, or a (B, 1) mask
-        of 0 / 1, holds the carry term's state argument constant on those rows (vjp_cut)."""
+        of 0 / 1, holds the carry term's state argument constant on those rows (vjp_cut). out: a (B, U) buffer
+        that receives dL/du_t (a sweep keeping it for every step writes it in place)."""
         raise NotImplementedError(f"{self.kind}: no factored VJP")
+
+    def param_grads(self, x: torch.Tensor, s_prev: torch.Tensor, a: torch.Tensor, du: torch.Tensor) -> dict | None:
+        """The immediate parameter gradients summed over the leading dimensions (steps, sequences): for every
+        parameter field theta, sum dL/ds_t d+s_t/dtheta (s_{t-1} held), from dL/du_t = du (vjp_apply's second
+        output) and the pre-activations a. None: not available in closed form (callers use autograd)."""
+        return None
 
     def zero_state(self, batch: int) -> torch.Tensor:
         return torch.zeros(batch, self.state_size, dtype=self.dtype)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .cell_contract import Cell, check_matrix
+from .cell_contract import Cell, affine, check_matrix, rows
 from .errors import InputError
 
 __all__ = ["LSTMCell", "ProjLSTMCell", "GRUCell"]
@@ -115,7 +115,7 @@ class LSTMCell(_Gated):
         return g
 
     def drive(self, x):
-        return x @ self.W_xh.T + self.b_xh + self.b_hh  # both biases (..., 4H)
+        return affine(x, self.W_xh, self.b_xh + self.b_hh)  # both biases (..., 4H)
 
     def _gates(self, z):
         H = self.hidden_size
@@ -167,18 +167,22 @@ class LSTMCell(_Gated):
         i, f, o = sz[..., :H], sz[..., H:2 * H], sz[..., 3 * H:]
         gg = torch.tanh(z[..., 2 * H:3 * H])
         tc = torch.tanh(f * c + i * gg if s_new is None else s_new[..., P:])  # tanh(c_t)
-        ds = sz * (1 - sz)  # sigmoid'(z) of every gate (the g block unused)
-        A = torch.cat([gg * ds[..., :H], c * ds[..., H:2 * H], i * (1 - gg * gg), tc * ds[..., 3 * H:]], -1)
-        return A, o * (1 - tc * tc), f
+        ds = torch.addcmul(sz, sz, sz, value=-1)  # sigmoid'(z) = s - s^2 of every gate (the g block unused)
+        A = torch.empty_like(z)  # written block by block: one pass each, no concatenation
+        torch.mul(gg, ds[..., :H], out=A[..., :H])  # g i'
+        torch.mul(c, ds[..., H:2 * H], out=A[..., H:2 * H])  # c_{t-1} f'
+        torch.addcmul(i, i, gg * gg, value=-1, out=A[..., 2 * H:3 * H])  # i g' = i (1 - g^2)
+        torch.mul(tc, ds[..., 3 * H:], out=A[..., 3 * H:])  # tanh(c_t) o'
+        return A, torch.addcmul(o, o, tc * tc, value=-1), f  # K = o tanh'(c_t) = o (1 - tanh^2)
 
-    def vjp_apply(self, F, g, carry=True):
+    def vjp_apply(self, F, g, carry=True, out=None):
         A, K, f = F
         P = self.h_size
         g_m = self._project_back(g[..., :P])  # dL/dm_t: through h_t = W_hr m_t (the identity without projection)
         g_c = torch.addcmul(g[..., P:], g_m, K)  # dL/dc_t: the state's own part plus through m_t = o tanh(c_t)
         # dL/dz_t: through c_t = f c_{t-1} + i g (i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g)) and
         # m_t = o tanh(c_t) (o = sigmoid(z_o))   (B, 4H)
-        dz = A * torch.cat([g_c, g_c, g_c, g_m], -1)
+        dz = torch.mul(A, torch.cat([g_c, g_c, g_c, g_m], -1), out=out)
         if carry is True:
             g_f = g_c * f  # dL/dc_{t-1}: back through the cell path f * c_{t-1}
         elif carry is False:
@@ -186,6 +190,13 @@ class LSTMCell(_Gated):
         else:
             g_f = g_c * f * carry  # the cut rows (carry 0) as above
         return torch.cat([dz @ self.W_hh, g_f], -1), dz  # dL/dh_{t-1}: back through z = ... + W_hh h_{t-1}
+
+    def param_grads(self, x, s_prev, a, du):
+        if type(self) is not LSTMCell:
+            return None  # the projection's W_hr: autograd (layer_flow)
+        dz = rows(du)  # dL/dz_t: z = W_xh x + b_xh + W_hh h_{t-1} + b_hh
+        b = dz.sum(0)
+        return {"W_xh": dz.T @ rows(x), "W_hh": dz.T @ rows(s_prev[..., :self.h_size]), "b_xh": b, "b_hh": b}
 
     def cell_adjoint(self, s: torch.Tensor, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """dL/dc_t as autograd reports it for the tensor c_t (B, H), from the state adjoint g = dL/ds_t (B, S):
@@ -263,7 +274,7 @@ class GRUCell(_Gated):
         return self.hidden_size
 
     def drive(self, x):
-        return x @ self.W_xh.T + self.b_xh  # (..., 3H); b_hh stays inside: b_hn is multiplied by r
+        return affine(x, self.W_xh, self.b_xh)  # (..., 3H); b_hh stays inside: b_hn is multiplied by r
 
     def _parts(self, gi, h):
         H = self.hidden_size
@@ -313,9 +324,17 @@ class GRUCell(_Gated):
                           dn], -2)
         return Fw, torch.cat([torch.ones_like(r), torch.ones_like(r), r], -1), z
 
-    def vjp_apply(self, F, g, carry=True):
+    def vjp_apply(self, F, g, carry=True, out=None):
         Fw, R, z = F
-        du = (Fw * g.unsqueeze(-2)).flatten(-2)  # dL/du_t = [dL/da_r, dL/da_z, dL/da_n] (B, 3H): a = u + ...
+        du = torch.mul(Fw, g.unsqueeze(-2), out=None if out is None else out.view(*Fw.shape)).flatten(-2)  # dL/du_t =
+        # [dL/da_r, dL/da_z, dL/da_n] (B, 3H): a = u + ...
         dgh = du * R  # dL/d(W_hh h_{t-1} + b_hh): the n block through r * (W_hn h + b_hn)
         zc = z if carry is True else (torch.zeros_like(z) if carry is False else z * carry)
         return torch.addcmul(dgh @ self.W_hh, g, zc), du  # back through W_hh h_{t-1}, plus the carry z * h_{t-1}
+
+    def param_grads(self, x, s_prev, a, du):
+        du2 = rows(du)  # dL/du_t, u = W_xh x + b_xh
+        H = self.hidden_size
+        dgh = du2.clone()
+        dgh[:, 2 * H:] *= torch.sigmoid(rows(a)[:, :H])  # dL/d(W_hh h_{t-1} + b_hh): the n block through r *
+        return {"W_xh": du2.T @ rows(x), "b_xh": du2.sum(0), "W_hh": dgh.T @ rows(s_prev), "b_hh": dgh.sum(0)}

@@ -13,11 +13,11 @@ Example:
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
-__all__ = ["torch_threads", "SMALL_STATE"]
+__all__ = ["torch_threads", "step_threads", "SMALL_STATE"]
 
 SMALL_STATE = 256  # S up to this: per-step loops run on one thread
 
@@ -31,3 +31,15 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(old)
+
+
+def step_threads(state_size: int):
+    """The thread rule of a loop over time: one thread for states up to SMALL_STATE, torch's count above.
+
+    Only the loop: products over all the steps at once (inputs, weight gradients) keep torch's threads.
+
+        >>> with step_threads(64):
+        ...     torch.get_num_threads()
+        1
+    """
+    return torch_threads(1) if state_size <= SMALL_STATE else nullcontext()

@@ -31,6 +31,7 @@ import torch
 
 from .cells import Cell
 from .errors import InputError
+from .threads import step_threads
 
 __all__ = ["Trace", "unroll", "as_batched_inputs", "initial_state", "START_STATES", "FIXED_POINT_TOL"]
 
@@ -144,8 +145,9 @@ def unroll(cell: Cell, x, s0=None) -> Trace:
     u = cell.drive(x)  # (T, B, U): the state-independent part of every step, in one product
     states, preacts = [s0], []
     s = s0
-    for t in range(T):
-        s, a = cell.forward_driven(u[t], s)  # (B, S), (B, A)
-        states.append(s)
-        preacts.append(a)
+    with step_threads(cell.state_size):  # small per-step products: one thread (threads.py)
+        for t in range(T):
+            s, a = cell.forward_driven(u[t], s)  # (B, S), (B, A)
+            states.append(s)
+            preacts.append(a)
     return Trace(torch.stack(states), torch.stack(preacts), x)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .activations import Activation, get_activation
-from .cell_contract import Cell, check_matrix
+from .cell_contract import Cell, affine, check_matrix, rows
 from .errors import InputError
 
 __all__ = ["ElmanCell", "PalCell"]
@@ -76,7 +76,7 @@ class ElmanCell(_Vanilla):
     kind = "elman"
 
     def drive(self, x):
-        return x @ self.W_xh.T + self.b_h  # W_xh x_t + b_h (..., S)
+        return affine(x, self.W_xh, self.b_h)  # W_xh x_t + b_h (..., S)
 
     def forward_driven(self, u, s_prev):
         a = torch.addmm(u, s_prev, self.W_hh.T)  # a_t = W_hh h_{t-1} + u_t (B, S)
@@ -96,10 +96,14 @@ class ElmanCell(_Vanilla):
         a = torch.matmul(s_prev, self.W_hh.T) + self.drive(x) if a is None else a  # a_t (..., S)
         return (self.activation.dphi(a),)  # phi'(a_t)
 
-    def vjp_apply(self, F, g, carry=True):
+    def vjp_apply(self, F, g, carry=True, out=None):
         # g^T diag(phi'(a)) W_hh: through phi' first, then back through W_hh.
-        du = g * F[0]  # dL/da_t = dL/du_t: through h_t = phi(a_t)   (B, S)
+        du = torch.mul(g, F[0], out=out)  # dL/da_t = dL/du_t: through h_t = phi(a_t)   (B, S)
         return du @ self.W_hh, du  # back through a_t = W_hh h_{t-1} + u_t
+
+    def param_grads(self, x, s_prev, a, du):
+        du2 = rows(du)  # dL/da_t, every (step, sequence) a row
+        return {"W_hh": du2.T @ rows(s_prev), "W_xh": du2.T @ rows(x), "b_h": du2.sum(0)}  # a = W_hh h + W_xh x + b
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ class PalCell(_Vanilla):
     kind = "pal"
 
     def drive(self, x):
-        return x @ self.W_xh.T + self.b_h  # W_xh x_t + b_h (..., S)
+        return affine(x, self.W_xh, self.b_h)  # W_xh x_t + b_h (..., S)
 
     def forward_driven(self, u, s_prev):
         return torch.addmm(u, self.activation.phi(s_prev), self.W_hh.T), s_prev  # W_hh phi(h_{t-1}) + u_t
@@ -130,6 +134,10 @@ class PalCell(_Vanilla):
     def vjp_factors(self, x, s_prev, a=None, s_new=None):
         return (self.activation.dphi(s_prev),)  # phi'(h_{t-1})
 
-    def vjp_apply(self, F, g, carry=True):
+    def vjp_apply(self, F, g, carry=True, out=None):
         # g^T W_hh diag(phi'(h_{t-1})): back through W_hh, then through phi'; u_t enters h_t additively.
-        return (g @ self.W_hh) * F[0], g  # (B, S), dL/du_t = g
+        return (g @ self.W_hh) * F[0], (g if out is None else out.copy_(g))  # (B, S), dL/du_t = g
+
+    def param_grads(self, x, s_prev, a, du):
+        g = rows(du)  # dL/dh_t: h_t = W_hh phi(h_{t-1}) + W_xh x_t + b_h
+        return {"W_hh": g.T @ rows(self.activation.phi(s_prev)), "W_xh": g.T @ rows(x), "b_h": g.sum(0)}

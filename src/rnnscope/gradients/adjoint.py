@@ -199,12 +199,20 @@ def _block(steps, vjp: VJP, ds: list, v: torch.Tensor, m: torch.Tensor):
     cand += [torch.log(torch.linalg.vector_norm(dj[0], dim=-1)) + dj[1] for dj in ds if dj is not None]
     m_new = _finite(torch.stack(torch.broadcast_tensors(*cand)).amax(0) if len(cand) > 1 else cand[0])
     v = v * torch.exp(m - m_new).to(v.dtype).unsqueeze(-1)
+    coef: dict = {}  # exp(off - m') per offset tensor: the block's direct terms mostly share one
+
+    def scale(off):
+        key = id(off) if isinstance(off, torch.Tensor) else off
+        if key not in coef:
+            coef[key] = torch.exp(off - m_new).to(v.dtype).unsqueeze(-1)
+        return coef[key]
+
     out = []
     for j, dj in zip(steps, ds):
         w = vjp(j, v)  # v_j J_j: back through step j, at the block's scale
         v = w.clone() if w is v else w  # (kept below: a vjp that hands back its argument must not be added to)
         if dj is not None:  # + d_{j-1} exp(off - m') (in place on the fresh product; on its first columns)
-            v[..., :dj[0].shape[-1]].addcmul_(dj[0], torch.exp(dj[1] - m_new).to(v.dtype).unsqueeze(-1))
+            v[..., :dj[0].shape[-1]].addcmul_(dj[0], scale(dj[1]))
         out.append(v)
     V = torch.stack(out)
     return V, torch.linalg.vector_norm(V, dim=-1), m_new

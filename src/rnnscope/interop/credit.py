@@ -49,7 +49,7 @@ from .torch_models import StackRun
 __all__ = ["CreditProfile", "CreditRows", "credit_rows", "credit_profiles", "anchor_steps", "last_step_credit",
            "CREDIT_SEQUENCES"]
 
-CREDIT_SEQUENCES = 8  # sequences per anchor by default: 4 anchors x 8 sequences = 32 rows, one batch's worth
+CREDIT_SEQUENCES = 4  # sequences per anchor by default: 4 anchors x 4 sequences = 16 more rows of the sweep
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ How it is computed (reusing the engine, no second copy of its math):
     rate, horizon, verdict and advice from the primary profile, what the loss can see: the credit profile G(d)
     (per-step losses), else ||dL/dh_k|| (a last-step loss); ||ds_T/ds_k||_2 only with credit_anchors=0 and
     the Jacobian products (verdicts.profile_verdict, the one verdict of diagnose, the monitor and the CLI)
-    Step loops of small states run on one torch thread (core/threads.py: SMALL_STATE).
+    Loops over time of small states run on one torch thread, products over all steps on torch's (core/threads.py).
 
 Cost (benchmarks/diagnose.py): about 2 to 3 times one forward + backward of the model on the same batch.
 
@@ -69,7 +69,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -79,7 +78,6 @@ import torch
 from torch import nn
 
 from ..core.errors import InputError
-from ..core.threads import SMALL_STATE, torch_threads
 from ..core.unroll import Trace
 from ..gradients.bounds import fitted_rate, horizon, weight_facts
 from ..gradients.flow import jacobian_profile
@@ -93,7 +91,7 @@ from .verdicts import FAR_DECADES, Diagnosis, LayerDiagnosis, first_far, profile
 
 __all__ = ["Diagnosis", "LayerDiagnosis", "diagnose", "target_loss", "FAR_DECADES", "ATTRIBUTION_SEQUENCES"]
 
-ATTRIBUTION_SEQUENCES = 8  # attribution=True: the carry share of the first 8 sequences (one cut row each)
+ATTRIBUTION_SEQUENCES = 4  # attribution=True: the carry share of the first 4 sequences (one cut row each)
 
 
 def diagnose(model, inputs, loss_fn: Callable | None = None, *, targets=None, jacobian: bool = False,
@@ -164,11 +162,9 @@ per-sequence profiles). Refused: a submodule called more than once per forward.
     opts = dict(jacobian=jacobian, jacobian_sequences=jacobian_sequences, cut=cut, gradient_norm=gradient_norm,
                 dtype=torch.float64 if dtype is None else dtype, credit_anchors=credit_anchors,
                 credit_sequences=credit_sequences, history=gradient_history, start=start)
-    whole = isinstance(model, nn.Module) and not isinstance(model, nn.RNNBase) and not _is_bare(model)
-    with torch_threads(1) if _small(model, whole) else contextlib.nullcontext():  # the one-thread rule of step loops
-        if whole:
-            return _diagnose_model(model, inputs, loss_fn, targets, opts)
-        return _diagnose_bare(model, inputs, loss_fn, targets, opts)
+    if isinstance(model, nn.Module) and not isinstance(model, nn.RNNBase) and not _is_bare(model):
+        return _diagnose_model(model, inputs, loss_fn, targets, opts)
+    return _diagnose_bare(model, inputs, loss_fn, targets, opts)
 
 
 def _is_bare(model) -> bool:
@@ -177,17 +173,6 @@ def _is_bare(model) -> bool:
     except InputError:
         return False
     return True
-
-
-def _small(model, whole: bool) -> bool:
-    """Whether every recurrent (sub)module's hidden size is at most SMALL_STATE (step loops then on one thread)."""
-    if whole:
-        sizes = [m.hidden_size for _, m in recurrent_submodules(model)]
-    elif isinstance(model, nn.Module):
-        sizes = [getattr(model, "hidden_size", 0)]
-    else:
-        sizes = [model.state_size]
-    return max(sizes, default=0) <= SMALL_STATE
 
 
 def _finite_run(run: StackRun) -> bool:

@@ -55,6 +55,7 @@ import math
 import torch
 
 from ..core.cells import Cell, ElmanCell, GRUCell, LSTMCell, PalCell, ProjLSTMCell
+from ..core.threads import step_threads
 from ..core.unroll import Trace
 from ..gradients.adjoint import BLOCK, sweep
 from .torch_models import LayerRun, StackRun, own_order, valid_steps
@@ -63,6 +64,7 @@ __all__ = ["adjoint_layer", "sweep_stack", "gate_sigmas", "param_fields", "LN10"
 
 LN10 = math.log(10.0)
 _ROWS_PER_PASS = 2**21  # numbers per (rows x pre-activation width) chunk of the batched backward: bounded memory
+_CHUNK = 16  # steps whose VJP factors are formed at once inside the sweep (one cache-sized pass, no (T, B, .) copy)
 _GATES = {"lstm": "ifgo", "gru": "rzn"}
 
 
@@ -159,11 +161,12 @@ def _start(up_T: torch.Tensor, off: torch.Tensor, final: torch.Tensor | None, S:
 
 def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0.0, seq: torch.Tensor | None = None, *,
                   cut: int = 0, need_x: bool = False, gradient_norm: bool = False, final: torch.Tensor | None = None,
-                  attribution: bool | None = None) -> dict:
+                  x_rows: int | None = None) -> dict:
     """One (layer, direction)'s sweep over stacked rows (module docstring), the upstream up (T, R, P) in position
     order times exp(off) (off: a float or per row (R,)); seq (R,) the sequence of each row (None: rows = the
     batch, R = B; rows 0..B-1 are always the batch); cut: C carry-cut copies of rows 0..C-1 (has_carry cells).
-    final (B, S): dL/ds_T of the batch rows in the direction's own order (from h_n, c_n), unscaled.
+    final (B, S): dL/ds_T of the batch rows in the direction's own order (from h_n, c_n), unscaled. x_rows: the
+    first rows whose dL/dx is wanted (None: all R; the bottom layer of a whole model needs the batch's only).
 
     Returns a dict: adjoint_h (B, T) and adjoint_c (B, T, LSTM) log10 norms and rows_h (R - B, T) of the extra
     rows, in the direction's own time order; share (C, T) or None; gx (T, R, D) dL/dx in position order times
@@ -198,28 +201,37 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
     if t:
         identity_rows = R + C == B and bool((rows == torch.arange(B)).all())
         sel = None if identity_rows else rows
-        F = cell.vjp_factors(tr.inputs[:t], tr.states[:t], tr.preacts[:t], tr.states[1:t + 1])  # (t, B, .) each
-        rt = _rows_trace(tr, sel) if F is None else None  # the generic path reads the trace's rows
+        factored = cell.vjp_factors(tr.inputs[:1], tr.states[:1], tr.preacts[:1], tr.states[1:2]) is not None
+        rt = _rows_trace(tr, sel) if not factored else None  # the generic path reads the trace's rows
         carry = None
         if C:
             carry = torch.ones(R + C, 1, dtype=cell.dtype)
             carry[R:] = 0.0
         valid = None if lengths is None else valid_steps(T, lengths)[:, :, None]  # (T, R + C, 1)
-        Wd = None  # dL/du_k of the carried rows, at the sweep's scale of step k
-        if F is not None and (need_x or fields):
-            Wd = torch.empty(t, R, cell.drive(tr.inputs[:1, :1]).shape[-1], dtype=cell.dtype)
+        Wd = None  # dL/du_k of every row, at the sweep's scale of step k
+        if factored and (need_x or fields):
+            Wd = torch.empty(t, R + C, cell.drive(tr.inputs[:1, :1]).shape[-1], dtype=cell.dtype)
+        chunk: dict = {}
+
+        def factors(k: int) -> list:
+            """Step k's factors for the rows, formed for a chunk of _CHUNK steps at once (k and the steps below it:
+            the sweep runs downwards), so that one pass over a chunk stays in the cache."""
+            if not chunk or not chunk["lo"] < k <= chunk["hi"]:
+                lo = max(0, k - _CHUNK)
+                F = cell.vjp_factors(tr.inputs[lo:k], tr.states[lo:k], tr.preacts[lo:k], tr.states[lo + 1:k + 1])
+                chunk.update(lo=lo, hi=k, F=F if sel is None else [f.index_select(1, sel) for f in F])  # (n, R + C, .)
+            return [f[k - 1 - chunk["lo"]] for f in chunk["F"]]
 
         def vjp(k: int, v: torch.Tensor) -> torch.Tensor:
-            if F is None:
+            if not factored:
                 w, du = cell.vjp(rt.inputs[k - 1], rt.states[k - 1], v, rt.preacts[k - 1]), None
             else:
-                Fk = [f[k - 1] if sel is None else f[k - 1].index_select(0, sel) for f in F]
-                w, du = cell.vjp_apply(Fk, v, True if carry is None else carry)  # back through step k
+                w, du = cell.vjp_apply(factors(k), v, True if carry is None else carry,  # back through step k
+                                       out=None if Wd is None else Wd[k - 1])  # dL/du_k kept in place
             if valid is not None:
                 w = torch.where(valid[k - 1], w, v)  # a padded step: s_k = s_{k-1}
-                du = None if du is None else du * valid[k - 1]
-            if Wd is not None:
-                Wd[k - 1] = du[:R]
+                if Wd is not None:
+                    Wd[k - 1].mul_(valid[k - 1])  # nothing passes through a padded step's input
             return w
 
         carries = (U.reshape(T, -1) != 0).any(1).tolist()
@@ -230,7 +242,8 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
                 return first
             return (U[k - 1], off_all) if carries[k - 1] else None
 
-        adj = sweep(t, vjp, direct, log_domain=True, block=BLOCK.get(cell.dtype, 1))
+        with step_threads(S):  # small per-step products: one thread (core/threads.py)
+            adj = sweep(t, vjp, direct, log_domain=True, block=BLOCK.get(cell.dtype, 1))
         log_scale[:t + 1] = adj.log_scale.to(f64)
         unit = adj.unit if t == T else torch.cat([adj.unit, adj.unit.new_zeros(T - t, R + C, S)])
         u0 = adj.unit[0, :B]  # dL/ds_0 = exp(log_scale[0]) u0 (zero where u0 is)
@@ -241,9 +254,10 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
                                          adj.unit[1:, R:]).T.to(f64)
         live = None if valid is None else valid[:t]  # (t, R + C, 1): the real steps (packed batches)
         if need_x:
-            out["gx"], out["m"] = _upstream_below(cell, tr, adj, Wd, sel, t, R, run.direction, lengths, live)
+            out["gx"], out["m"] = _upstream_below(cell, tr, adj, Wd, sel, t, R if x_rows is None else min(R, x_rows),
+                                                  run.direction, lengths, live)
         if fields:
-            out["grads"], out["gm"] = _param_grads(cell, tr, adj, t, B, fields, None if live is None else live[:, :B])
+            out["grads"], out["gm"] = _param_grads(cell, tr, adj, t, B, fields, None if live is None else live[:, :B], Wd)
     if unit is None:
         unit = torch.zeros(T + 1, R + C, S, dtype=cell.dtype)
     ah = _log10_norms(log_scale[1:], unit[1:, :, :P]).T  # (R + C, T)
@@ -270,11 +284,11 @@ def _upstream_below(cell: Cell, tr: Trace, adj, Wd, sel, t: int, R: int, directi
     m = torch.where(torch.isfinite(vs), vs, torch.full_like(vs, float("-inf"))).amax(0)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # (R,) one offset per row
     if Wd is not None:  # dL/dx_k = dL/du_k W_xh: back through u_k = W_xh x_k + b, all steps in one product
-        scaled = Wd * torch.exp(vs - m).to(Wd.dtype).unsqueeze(-1)  # (t, R, U)
+        scaled = Wd[:, :R] * torch.exp(vs - m).to(Wd.dtype).unsqueeze(-1)  # (t, R, U)
         gx = (scaled.reshape(t * R, -1) @ cell.W_xh).reshape(t, R, -1)
     else:  # the generic path: one batched backward through the gathered rows' steps
         g = _scaled(adj, slice(0, R), m.unsqueeze(0), live if live is None else live[:, :R])
-        gx, _ = _batched_backward(cell, _rows_trace(tr, sel).truncated(t), g, True, {})
+        gx, _ = _batched_backward(cell, _rows_trace(tr, None if sel is None else sel[:R]).truncated(t), g, True, {})
     full = torch.zeros(T, R, gx.shape[2], dtype=gx.dtype)
     full[:t] = gx
     return own_order(full, direction, None if lengths is None else lengths[:R]), m
@@ -288,8 +302,17 @@ def _scaled(adj, rows: slice, m: torch.Tensor | float, live) -> torch.Tensor:
     return g if live is None else g * live
 
 
-def _param_grads(cell: Cell, tr: Trace, adj, t: int, B: int, fields: dict, live) -> tuple[dict, float]:
-    """{field: dL/dfield exp(-gm)} of the batch rows and gm: one batched backward, common scale gm."""
+def _param_grads(cell: Cell, tr: Trace, adj, t: int, B: int, fields: dict, live, Wd) -> tuple[dict, float]:
+    """{field: dL/dfield exp(-gm)} of the batch rows and gm (one common scale): Cell.param_grads from the kept
+    dL/du_k (a few products over all the steps), else one batched backward (autograd)."""
+    if Wd is not None:
+        vs = adj.vjp_log_scale[1:, :B].to(torch.float64)  # (t, B): the scale of each step's kept dL/du_k
+        fin = vs[torch.isfinite(vs)]
+        gm = float(fin.max()) if fin.numel() else 0.0
+        du = Wd[:, :B] * torch.exp(vs - gm).to(Wd.dtype).unsqueeze(-1)  # (t, B, U) dL/du_k exp(-gm)
+        grads = cell.param_grads(tr.inputs[:t], tr.states[:t], tr.preacts[:t], du)
+        if grads is not None:
+            return {f: grads[f] for f in fields}, gm
     ls = adj.log_scale[1:, :B].to(torch.float64)  # (t, B)
     fin = ls[torch.isfinite(ls)]
     gm = float(fin.max()) if fin.numel() else 0.0
@@ -303,9 +326,10 @@ def sweep_stack(run: StackRun, up: torch.Tensor, off: torch.Tensor | float = 0.0
     """Every (layer, direction)'s adjoint_layer, top to bottom, from the upstream up (T, R, dirs P) = dL/d(output)
     exp(-off) of R rows (seq: their sequences, None: the batch) and the direct terms finals[(l, direction)] =
     dL/ds_T (B, S) of the batch rows (from h_n, c_n). Each layer below reads the sum over the directions' dL/dx
-    of the carried rows, on a common log-offset per row. Returns (results by (layer, direction), dL/dx (T, R, D)
-    of the module's input times exp(-m), m (R,)) (the last two None without need_input)."""
+    of the carried rows, on a common log-offset per row. Returns (results by (layer, direction), dL/dx (T, B, D)
+    of the module's input for the batch rows times exp(-m), m (B,)) (the last two None without need_input)."""
     T, R = up.shape[0], up.shape[1]
+    B = run.output.shape[1]
     off = torch.full((R,), float(off), dtype=torch.float64) if not isinstance(off, torch.Tensor) else off
     res: dict[tuple[int, str], dict] = {}
     for l in range(run.num_layers - 1, -1, -1):
@@ -317,16 +341,17 @@ def sweep_stack(run: StackRun, up: torch.Tensor, off: torch.Tensor | float = 0.0
             d = 0 if r.direction == "forward" else 1
             fin = None if finals is None else finals.get((l, r.direction))
             o = adjoint_layer(r, up[:, :, d * P:(d + 1) * P], off, seq, cut=cut, need_x=below,
-                              gradient_norm=gradient_norm, final=fin)
+                              gradient_norm=gradient_norm, final=fin, x_rows=None if l > 0 else B)
             res[(l, r.direction)] = o
             if o["gx"] is not None:
                 parts.append((o["gx"], o["m"]))
         if below:  # the layer below's upstream: the sum over this layer's directions, on one common scale per row
             D = layer[0].trace.inputs.shape[2]
+            n = R if l > 0 else B
             if parts:
-                M = torch.stack([m for _, m in parts]).amax(0)  # (R,)
+                M = torch.stack([m for _, m in parts]).amax(0)  # (n,)
                 up = sum(gx * torch.exp(m - M).to(gx.dtype)[None, :, None] for gx, m in parts)
                 off = M
             else:
-                up, off = torch.zeros(T, R, D, dtype=run.output.dtype), torch.zeros(R, dtype=torch.float64)
+                up, off = torch.zeros(T, n, D, dtype=run.output.dtype), torch.zeros(n, dtype=torch.float64)
     return res, (up if need_input else None), (off if need_input else None)

@@ -58,8 +58,16 @@ def diagnose(
     trust: Annotated[bool, typer.Option("--trust", help="Allow a whole pickled module (unpickling runs code from the "
                                                         "file: only for files you trust).")] = False,
     jacobian_sequences: Annotated[int, typer.Option("--jacobian-sequences", parser=nonnegative_int, metavar="N",
-                                                    help="Sequences in the Jacobian-product profile (O(T S^3) each); "
-                                                         "0 = skip it.")] = 4,
+                                                    help="Also the Jacobian-product profile ||ds_T/ds_k||_2 on the "
+                                                         "first N sequences (O(T S^3) each, its seconds reported); "
+                                                         "0 = skip it (the default).")] = 0,
+    dtype: Annotated[str, typer.Option(parser=choice(("float64", "float32")), metavar="DTYPE",
+                                       help="Analysis precision: float64 (default, whatever the model's dtype: it is "
+                                            "analysed as an upcast copy) or float32.")] = "float64",
+    gradient_history: Annotated[Path | None, typer.Option("--gradient-history", parser=path, metavar="FILE",
+                                                          help="Past ||dL/dtheta|| of training steps (.npy, or .json: a "
+                                                               "list, or GradientFlowMonitor.to_dict() with grad_norms): "
+                                                               "the clip advice is their 10th percentile (AutoClip).")] = None,
     as_json: JsonOpt = False,
     plot: Annotated[Path | None, typer.Option(parser=path, metavar="FILE",
                                               help="Write the figure (heatmap and profiles) to FILE (.png, .svg, .pdf).")] = None,
@@ -69,10 +77,12 @@ def diagnose(
     if plot is not None:
         from ...core.plots import check_plot_path
         check_plot_path(plot)
+    opts = dict(jacobian=jacobian_sequences > 0, jacobian_sequences=max(jacobian_sequences, 1),
+                dtype=getattr(torch, dtype), gradient_history=_history(gradient_history))
     if is_setup_spec(str(model)):
-        d, extra = _diagnose_setup(ctx, str(model), jacobian_sequences)
+        d, extra = _diagnose_setup(ctx, str(model), opts)
     else:
-        d, extra = _diagnose_file(ctx, model, inputs, targets, loss, arch, module_prefix, trust, jacobian_sequences)
+        d, extra = _diagnose_file(ctx, model, inputs, targets, loss, arch, module_prefix, trust, opts)
     if plot is not None:
         d.plot(plot)
     extra["plot"] = None if plot is None else str(plot)
@@ -85,7 +95,32 @@ def diagnose(
         _print_diagnosis(d, extra)
 
 
-def _diagnose_setup(ctx: typer.Context, spec: str, jacobian_sequences: int):
+def _history(path_: Path | None) -> list[float] | None:
+    """Past gradient norms from a file: .npy (1-D), .json (a list, or an object with "grad_norms")."""
+    if path_ is None:
+        return None
+    import json
+
+    import numpy as np
+    if path_.suffix == ".json":
+        try:
+            data = json.loads(path_.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"--gradient-history: expected a JSON list of numbers, got {path_} ({e})") from None
+        data = data.get("grad_norms") if isinstance(data, dict) else data
+        arr = np.asarray(data if isinstance(data, list) else [], dtype=object)
+    else:
+        arr = load_npy(path_, "gradient history")
+    try:
+        vals = np.asarray(arr, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError(f"--gradient-history: expected numbers (one norm per training step), got {path_}") from None
+    if vals.size < 2 or np.asarray(arr).ndim != 1:
+        raise InputError(f"--gradient-history: expected a 1-D list of at least 2 norms, got shape {np.asarray(arr).shape}")
+    return vals.tolist()
+
+
+def _diagnose_setup(ctx: typer.Context, spec: str, opts: dict):
     """diagnose(model, inputs, loss_fn, targets=...) on what the user's SETUP.py returns (app/setup_file.py)."""
     from ...interop.diagnose import diagnose as run_diagnose
     from ..setup_file import load_setup, user_code_error
@@ -98,8 +133,7 @@ def _diagnose_setup(ctx: typer.Context, spec: str, jacobian_sequences: int):
     with contextlib.redirect_stdout(sys.stderr):  # the user's prints must not mix into the table or the JSON
         s = load_setup(spec)
         try:
-            d = run_diagnose(s.model, s.inputs, s.loss_fn, targets=s.targets, jacobian=jacobian_sequences > 0,
-                             jacobian_sequences=max(jacobian_sequences, 1))
+            d = run_diagnose(s.model, s.inputs, s.loss_fn, targets=s.targets, **opts)
         except InputError:
             raise
         except Exception as e:  # the user's model or loss failed: one line with where, when the traceback passes there
@@ -112,10 +146,11 @@ def _diagnose_setup(ctx: typer.Context, spec: str, jacobian_sequences: int):
     return d, extra
 
 
-def _diagnose_file(ctx, model: Path, inputs, targets, loss, arch, module_prefix, trust, jacobian_sequences):
+def _diagnose_file(ctx, model: Path, inputs, targets, loss, arch, module_prefix, trust, opts: dict):
     """The MODEL.pt route: a state_dict with --arch (--module), or a whole pickled module with --trust."""
     from ...interop.diagnose import diagnose as run_diagnose, target_loss
-    from ...interop.torch_models import load_recurrent, module_dtype, module_kind
+    from ...interop.saved_models import load_recurrent
+    from ...interop.torch_models import module_dtype, module_kind
 
     if targets is None and explicit(ctx, "loss"):
         raise InputError(f"loss: expected --targets FILE.npy to compute {loss} against, got --loss without --targets")
@@ -141,8 +176,7 @@ def _diagnose_file(ctx, model: Path, inputs, targets, loss, arch, module_prefix,
     if targets is not None:
         y = as_targets(load_npy(targets, "targets"))
         loss_fn = target_loss(loss, y, batch_first=bool(getattr(module, "batch_first", False)))
-    d = run_diagnose(module, as_float64(x), loss_fn, jacobian=jacobian_sequences > 0,
-                     jacobian_sequences=max(jacobian_sequences, 1))
+    d = run_diagnose(module, as_float64(x), loss_fn, **opts)
     notes = []
     if loaded.unused_keys:
         groups: dict[str, list[str]] = {}  # owning module -> its parameter names
@@ -162,35 +196,51 @@ def _diagnose_file(ctx, model: Path, inputs, targets, loss, arch, module_prefix,
 def _print_diagnosis(d, extra: dict) -> None:
     from rich.table import Table
     con = console()
+    if d.nonfinite is not None:  # the NaN hunt's finding comes first
+        con.print("[bold red]non-finite[/bold red]: ", end="")
+        con.print(d.nonfinite.message(), markup=False)
     source = (f"inputs {extra['inputs']}" if extra["setup_function"] is None
               else f"inputs of {extra['setup_function']}()")
-    con.print(f"[bold]rnnscope diagnose[/bold]: {extra['model_file']} ({d.model}, {d.num_layers} layer(s) x "
-              f"{d.num_directions} direction(s), {d.dtype}), {source}: T = {d.T}, B = {d.batch}")
+    con.print(f"rnnscope diagnose: {extra['model_file']} ({d.model}, {d.num_layers} layer(s) x {d.num_directions} "
+              f"direction(s)), {source}: T = {d.T}, B = {d.batch}", markup=False)
+    agree = "" if d.agreement is None else (f"; the re-run's output agrees with the module's own to a max relative "
+                                            f"difference of {d.agreement:.2g}")
+    con.print(f"model dtype {d.model_dtype or '?'}, analysis dtype {d.dtype}{agree}", markup=False)
     loss_kind = (f"{extra['setup_function']}()'s loss_fn" if extra["setup_function"] is not None else d.loss_kind
                  if extra["loss_name"] is None else extra["loss_name"] + " against " + extra["targets"])
     con.print(f"loss = {fmt(d.loss)} ({loss_kind})"
-              + ("" if d.gradient_norm is None else f", ||dL/dtheta|| = {fmt(d.gradient_norm)}"))
-    tab = Table(title="Gradient flow per layer: log10 norms, batch means (k counts each direction's own steps)")
-    named = any(l.module for l in d.layers)  # a whole model: each row names its recurrent submodule
-    for col in ("module",) * named + ("layer", "dir", "cell", "sigma_max(W_hh)", "1/gamma", "dL/dh_1", "dL/dh_T",
-                                      "ds_T/ds_1", "rate/step", "horizon", "carry"):
-        tab.add_column(col, justify="left" if col in ("module", "dir", "cell") else "right", no_wrap=True)
-    for l in d.layers:
-        a = l.log10_adjoint_h
-        tab.add_row(*(l.module,) * named, str(l.layer), l.direction, l.cell, fmt(l.sigma_max), fmt(None if not l.gamma else 1 / l.gamma),
-                    fmt(float(a[0]), ".2f"), fmt(float(a[-1]), ".2f"),
-                    "-" if l.log10_spectral is None else fmt(float(l.log10_spectral[0]), ".2f"),
-                    fmt(l.rate_per_step, "+.3f"), "-" if l.horizon is None else f"{l.horizon} {l.horizon_kind}",
-                    fmt(l.far_carry_share(), ".2f"))
-    con.print(tab)
-    con.print("[bold]verdicts[/bold]")
-    for l in d.layers:
-        con.print(f"  {l.name}: {l.verdict}; weights: {l.theory_verdict}")
+              + ("" if d.gradient_norm is None else f", ||dL/dtheta|| = {fmt(d.gradient_norm)} (every parameter)"),
+              markup=False)
+    if d.layers:
+        tab = Table(title="Gradient flow per layer: log10 norms, batch means (k counts each direction's own steps)")
+        named = any(l.module for l in d.layers)  # a whole model: each row names its recurrent submodule
+        for col in ("module",) * named + ("layer", "dir", "cell", "sigma_max(W_hh)", "1/gamma", "dL/dh_1", "dL/dh_T",
+                                          "credit far", "ds_T/ds_1", "rate/step", "horizon", "carry", "forget f"):
+            tab.add_column(col, justify="left" if col in ("module", "dir", "cell") else "right", no_wrap=True)
+        for l in d.layers:
+            a = l.log10_adjoint_h
+            g = l.log10_credit
+            far = "-" if g is None or g.shape[0] < 2 else fmt(float(g[-1] - g[0]), ".2f")
+            tab.add_row(*(l.module,) * named, str(l.layer), l.direction, l.cell, fmt(l.sigma_max),
+                        fmt(None if not l.gamma else 1 / l.gamma), fmt(float(a[0]), ".2f"), fmt(float(a[-1]), ".2f"), far,
+                        "-" if l.log10_spectral is None else fmt(float(l.log10_spectral[0]), ".2f"),
+                        fmt(l.rate_per_step, "+.3f"), "-" if l.horizon is None else f"{l.horizon} {l.horizon_kind}",
+                        fmt(l.far_carry_share(), ".2f"),
+                        fmt(l.forget_gate, ".2f") if l.forget_gate is not None else fmt(l.update_gate, ".2f"))
+        con.print(tab)
+        con.print("[bold]verdicts[/bold]")
+        for l in d.layers:
+            con.print(f"  {l.name}: {l.verdict}; weights: {l.theory_verdict}", markup=False)
+    if d.parameters:
+        con.print("[bold]||dL/dtheta|| per parameter[/bold]")
+        for line in d.parameter_table().splitlines():
+            con.print("  " + line, markup=False)
     con.print("[bold]advice[/bold]")
     for a in d.advice:
-        con.print(f"  - {a}")
+        con.print(f"  - {a}", markup=False)
     for n in (*d.notes, *extra["cli_notes"]):
         con.print(f"note: {n}", markup=False)
-    con.print(f"seconds: {d.seconds:.3f}")
+    js = "" if d.jacobian_seconds is None else f" (the Jacobian-product profile: {d.jacobian_seconds:.3f})"
+    con.print(f"seconds: {d.seconds:.3f}{js}")
     if extra["plot"]:
-        con.print(f"figure written to {extra['plot']}")
+        con.print(f"figure written to {extra['plot']}", markup=False)
