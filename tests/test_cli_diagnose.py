@@ -410,3 +410,26 @@ def test_gradient_history_dtype_and_the_human_report(files, capsys):
         code, out, err = run(capsys, "diagnose", d / "m.pt", "--arch", ARCH, "--inputs", d / "x.npy",
                              "--gradient-history", d / f)
         assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and match in err, (f, err)
+
+
+def test_the_readme_example_char_lm_setup_file(capsys):
+    """examples/charlm.py (the README's example), at its initialisation: the CLI's JSON is the Python API's on the
+    same model, batch and loss, and the model is the one the README describes (embedding, 2-layer LSTM 128, head)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "charlm.py"
+    code, out, err = run(capsys, "diagnose", f"{path}:untrained", "--json")
+    assert code == 0, err
+    j = json.loads(out)
+    spec = importlib.util.spec_from_file_location("charlm_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model, x, loss_fn, y = mod.untrained()
+    from rnnscope import diagnose
+    d = diagnose(model, x, loss_fn, targets=y)
+    assert (j["T"], j["batch"], j["model_dtype"]) == (200, 32, "float32")
+    assert [p["name"] for p in j["parameters"]] == [n for n, _ in model.named_parameters()]
+    for got, want in zip(j["layers"], d.layers):
+        assert got["verdict"] == want.verdict and got["credit_case"] == "per-step"
+        np.testing.assert_allclose(got["log10_credit"], want.log10_credit.numpy(), rtol=1e-12)

@@ -263,6 +263,8 @@ def test_to_dict_summary_and_plot_carry_the_numbers(tmp_path):
         row = f"L{ld.layer} {'fwd' if ld.direction == 'forward' else 'rev'}"
         np.testing.assert_allclose(lines[f"adjoint_h:{row}"].get_ydata(), ld.log10_adjoint_h.numpy(), atol=1e-12)
         np.testing.assert_allclose(lines[f"spectral:{row}"].get_ydata(), ld.log10_spectral.numpy(), atol=1e-12)
+        g = ld.log10_credit.numpy()  # the credit panel: G(d) - G(0), what the verdict reads
+        np.testing.assert_allclose(lines[f"credit:{row}"].get_ydata(), g - g[0], atol=1e-12)
         np.testing.assert_allclose(lines[f"carry:{row}"].get_ydata(), ld.carry_share.numpy(), atol=1e-12)
     heat = [im for ax in fig.axes for im in ax.images if im.get_gid() == "heatmap"][0]
     np.testing.assert_allclose(np.asarray(heat.get_array()), torch.stack([ld.log10_adjoint_h for ld in d.layers]).numpy(),

@@ -6,6 +6,7 @@ loss on top, retain_grad on every per-step state, float64."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pydoc_data.topics
@@ -343,3 +344,26 @@ def test_bad_models_and_losses_raise_input_errors(model, loss_fn, match):
          else torch.randn(5, 2, 3, dtype=F64))
     with pytest.raises(InputError, match=match):
         diagnose(model, x, loss_fn)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_low_precision_models_are_analysed_as_float64_copies(dtype):
+    """A char-LM in float32 / bfloat16 / float16 is diagnosed as an upcast float64 copy: every dL/dh_k equals the
+    float64 cell-loop reference on that copy, the report names the model's dtype, and the agreement is the re-run's
+    distance from the model's own output in its dtype (measured here against the module itself)."""
+    torch.manual_seed(3)
+    model = CharLM("lstm").to(dtype)
+    w = batch(24, 4, 7)
+    x, y = w[:, :-1], w[:, 1:]
+    d = diagnose(model, x, ce, targets=y, attribution=False)
+    assert d.model_dtype == str(dtype).removeprefix("torch.") and d.dtype == "float64"
+    assert all(p.dtype == dtype for p in model.parameters())  # the user's model is untouched
+    m64 = copy.deepcopy(model).double()
+    loss, ref = reference(m64, x, lambda out: ce(out, y))
+    assert d.loss == pytest.approx(loss, rel=1e-12)
+    assert max_rel_error(d, ref) < RTOL
+    with torch.no_grad():
+        own = model.rnn(model.emb(x))[0].double()
+        exact = m64.rnn(m64.emb(x))[0]
+    want = float((exact - own).abs().max()) / max(1.0, float(own.abs().max()))
+    assert d.agreement == pytest.approx(want, rel=1e-6) and d.agreement < {torch.float32: 1e-5}.get(dtype, 0.1)

@@ -51,7 +51,7 @@ def _train(monitor, steps=7, seed=0):
 
 def test_records_every_n_steps_equal_autograd_at_that_step():
     rnn = make_module("lstm_proj", 2, False, False, True, scale=0.6)
-    mon = GradientFlowMonitor(rnn, every=3)
+    mon = GradientFlowMonitor(rnn, every=3, gradient_norm=True)  # diagnose's own ||dL/dtheta|| too (off by default)
     snaps = _train(mon)
     assert [r.step for r in mon.history] == [0, 3, 6] and mon.calls == 7
     first = mon.history[0].diagnosis.layers[0].log10_adjoint_h
@@ -75,7 +75,7 @@ def test_tensorboard_receives_the_scalars_and_the_figure(tmp_path):
 
     rnn = make_module("gru", 1, False, False, True, scale=0.6)
     with SummaryWriter(str(tmp_path)) as w:
-        mon = GradientFlowMonitor(rnn, every=2, writer=w, figure_every=1)
+        mon = GradientFlowMonitor(rnn, every=2, writer=w, figure_every=1, gradient_norm=True)
         snaps = _train(mon, steps=5)
     acc = EventAccumulator(str(tmp_path), size_guidance={"scalars": 0, "images": 0})
     acc.Reload()
@@ -101,7 +101,7 @@ def test_tensorboard_receives_the_scalars_and_the_figure(tmp_path):
 
 def test_plot_history_and_errors(tmp_path):
     rnn = make_module("rnn_tanh", 1, True, False, True, scale=0.6)
-    mon = GradientFlowMonitor(rnn, every=1)
+    mon = GradientFlowMonitor(rnn, every=1, gradient_norm=True)
     with pytest.raises(InputError, match="at least one record"):
         mon.plot()
     for i in range(3):
@@ -189,6 +189,9 @@ def test_whole_char_lm_records_equal_diagnose_at_that_step_and_the_norm_history(
     assert mon.clip_threshold(50) == pytest.approx(float(np.median(norms[-5:])), rel=1e-12)
     assert mon.to_dict()["grad_norms"] == pytest.approx(norms[-5:], rel=1e-12)
     assert mon.seconds["diagnose"] > 0 and mon.seconds["norm"] > 0 and mon.seconds["write"] == mon.seconds["figure"] == 0
+    lines = {ln.get_gid(): ln for ax in mon.plot().axes for ln in ax.lines}  # the figure's norm line: the history
+    np.testing.assert_allclose(lines["gradient_norm_step"].get_ydata(), norms[-5:], rtol=1e-12)
+    np.testing.assert_array_equal(lines["gradient_norm_step"].get_xdata(), [3, 4, 5, 6, 7])
 
 
 def test_whole_char_lm_tensorboard_tags_read_back(tmp_path):
@@ -219,7 +222,8 @@ def test_whole_char_lm_tensorboard_tags_read_back(tmp_path):
         last = [float(torch.log10(at[s][1][1][("rnn", layer, 0)][0][:, -1]).mean()) for s in (0, 2, 4, 6)]
         assert series(f"gradient_flow/rnn.L{layer}_fwd/log10_adjoint_h_last", [0, 2, 4, 6]) == pytest.approx(last, rel=1e-6)
         assert f"gradient_flow/rnn.L{layer}_fwd/carry_share" in tags["scalars"]
-    assert "gradient_flow/gradient_norm" in tags["scalars"] and mon.figures_written == 2
+    # diagnose's own ||dL/dtheta|| is off by default (the history reads p.grad at every step)
+    assert "gradient_flow/gradient_norm" not in tags["scalars"] and mon.figures_written == 2
     assert mon.seconds["write"] > 0 and mon.seconds["figure"] > 0
 
 

@@ -235,14 +235,19 @@ def plot_diagnosis(diag, path=None) -> Figure:
     Top: a heatmap over (layer/direction, k) of the batch-mean log10 ||dL/dh_k|| (gid "heatmap").
     Bottom left: the profiles against k, one colour per (layer, direction): log10 ||dL/dh_k|| (solid, gid
     "adjoint_h:<row>"), ||dL/dc_k|| (dotted, "adjoint_c:<row>", LSTM), ||ds_T/ds_k||_2 (dashed, "spectral:<row>").
+    Bottom middle (a credit profile): what the verdict reads, G(d) - G(0) against the distance d (log10 of the
+    credit from the loss d steps ahead relative to the immediate one; gid "credit:<row>"), the line 10^-3 and
+    each layer's horizon.
     Bottom right (LSTM / GRU): carry_share(k) (gid "carry:<row>"), the part of dL/ds_k that takes the carry path.
     """
     if path is not None:
         check_plot_path(path)
     layers = list(diag.layers)
     gated = [d for d in layers if d.carry_share is not None]
-    fig = new_figure((11, 7.2))
-    gs = fig.add_gridspec(2, 2 if gated else 1, height_ratios=[1, 1.5], width_ratios=[2, 1] if gated else None)
+    credit = [d for d in layers if d.log10_credit is not None and d.log10_credit.shape[0] > 1]
+    widths = [2] + [1.3] * bool(credit) + [1] * bool(gated)
+    fig = new_figure((11 + 3.5 * bool(credit), 7.2))
+    gs = fig.add_gridspec(2, len(widths), height_ratios=[1, 1.5], width_ratios=widths)
     ax_h = fig.add_subplot(gs[0, :])
     data = torch.stack([d.log10_adjoint_h.to(torch.float64) for d in layers])  # (rows, T)
     shown = torch.where(torch.isfinite(data), data, torch.full_like(data, math.nan))
@@ -277,8 +282,27 @@ def plot_diagnosis(diag, path=None) -> Figure:
     ax.set_title("Gradient flow per layer: adjoints (solid, dotted) and Jacobian products (dashed)", fontsize=9)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best", ncol=2 if len(layers) > 2 else 1)
+    if credit:
+        ax_g = fig.add_subplot(gs[1, 1])
+        for i, d in enumerate(layers):
+            g = d.log10_credit
+            if g is None or g.shape[0] < 2:
+                continue
+            rel = g.to(torch.float64) - g[0]
+            ax_g.plot(range(g.shape[0]), _gaps(rel), color=f"C{i % 10}", lw=1.5, gid=f"credit:{_rows_label(d)}",
+                      label=_rows_label(d) + (f" (horizon {d.horizon})" if d.horizon_kind == "fallen" else ""))
+            if d.horizon_kind == "fallen" and d.rate_source == "credit":
+                ax_g.axvline(d.horizon, color=f"C{i % 10}", lw=0.8, ls=":")
+        ax_g.axhline(-3.0, color="0.3", lw=1.0, ls="--", label="10^-3 of the immediate credit")
+        ax_g.set_xlabel("d (steps between the loss term and the state)")
+        ax_g.set_ylabel("log10 G(d) / G(0)")
+        case = credit[0].credit_case
+        ax_g.set_title("Credit from the loss d steps ahead\n" + (r"$\|\partial E_t/\partial h_{t-d}\|$ (per-step loss)"
+                       if case == "per-step" else r"$\|\partial L/\partial h_{t-d}\|$ (last-step loss)"), fontsize=9)
+        ax_g.grid(True, alpha=0.3)
+        ax_g.legend(fontsize=7, loc="best")
     if gated:
-        ax_c = fig.add_subplot(gs[1, 1])
+        ax_c = fig.add_subplot(gs[1, len(widths) - 1])
         for i, d in enumerate(layers):
             if d.carry_share is not None:
                 ax_c.plot(k, _gaps(d.carry_share), color=f"C{i % 10}", lw=1.5, gid=f"carry:{_rows_label(d)}",
@@ -294,27 +318,28 @@ def plot_diagnosis(diag, path=None) -> Figure:
     return fig
 
 
-def plot_monitor(history, path=None) -> Figure:
-    """The records of a GradientFlowMonitor: per (layer, direction) one axis of log10 ||dL/dh_k|| against k, one
-    line per record coloured by training step (gid "record:<row>:<step>"); and ||dL/dtheta|| against the training
-    step on a log axis (gid "gradient_norm")."""
+def plot_monitor(history, path=None, norms: tuple | None = None) -> Figure:
+    """The records of a GradientFlowMonitor: per (module, layer, direction) one axis of log10 ||dL/dh_k|| against
+    k, one line per record coloured by training step (gid "record:<row>:<step>"); and ||dL/dtheta|| against the
+    training step on a log axis: the records' (gid "gradient_norm", where diagnose computed it) and, with
+    norms = (steps, values), the monitor's history read from p.grad at every step (gid "gradient_norm_step")."""
     from matplotlib import cm, colormaps
     from matplotlib.colors import Normalize
 
     if path is not None:
         check_plot_path(path)
     first = history[0].diagnosis
-    rows = [(d.layer, d.direction) for d in first.layers]
+    rows = [(d.layer, d.direction, d.module) for d in first.layers]
     n = len(rows)
     fig = new_figure((4.2 * (n + 1), 4.0))
     steps = [r.step for r in history]
     norm = Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
     cmap = colormaps["viridis"]
-    for i, (layer, direction) in enumerate(rows):
+    for i, (layer, direction, module) in enumerate(rows):
         ax = fig.add_subplot(1, n + 1, i + 1)
         row = _rows_label(first.layers[i])
         for r in history:
-            d = r.diagnosis.layer(layer, direction)
+            d = r.diagnosis.layer(layer, direction, module)
             y = d.log10_adjoint_h
             ax.plot(range(1, y.shape[0] + 1), _gaps(y), color=cmap(norm(r.step)), lw=1.2, gid=f"record:{row}:{r.step}")
         ax.set_title(f"{row}: " + r"log10 $\|\partial L/\partial h_k\|$", fontsize=9)
@@ -323,12 +348,18 @@ def plot_monitor(history, path=None) -> Figure:
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=fig.axes, label="training step", pad=0.01)
     ax = fig.add_subplot(1, n + 1, n + 1)
     gn = [math.nan if r.diagnosis.gradient_norm is None else r.diagnosis.gradient_norm for r in history]
-    ax.plot(steps, gn, marker="o", ms=3, gid="gradient_norm")
+    if norms is not None and len(norms[0]):
+        ax.plot(list(norms[0]), list(norms[1]), lw=0.8, color="0.5", gid="gradient_norm_step", label="every step (p.grad)")
+        gn += [v for v in norms[1] if math.isfinite(v)]
+    if not all(math.isnan(v) for v in gn[:len(steps)]):
+        ax.plot(steps, gn[:len(steps)], marker="o", ms=3, gid="gradient_norm", label="at the records")
     if any(v > 0 for v in gn if not math.isnan(v)):
         ax.set_yscale("log")
     ax.set_xlabel("training step")
-    ax.set_title(r"$\|\partial L/\partial\theta\|$ (the module's parameters)", fontsize=9)
+    ax.set_title(r"$\|\partial L/\partial\theta\|$ (every parameter)", fontsize=9)
     ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     if path is not None:
         save_figure(fig, path)
     return fig

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -67,11 +68,33 @@ Direct = Callable[[int], "torch.Tensor | tuple | None"]  # direct(k) = d_k, or (
 
 @dataclass(frozen=True)
 class Adjoints:
-    """dL/ds_k for k = 0..t in log-polar form: dL/ds_k = exp(log_scale[k]) * unit[k], ||unit[k]|| in {0, 1}."""
+    """dL/ds_k for k = 0..t in scaled form: dL/ds_k = exp(scale[k]) * scaled[k], with a finite log-scale per row.
 
-    log_scale: torch.Tensor  # (t+1, B) natural log of ||dL/ds_k|| (-inf where it is exactly 0)
-    unit: torch.Tensor  # (t+1, B, S)
+    log_scale and unit are the log-polar form (dL/ds_k = exp(log_scale[k]) unit[k], ||unit[k]|| in {0, 1}),
+    formed on first use: a caller that only needs norms of parts, or linear maps, of dL/ds_k can read the scaled
+    form and skip the normalisation pass."""
+
+    scale: torch.Tensor  # (t+1, B) natural log, finite
+    scaled: torch.Tensor  # (t+1, B, S)
     vjp_log_scale: torch.Tensor | None = None  # (t+1, B): vjp(k, v) was called on v = dL/ds_k / exp(this[k])
+    norms: torch.Tensor | None = None  # (t+1, B) ||scaled[k]|| when the sweep has them
+
+    @cached_property
+    def _norms(self) -> torch.Tensor:
+        return torch.linalg.vector_norm(self.scaled, dim=-1) if self.norms is None else self.norms
+
+    @cached_property
+    def log_scale(self) -> torch.Tensor:
+        """(t+1, B) natural log of ||dL/ds_k|| (-inf where it is exactly 0)."""
+        n = self._norms
+        return torch.where(n > 0, torch.log(torch.where(n > 0, n, torch.ones_like(n))) + self.scale,
+                           torch.full_like(n, float("-inf")))
+
+    @cached_property
+    def unit(self) -> torch.Tensor:
+        """(t+1, B, S) dL/ds_k / ||dL/ds_k|| (zero where dL/ds_k is)."""
+        n = self._norms
+        return self.scaled / torch.where(n > 0, n, torch.ones_like(n)).unsqueeze(-1)
 
     @property
     def log10_norm(self) -> torch.Tensor:
@@ -80,8 +103,8 @@ class Adjoints:
 
     def values(self) -> torch.Tensor:
         """dL/ds_k (t+1, B, S) in the linear domain (inf where they overflow)."""
-        scale = torch.exp(self.log_scale).unsqueeze(-1)
-        return torch.where(self.unit == 0, torch.zeros_like(self.unit), scale * self.unit)
+        v = torch.exp(self.scale).to(self.scaled.dtype).unsqueeze(-1) * self.scaled
+        return torch.where(self.scaled == 0, torch.zeros_like(v), v)
 
 
 def polar(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,57 +167,55 @@ def sweep(t: int, vjp: VJP, direct: Direct, *, log_domain: bool = False,
 def _log_sweep(t: int, vjp: VJP, direct: Direct, block: int) -> Adjoints:
     """The log-domain sweep, renormalised every step (block = 1) or every `block` steps (module docstring).
 
-    State between steps: g_k = exp(m) v (m per row, finite; v = 0 for a zero g_k). Kept per step: v_k and m_k."""
+    State between steps: g_k = exp(m) v (m per row, finite; v = 0 for a zero g_k). Kept per step: v_k (written
+    into one buffer as it is made), m_k and ||v_k||."""
     d, off = _split(direct(t))
     ls, v = polar(d)  # the first direct term spans the whole state (it starts the sweep)
     m = _finite(ls + off)
     fin = torch.finfo(v.dtype)
     lo, hi = fin.tiny ** 0.9, fin.max ** 0.9  # a block's norms stay within these (precision, overflow), or it is redone
-    vs, ms, vscale = [v.unsqueeze(0)], [m.unsqueeze(0)], [m.unsqueeze(0)] * (t + 1)
+    V = torch.empty(t + 1, *v.shape, dtype=v.dtype)  # (t+1, ..., S)
+    M = torch.empty(t + 1, *m.shape, dtype=m.dtype)
+    N = torch.empty(t + 1, *m.shape, dtype=v.dtype)
+    vscale = torch.empty(t + 1, *m.shape, dtype=m.dtype)
+    V[t], M[t], N[t], vscale[t] = v, m, torch.linalg.vector_norm(v, dim=-1), m
     k = t
     while k > 0:
         steps = range(k, max(0, k - block), -1)  # the vjp at steps k, k-1, ...: g_{k-1}, g_{k-2}, ...
+        lo_k = steps[-1] - 1  # the block makes g_{k-1} .. g_{lo_k}: rows lo_k .. k-1 of V
         ds = [None if j == 1 else direct(j - 1) for j in steps]
         ds = [None if x is None else _split(x) for x in ds]
-        out = _block(steps, vjp, ds, v, m) if block > 1 else None
-        if out is not None and bool((~torch.isfinite(out[1]) | (out[1] > hi) | ((out[1] > 0) & (out[1] < lo))).any()):
-            out = None  # redone one step at a time, each renormalised
-        if out is not None:
-            V, _, m = out
-            vs.append(V)
-            ms.append(m.expand(V.shape[0], *m.shape))
-            for j in steps:
-                vscale[j] = m.unsqueeze(0)
-            v = V[-1]
+        m_new = _block(steps, vjp, ds, v, m, V) if block > 1 else None
+        if m_new is not None:
+            n = torch.linalg.vector_norm(V[lo_k:k], dim=-1)
+            if bool((~torch.isfinite(n) | (n > hi) | ((n > 0) & (n < lo))).any()):
+                m_new = None  # redone one step at a time, each renormalised
+        if m_new is not None:
+            M[lo_k:k], N[lo_k:k], vscale[lo_k + 1:k + 1] = m_new, n, m_new
+            v, m = V[lo_k], m_new
         else:
             for j, dj in zip(steps, ds):
                 ls, u = polar(v)
                 ls = ls + m  # g_j = exp(ls) u, ||u|| in {0, 1}
-                vscale[j] = _finite(ls).unsqueeze(0)
+                vscale[j] = _finite(ls)
                 lw, u = polar(vjp(j, u))  # u_j J_j: back through step j, at unit scale
                 ls = ls + lw  # log ||g_j J_j||
                 if dj is not None:
                     ls, u = _polar_add(ls, u, *dj)  # + d_{j-1}
                 v, m = u, _finite(ls)
-                vs.append(v.unsqueeze(0))
-                ms.append(m.unsqueeze(0))
-        k = steps[-1] - 1
-    V = torch.cat([c.flip(0) for c in vs[::-1]])  # (t+1, ..., S): chunks made from step t down, put in step order
-    M = torch.cat([c.flip(0) for c in ms[::-1]])
-    n = torch.linalg.vector_norm(V, dim=-1)
-    safe = torch.where(n > 0, n, torch.ones_like(n))
-    log_scale = torch.where(n > 0, torch.log(safe) + M, torch.full_like(n, float("-inf")))
-    return Adjoints(log_scale, V / safe.unsqueeze(-1), torch.cat(vscale))
+                V[j - 1], M[j - 1], N[j - 1] = v, m, torch.linalg.vector_norm(v, dim=-1)
+        k = lo_k
+    return Adjoints(M, V, vscale, N)
 
 
 def _finite(x: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
 
 
-def _block(steps, vjp: VJP, ds: list, v: torch.Tensor, m: torch.Tensor):
+def _block(steps, vjp: VJP, ds: list, v: torch.Tensor, m: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
     """One block of the scaled sweep from g_k = exp(m) v: the block's scale m' (per row, the largest of log ||g_k||
-    and the block's log ||d_j|| + offset), then v <- v J_j + d_{j-1} exp(off - m') at each step. Returns (the
-    block's v_{k-1}, v_{k-2}, ... stacked (n, ..., S), their norms (n, ...), m')."""
+    and the block's log ||d_j|| + offset), then v <- v J_j + d_{j-1} exp(off - m') at each step j, written into
+    V[j - 1]. Returns m'."""
     cand = [torch.log(torch.linalg.vector_norm(v, dim=-1)) + m]
     cand += [torch.log(torch.linalg.vector_norm(dj[0], dim=-1)) + dj[1] for dj in ds if dj is not None]
     m_new = _finite(torch.stack(torch.broadcast_tensors(*cand)).amax(0) if len(cand) > 1 else cand[0])
@@ -207,15 +228,11 @@ def _block(steps, vjp: VJP, ds: list, v: torch.Tensor, m: torch.Tensor):
             coef[key] = torch.exp(off - m_new).to(v.dtype).unsqueeze(-1)
         return coef[key]
 
-    out = []
     for j, dj in zip(steps, ds):
-        w = vjp(j, v)  # v_j J_j: back through step j, at the block's scale
-        v = w.clone() if w is v else w  # (kept below: a vjp that hands back its argument must not be added to)
-        if dj is not None:  # + d_{j-1} exp(off - m') (in place on the fresh product; on its first columns)
+        v = V[j - 1].copy_(vjp(j, v))  # v_j J_j: back through step j, at the block's scale
+        if dj is not None:  # + d_{j-1} exp(off - m') (in place; on its first columns)
             v[..., :dj[0].shape[-1]].addcmul_(dj[0], scale(dj[1]))
-        out.append(v)
-    V = torch.stack(out)
-    return V, torch.linalg.vector_norm(V, dim=-1), m_new
+    return m_new
 
 
 def state_adjoint_seed(cell: Cell, B: int) -> torch.Tensor:

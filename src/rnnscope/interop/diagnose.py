@@ -245,8 +245,8 @@ def _diagnose_bare(model, inputs, loss_fn, targets, o: dict) -> Diagnosis:
     res = _sweep(run, up, rows, o)[0]
     credit = credit_profiles(rows, res, run) if o["credit_anchors"] else {}
     names = _recurrent_names(model, "", run) if isinstance(model, nn.Module) else None
-    layers, nj, js = _layer_results(run, res, "", o, credit, names)
-    params = tuple(p for ld in layers for p in _layer_params(ld, res, run, names))
+    layers, nj, js, params = _layer_results(run, res, "", o, credit, names)
+    params = tuple(params)
     d = _result(kind, layers, T, B, run.num_layers, run.num_directions, float(L), loss_kind, nj, run.output.dtype, (),
                 o, params, own_dt, agree, js)
     return _check_own_dtype(d, model, inputs, loss_fn, targets, own_loss, own_dt)
@@ -276,29 +276,26 @@ def _recurrent_names(module, prefix: str, run: StackRun) -> dict:
     return out
 
 
-def _layer_params(ld: LayerDiagnosis, res: dict, run: StackRun, names: dict | None) -> list[tuple[str, float]]:
-    """(name, log10 ||dL/dtheta_name||) of one (layer, direction) from its sweep's field gradients."""
-    o = res[(ld.layer, ld.direction)]
-    if not o["grads"]:
-        return []
+def _layer_params(res_r: dict, names: dict) -> list[tuple[str, float]]:
+    """(name, log10 ||dL/dtheta_name||) of one (layer, direction) from its sweep's field gradients; names:
+    {field: (the module parameters it stands for)} (Elman's b_h = bias_ih + bias_hh: both, the same gradient)."""
     out = []
-    fields = names[(ld.layer, ld.direction)] if names is not None else {f: (f,) for f in o["grads"]}
-    for f, ns in fields.items():
-        g = o["grads"].get(f)
+    for f, ns in names.items():
+        g = res_r["grads"].get(f)
         if g is None:
             continue
         n = float(torch.linalg.vector_norm(g.to(torch.float64)))
-        v = (math.log(n) + o["gm"]) / LN10 if n > 0 else float("-inf")
-        out += [(name, v) for name in ns]
+        out += [(name, (math.log(n) + res_r["gm"]) / LN10 if n > 0 else float("-inf")) for name in ns]
     return out
 
 
 def _layer_results(run: StackRun, res: dict, module: str, o: dict, credit: dict,
-                   names: dict | None) -> tuple[list[LayerDiagnosis], int, float | None]:
-    """The LayerDiagnosis of every (layer, direction) of one re-run, the sequences of the Jacobian products and
-    their seconds (None when not computed)."""
+                   names: dict | None) -> tuple[list[LayerDiagnosis], int, float | None, list]:
+    """The LayerDiagnosis of every (layer, direction) of one re-run, the sequences of the Jacobian products, their
+    seconds (None when not computed), and (name, log10 ||dL/dtheta_name||) of its parameters (names: the module's
+    parameter names by (layer, direction) and field, _recurrent_names; None: the cell's field names)."""
     B = run.output.shape[1]
-    layers, nj, js = [], 0, None
+    layers, nj, js, params = [], 0, None, []
     for r in run.runs:
         res_r = res[(r.layer, r.direction)]
         cell, tr = r.cell, r.trace
@@ -324,7 +321,10 @@ def _layer_results(run: StackRun, res: dict, module: str, o: dict, credit: dict,
         rate = fitted_rate(primary)
         hz, hk = horizon(primary)
         far = first_far(primary)
-        ln = [v for _, v in _layer_params_of(res_r, cell, r.bias)]
+        own = _layer_params(res_r, names[(r.layer, r.direction)] if names is not None else
+                            {f: (f,) for f in param_fields(cell, r.bias)})
+        params += own
+        ln = [v for _, v in own]
         share = res_r["share"]
         layers.append(LayerDiagnosis(
             layer=r.layer, direction=r.direction, cell=cell.kind, state=cell.state_label, h_size=P, state_size=S,
@@ -341,20 +341,7 @@ def _layer_results(run: StackRun, res: dict, module: str, o: dict, credit: dict,
             forget_bias=gf.get("forget_bias"), forget_rest=gf.get("forget_rest"), update_gate=gf.get("update_gate"),
             attribution_sequences=0 if share is None else share.shape[0],
             credit_sequences=0 if cp is None else cp.sequences))
-    return layers, nj, js
-
-
-def _layer_params_of(res_r: dict, cell, bias: bool) -> list[tuple[str, float]]:
-    """(field, log10 norm) of one layer's parameter gradients, each field counted once per module parameter
-    it stands for (Elman's b_h = bias_ih + bias_hh: twice), so the layer's total is the module's."""
-    out = []
-    for f, ns in param_fields(cell, bias).items():
-        g = res_r["grads"].get(f)
-        if g is None:
-            continue
-        n = float(torch.linalg.vector_norm(g.to(torch.float64)))
-        out += [(f, (math.log(n) + res_r["gm"]) / LN10 if n > 0 else float("-inf"))] * len(ns)
-    return out
+    return layers, nj, js, params
 
 
 def _log10_total(vals) -> float | None:
@@ -531,9 +518,8 @@ def _diagnose_model(model, inputs, loss_fn, targets, o: dict) -> Diagnosis:
     layers, nj, js, pr = [], 0, None, {}
     for i, c in enumerate(calls):
         names = _recurrent_names(c.module, c.name + "." if c.name else "", c.run)
-        ls, n, s = _layer_results(c.run, per_call[i][0], c.name, o, per_call[i][1], names)
-        for ld in ls:
-            pr.update(_layer_params(ld, per_call[i][0], c.run, names))
+        ls, n, s, own = _layer_results(c.run, per_call[i][0], c.name, o, per_call[i][1], names)
+        pr.update(own)
         layers += ls
         nj, js = max(nj, n), (js if s is None else (js or 0.0) + s)
     for n, (p, g) in params.items():

@@ -132,9 +132,9 @@ def _share(ls: torch.Tensor, u: torch.Tensor, ls_cut: torch.Tensor, u_cut: torch
     return torch.where(tot > 0, a / torch.where(tot > 0, tot, torch.ones_like(tot)), torch.full_like(tot, float("nan")))
 
 
-def _log10_norms(log_scale: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
-    """log10 ||v|| for v = exp(log_scale) unit (..., S) -> (...), float64."""
-    return (log_scale.to(torch.float64) + torch.log(torch.linalg.vector_norm(unit, dim=-1).to(torch.float64))) / LN10
+def _log10_norms(scale: torch.Tensor, scaled: torch.Tensor) -> torch.Tensor:
+    """log10 ||v|| for v = exp(scale) scaled (..., S) -> (...), float64."""
+    return (scale.to(torch.float64) + torch.log(torch.linalg.vector_norm(scaled, dim=-1).to(torch.float64))) / LN10
 
 
 def gate_sigmas(cell: Cell) -> dict | None:
@@ -196,8 +196,8 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
     out = {"gx": None, "m": torch.zeros(R, dtype=f64), "grads": {}, "gm": 0.0, "g0": torch.zeros(B, S, dtype=cell.dtype),
            "t_last": t, "share": None}
     fields = param_fields(cell, run.bias) if gradient_norm else {}
-    log_scale = torch.full((T + 1, R + C), float("-inf"), dtype=f64)
-    unit = None
+    scale = torch.full((T + 1, R + C), float("-inf"), dtype=f64)
+    scaled = None
     if t:
         identity_rows = R + C == B and bool((rows == torch.arange(B)).all())
         sel = None if identity_rows else rows
@@ -244,26 +244,27 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
 
         with step_threads(S):  # small per-step products: one thread (core/threads.py)
             adj = sweep(t, vjp, direct, log_domain=True, block=BLOCK.get(cell.dtype, 1))
-        log_scale[:t + 1] = adj.log_scale.to(f64)
-        unit = adj.unit if t == T else torch.cat([adj.unit, adj.unit.new_zeros(T - t, R + C, S)])
-        u0 = adj.unit[0, :B]  # dL/ds_0 = exp(log_scale[0]) u0 (zero where u0 is)
-        out["g0"] = torch.where(u0 == 0, torch.zeros_like(u0), torch.exp(adj.log_scale[0, :B]).to(u0.dtype).unsqueeze(-1) * u0)
+        # the scaled form dL/ds_k = exp(scale_k) scaled_k throughout: norms of parts and linear maps need no scaled
+        scale[:t + 1] = adj.scale.to(f64)
+        scaled = adj.scaled if t == T else torch.cat([adj.scaled, adj.scaled.new_zeros(T - t, R + C, S)])
+        u0 = adj.scaled[0, :B]  # dL/ds_0 = exp(scale[0]) scaled[0] (zero where that is)
+        out["g0"] = torch.where(u0 == 0, torch.zeros_like(u0), torch.exp(adj.scale[0, :B]).to(u0.dtype).unsqueeze(-1) * u0)
         if C:
             out["share"] = torch.full((C, T), float("nan"), dtype=f64)
-            out["share"][:, :t] = _share(adj.log_scale[1:, :C], adj.unit[1:, :C], adj.log_scale[1:, R:],
-                                         adj.unit[1:, R:]).T.to(f64)
+            out["share"][:, :t] = _share(adj.scale[1:, :C], adj.scaled[1:, :C], adj.scale[1:, R:],
+                                         adj.scaled[1:, R:]).T.to(f64)
         live = None if valid is None else valid[:t]  # (t, R + C, 1): the real steps (packed batches)
         if need_x:
             out["gx"], out["m"] = _upstream_below(cell, tr, adj, Wd, sel, t, R if x_rows is None else min(R, x_rows),
                                                   run.direction, lengths, live)
         if fields:
             out["grads"], out["gm"] = _param_grads(cell, tr, adj, t, B, fields, None if live is None else live[:, :B], Wd)
-    if unit is None:
-        unit = torch.zeros(T + 1, R + C, S, dtype=cell.dtype)
-    ah = _log10_norms(log_scale[1:], unit[1:, :, :P]).T  # (R + C, T)
+    if scaled is None:
+        scaled = torch.zeros(T + 1, R + C, S, dtype=cell.dtype)
+    ah = _log10_norms(scale[1:], scaled[1:, :, :P]).T  # (R + C, T)
     if S != P:  # LSTM: dL/dc_k of the tensor c_k (through h_k = o_k tanh(c_k) too), as autograd reports it
-        uc = cell.cell_adjoint(tr.states[1:], tr.preacts, unit[1:, :B])  # (T, B, H)
-        out["adjoint_c"] = _log10_norms(log_scale[1:, :B], uc).T
+        uc = cell.cell_adjoint(tr.states[1:], tr.preacts, scaled[1:, :B])  # (T, B, H)
+        out["adjoint_c"] = _log10_norms(scale[1:, :B], uc).T
     else:
         out["adjoint_c"] = None
     if lengths is not None:  # padded steps excluded
@@ -295,10 +296,10 @@ def _upstream_below(cell: Cell, tr: Trace, adj, Wd, sel, t: int, R: int, directi
 
 
 def _scaled(adj, rows: slice, m: torch.Tensor | float, live) -> torch.Tensor:
-    """dL/ds_k exp(-m) (t, rows, S) for k = 1..t from the sweep's log-polar adjoints; zero on padded steps."""
-    ls = adj.log_scale[1:, rows].to(torch.float64)
-    g = adj.unit[1:, rows] * torch.exp(ls - m).to(adj.unit.dtype).unsqueeze(-1)
-    g = torch.where(adj.unit[1:, rows] == 0, torch.zeros_like(g), g)
+    """dL/ds_k exp(-m) (t, rows, S) for k = 1..t from the sweep's scaled adjoints; zero on padded steps."""
+    ls = adj.scale[1:, rows].to(torch.float64)
+    g = adj.scaled[1:, rows] * torch.exp(ls - m).to(adj.scaled.dtype).unsqueeze(-1)
+    g = torch.where(adj.scaled[1:, rows] == 0, torch.zeros_like(g), g)
     return g if live is None else g * live
 
 
@@ -313,9 +314,7 @@ def _param_grads(cell: Cell, tr: Trace, adj, t: int, B: int, fields: dict, live,
         grads = cell.param_grads(tr.inputs[:t], tr.states[:t], tr.preacts[:t], du)
         if grads is not None:
             return {f: grads[f] for f in fields}, gm
-    ls = adj.log_scale[1:, :B].to(torch.float64)  # (t, B)
-    fin = ls[torch.isfinite(ls)]
-    gm = float(fin.max()) if fin.numel() else 0.0
+    gm = float(adj.scale[1:, :B].max())  # one common scale (finite by construction)
     _, grads = _batched_backward(cell, tr.truncated(t), _scaled(adj, slice(0, B), gm, live), False, fields)
     return grads, gm
 

@@ -33,21 +33,23 @@ What step(inputs, loss_fn=None, *, targets=None, global_step=None) does, call t 
                       same gradient_history (clip_threshold())
 
 The model is only read: diagnose leaves p.grad as it found it, so opt.step() after step() sees the user's
-gradients. Options default to the cheap ones (the adjoint profile, ||dL/dtheta|| of the recurrent
-submodules, the gate attribution, the credit profile); the Jacobian-product profile (O(T S^3)) only with
-jacobian=True (on jacobian_sequences sequences). Thread counts are left to diagnose.
+gradients. Options default to the cheap ones, so that a record every 100 steps costs a few percent of
+training (benchmarks/monitor.py): the adjoint profiles, the credit profile on 4 anchors x 2 sequences, the
+carry share on 2 sequences; ||dL/dtheta|| is read from p.grad at every step (n_t above), so diagnose's own
+per-parameter gradients are off (gradient_norm=True adds them); the Jacobian-product profile (O(T S^3)) only
+with jacobian=True (on jacobian_sequences sequences). Thread counts are left to diagnose.
 
 With a TensorBoard SummaryWriter, under `tag` (default "gradient_flow"), at step s (global_step, default t):
 
     <tag>/grad_norm_step        n_t, every call that has one (the history's value)                     scalar
     <tag>/clip_threshold        c, at each record (when >= 2 finite norms)                             scalar
     <tag>/loss                  diagnose's L, at each record                                           scalar
-    <tag>/gradient_norm         diagnose's ||dL/dtheta|| (the recurrent submodules' parameters only)   scalar
+    <tag>/gradient_norm         diagnose's ||dL/dtheta|| (every parameter; with gradient_norm=True)     scalar
     <tag>/<row>/log10_adjoint_h_first  log10 ||dL/dh_1|| (batch mean), .../log10_adjoint_h_last (k = T)
     <tag>/<row>/rate_per_step, horizon, far_distance (when found), carry_share (far_carry_share),
     <tag>/<row>/log10_credit_far       G(D) - G(0): the credit from the farthest measured distance, relative
     <tag>/profile               the diagnosis figure (Diagnosis.plot), at every figure_every-th record  image
-                                (the first included; default 5: rendering it takes ~0.5 s on a 2-core CPU,
+                                (the first included; default 10: rendering it takes ~0.4 s on a 2-core CPU,
                                 about 4 steps of the char-LM of benchmarks/monitor.py; 1: at every record)
 
 row: "L0_fwd", "L1_rev", ... for a bare module; "<module path>.L0_fwd" for a whole model ("rnn.L0_fwd",
@@ -163,15 +165,16 @@ class GradientFlowMonitor:
     writer     a torch.utils.tensorboard.SummaryWriter (anything with add_scalar, and add_figure when
                figures=True), or None
     history    how many of the latest gradient norms `grad_norms` keeps (the clip advice's history)
-    jacobian, jacobian_sequences, attribution, gradient_norm, dtype, credit_anchors: passed to diagnose (the
-               verdict is diagnose's: verdicts.profile_verdict on the credit profile, or ||dL/dh_k|| for a
-               last-step loss)
+    jacobian, jacobian_sequences, attribution, gradient_norm, dtype, credit_anchors, credit_sequences: passed
+               to diagnose (the verdict is diagnose's: verdicts.profile_verdict on the credit profile, or
+               ||dL/dh_k|| for a last-step loss)
     figures    also write the profile figure to the writer (add_figure), on every figure_every-th record
     """
 
     def __init__(self, model, every: int = 100, writer=None, *, history: int = 10000, jacobian: bool = False,
-                 jacobian_sequences: int | None = 1, attribution: bool = True, gradient_norm: bool = True, dtype=None,
-                 figures: bool = True, figure_every: int = 5, tag: str = "gradient_flow", credit_anchors: int = 4):
+                 jacobian_sequences: int | None = 1, attribution: bool | int = 2, gradient_norm: bool = False,
+                 dtype=None, figures: bool = True, figure_every: int = 10, tag: str = "gradient_flow",
+                 credit_anchors: int = 4, credit_sequences: int = 2):
         self.modules = _watched(model)  # an InputError now, not at the first record
         _positive("every", every)
         _positive("history", history)
@@ -182,7 +185,8 @@ class GradientFlowMonitor:
         self.model, self.every, self.writer, self.figures, self.tag = model, every, writer, figures, tag
         self.figure_every = figure_every
         self.options = dict(jacobian=jacobian, jacobian_sequences=jacobian_sequences, attribution=attribution,
-                            gradient_norm=gradient_norm, dtype=dtype, credit_anchors=credit_anchors)
+                            gradient_norm=gradient_norm, dtype=dtype, credit_anchors=credit_anchors,
+                            credit_sequences=credit_sequences)
         self.history: list[MonitorRecord] = []
         self.grad_norms: deque[float] = deque(maxlen=history)  # n_t, the latest `history` steps
         self.grad_norm_steps: deque[int] = deque(maxlen=history)  # the step of each
@@ -279,8 +283,9 @@ class GradientFlowMonitor:
 
     def plot(self, path=None):
         """The recorded profiles over training: log10 ||dL/dh_k|| per (layer, direction), one line per record
-        coloured by training step, and the gradient norm against the step (plots.plot_monitor)."""
+        coloured by training step, and the gradient norm against the step: the history read from p.grad at
+        every step, and diagnose's at the records when computed (plots.plot_monitor)."""
         from ..core.plots import plot_monitor
         if not self.history:
             raise InputError("monitor: expected at least one record to plot, got none (call step() first)")
-        return plot_monitor(self.history, path)
+        return plot_monitor(self.history, path, (list(self.grad_norm_steps), list(self.grad_norms)))

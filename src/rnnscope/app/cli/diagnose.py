@@ -198,49 +198,61 @@ def _print_diagnosis(d, extra: dict) -> None:
     con = console()
     if d.nonfinite is not None:  # the NaN hunt's finding comes first
         con.print("[bold red]non-finite[/bold red]: ", end="")
-        con.print(d.nonfinite.message(), markup=False)
+        con.print(d.nonfinite.message(), markup=False, soft_wrap=True)
     source = (f"inputs {extra['inputs']}" if extra["setup_function"] is None
               else f"inputs of {extra['setup_function']}()")
     con.print(f"rnnscope diagnose: {extra['model_file']} ({d.model}, {d.num_layers} layer(s) x {d.num_directions} "
-              f"direction(s)), {source}: T = {d.T}, B = {d.batch}", markup=False)
+              f"direction(s)), {source}: T = {d.T}, B = {d.batch}", markup=False, soft_wrap=True)
     agree = "" if d.agreement is None else (f"; the re-run's output agrees with the module's own to a max relative "
                                             f"difference of {d.agreement:.2g}")
-    con.print(f"model dtype {d.model_dtype or '?'}, analysis dtype {d.dtype}{agree}", markup=False)
+    con.print(f"model dtype {d.model_dtype or '?'}, analysis dtype {d.dtype}{agree}", markup=False, soft_wrap=True)
     loss_kind = (f"{extra['setup_function']}()'s loss_fn" if extra["setup_function"] is not None else d.loss_kind
                  if extra["loss_name"] is None else extra["loss_name"] + " against " + extra["targets"])
     con.print(f"loss = {fmt(d.loss)} ({loss_kind})"
               + ("" if d.gradient_norm is None else f", ||dL/dtheta|| = {fmt(d.gradient_norm)} (every parameter)"),
-              markup=False)
+              markup=False, soft_wrap=True)
     if d.layers:
         tab = Table(title="Gradient flow per layer: log10 norms, batch means (k counts each direction's own steps)")
-        named = any(l.module for l in d.layers)  # a whole model: each row names its recurrent submodule
-        for col in ("module",) * named + ("layer", "dir", "cell", "sigma_max(W_hh)", "1/gamma", "dL/dh_1", "dL/dh_T",
-                                          "credit far", "ds_T/ds_1", "rate/step", "horizon", "carry", "forget f"):
-            tab.add_column(col, justify="left" if col in ("module", "dir", "cell") else "right", no_wrap=True)
-        for l in d.layers:
-            a = l.log10_adjoint_h
-            g = l.log10_credit
-            far = "-" if g is None or g.shape[0] < 2 else fmt(float(g[-1] - g[0]), ".2f")
-            tab.add_row(*(l.module,) * named, str(l.layer), l.direction, l.cell, fmt(l.sigma_max),
-                        fmt(None if not l.gamma else 1 / l.gamma), fmt(float(a[0]), ".2f"), fmt(float(a[-1]), ".2f"), far,
-                        "-" if l.log10_spectral is None else fmt(float(l.log10_spectral[0]), ".2f"),
-                        fmt(l.rate_per_step, "+.3f"), "-" if l.horizon is None else f"{l.horizon} {l.horizon_kind}",
-                        fmt(l.far_carry_share(), ".2f"),
-                        fmt(l.forget_gate, ".2f") if l.forget_gate is not None else fmt(l.update_gate, ".2f"))
+        L = d.layers
+        cols = [("module", lambda l: l.module, any(l.module for l in L)),  # a whole model: rows name their submodule
+                ("layer", lambda l: str(l.layer), True),
+                ("dir", lambda l: "fwd" if l.direction == "forward" else "rev", True),
+                ("cell", lambda l: l.cell, True),
+                ("sigma_max", lambda l: fmt(l.sigma_max), True),
+                ("1/gamma", lambda l: fmt(None if not l.gamma else 1 / l.gamma), any(l.gamma for l in L)),
+                ("dL/dh_1", lambda l: fmt(float(l.log10_adjoint_h[0]), ".2f"), True),
+                ("dL/dh_T", lambda l: fmt(float(l.log10_adjoint_h[-1]), ".2f"), True),
+                ("G(D)-G(0)", lambda l: "-" if l.log10_credit is None or l.log10_credit.shape[0] < 2
+                 else fmt(float(l.log10_credit[-1] - l.log10_credit[0]), ".2f"), any(l.log10_credit is not None for l in L)),
+                ("ds_T/ds_1", lambda l: "-" if l.log10_spectral is None else fmt(float(l.log10_spectral[0]), ".2f"),
+                 any(l.log10_spectral is not None for l in L)),
+                ("rate/step", lambda l: fmt(l.rate_per_step, "+.3f"), True),
+                ("horizon", lambda l: "-" if l.horizon is None else f"{l.horizon} {l.horizon_kind}", True),
+                ("carry", lambda l: fmt(l.far_carry_share(), ".2f"), any(l.per_sequence_carry_share is not None for l in L)),
+                ("gate", lambda l: fmt(l.forget_gate if l.forget_gate is not None else l.update_gate, ".2f"),
+                 any(l.forget_gate is not None or l.update_gate is not None for l in L))]
+        cols = [(name, f) for name, f, shown in cols if shown]
+        for name, _ in cols:
+            tab.add_column(name, justify="left" if name in ("module", "dir", "cell") else "right", no_wrap=True)
+        for l in L:
+            tab.add_row(*(f(l) for _, f in cols))
         con.print(tab)
+        con.print("G(D)-G(0): the credit from the farthest distance measured against the immediate one; carry: the "
+                  "share of the long-range gradient through the carry term; gate: mean forget (LSTM) or update (GRU) "
+                  "gate", markup=False, style="dim")
         con.print("[bold]verdicts[/bold]")
         for l in d.layers:
-            con.print(f"  {l.name}: {l.verdict}; weights: {l.theory_verdict}", markup=False)
+            con.print(f"  {l.name}: {l.verdict}; weights: {l.theory_verdict}", markup=False, soft_wrap=True)
     if d.parameters:
         con.print("[bold]||dL/dtheta|| per parameter[/bold]")
         for line in d.parameter_table().splitlines():
-            con.print("  " + line, markup=False)
+            con.print("  " + line, markup=False, soft_wrap=True)
     con.print("[bold]advice[/bold]")
     for a in d.advice:
-        con.print(f"  - {a}", markup=False)
+        con.print(f"  - {a}", markup=False, soft_wrap=True)
     for n in (*d.notes, *extra["cli_notes"]):
-        con.print(f"note: {n}", markup=False)
+        con.print(f"note: {n}", markup=False, soft_wrap=True)
     js = "" if d.jacobian_seconds is None else f" (the Jacobian-product profile: {d.jacobian_seconds:.3f})"
     con.print(f"seconds: {d.seconds:.3f}{js}")
     if extra["plot"]:
-        con.print(f"figure written to {extra['plot']}", markup=False)
+        con.print(f"figure written to {extra['plot']}", markup=False, soft_wrap=True)
