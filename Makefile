@@ -36,6 +36,7 @@ bench: setup
 	$(PY) benchmarks/sweep.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/diagnose.py
+	$(PY) benchmarks/monitor.py
 
 clean:
 	rm -rf $(VENV) rnnscope-report .pytest_cache .hypothesis

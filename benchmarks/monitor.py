@@ -44,37 +44,20 @@ HERE = Path(__file__).resolve().parent
 # this folder off the import path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-import pydoc_data.topics  # noqa: E402
-
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from rnnscope.interop.diagnose import diagnose  # noqa: E402
 from rnnscope.interop.monitor import GradientFlowMonitor  # noqa: E402
 
-TEXT = "".join(pydoc_data.topics.topics.values())
-CHARS = sorted(set(TEXT))
+sys.path.insert(0, str(HERE.parent / "examples"))
+from charlm import CHARS, IDS, CharLM, ce  # noqa: E402  (the README's char-LM: the model, the text, the loss)
+
 V = len(CHARS)
-IDS = torch.tensor([CHARS.index(c) for c in TEXT])
 
 
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class CharLM(nn.Module):
-    def __init__(self, hidden: int, emb: int = 64):
-        super().__init__()
-        self.emb = nn.Embedding(V, emb)
-        self.rnn = nn.LSTM(emb, hidden, num_layers=2, batch_first=True)
-        self.head = nn.Linear(hidden, V)
-
-    def forward(self, ids):
-        return self.head(self.rnn(self.emb(ids))[0])
-
-
-def ce(logits, y):
-    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
 def windows(gen: torch.Generator, T: int, B: int) -> tuple[torch.Tensor, torch.Tensor]:
