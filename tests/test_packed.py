@@ -5,6 +5,7 @@ gradients and push_back's dL/d(embedding output) against autograd through the mo
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -339,3 +340,13 @@ def test_diagnose_of_a_packed_model_against_per_sequence_autograd(kind, bi, bf, 
     assert [nm for nm, _ in d.parameters] == [nm for nm, _ in named]
     for (nm, v), g in zip(d.parameters, grads):
         assert 10.0 ** v == pytest.approx(float(torch.linalg.vector_norm(g)), rel=1e-9), nm
+
+
+def test_a_packed_model_that_overflows_is_reported_not_raised():
+    """A packed model whose loss is NaN: no profiles, a note that the NaN hunt could not unpack, exit not raised."""
+    model = PackedLM("gru", False, False, False).double()
+    L = LENGTHS
+    ids = ids_for(L, 9, False, seed=3)
+    d = diagnose(model, (ids, L), lambda out: out[0].sum() * float("nan"))
+    assert d.layers == () and d.nonfinite is None and math.isnan(d.loss)
+    assert any("the NaN hunt could not run" in n for n in d.notes) and "not finite" in d.advice[0]

@@ -70,6 +70,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from typing import Callable
@@ -393,11 +394,17 @@ def _result(kind: str, layers: list, T: int, B: int, num_layers: int, num_direct
 def _nonfinite(model, inputs, loss_fn, targets, kind, run, loss, loss_kind, own_dt, agree, notes, o) -> Diagnosis:
     """The analysis itself is not finite: no profiles; where it goes wrong, found in the model's own dtype."""
     from .nan_hunt import hunt
-    found = hunt(model, inputs, loss_fn, targets)
+    try:
+        found = hunt(model, inputs, loss_fn, targets)
+        advice_ = _nan_advice(found)
+    except InputError as e:  # what the hunt cannot read yet (a packed input): said, not raised
+        found, notes = None, (*notes, f"the NaN hunt could not run: {e}")
+        advice_ = (f"the {o['dtype']} analysis is not finite (loss {loss}): the forward pass overflows or reads "
+                   f"inf / NaN; check the inputs and the recurrent weights",)
     T, B = run.output.shape[0], run.output.shape[1]
     d = Diagnosis(model=kind, T=T, batch=B, num_layers=run.num_layers, num_directions=run.num_directions, loss=loss,
                   loss_kind=loss_kind, layers=(), log10_gradient_norm=None, jacobian_sequences=0,
-                  dtype=str(o["dtype"]).removeprefix("torch."), advice=_nan_advice(found),
+                  dtype=str(o["dtype"]).removeprefix("torch."), advice=advice_,
                   seconds=time.perf_counter() - o["start"], notes=tuple(notes), parameters=(),
                   model_dtype=str(own_dt).removeprefix("torch."), agreement=agree, nonfinite=found)
     return d
@@ -427,10 +434,12 @@ def _check_own_dtype(d: Diagnosis, model, inputs, loss_fn, targets, own_loss, ow
     bad = bad or adjoint_blowup(profiles, own_dt) is not None and adjoint_blowup(profiles, own_dt).what == "inf"
     if not bad:
         return d
-    found = hunt(model, inputs, loss_fn, targets)
+    try:
+        found = hunt(model, inputs, loss_fn, targets)
+    except InputError as e:  # what the hunt cannot read yet (a packed input): said, not raised
+        return dataclasses.replace(d, notes=(*d.notes, f"the NaN hunt could not run: {e}"))
     if found is None:
         return d
-    import dataclasses
     return dataclasses.replace(d, nonfinite=found, advice=_nan_advice(found) + d.advice)
 
 

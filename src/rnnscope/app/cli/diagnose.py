@@ -29,8 +29,9 @@ __all__ = ["diagnose"]
 
 
 @app.command(help="Diagnose a PyTorch recurrent model: exact per-step gradient flow of every layer and direction "
-                  "(log10 ||dL/dh_k||, ||dL/dc_k||, ||ds_T/ds_k||_2), sigma_max against 1/gamma, the rate, the horizon, "
-                  "a verdict and advice. SETUP.py[:FUNCTION]: your own Python file, run as such (it executes your "
+                  "(log10 ||dL/dh_k||, ||dL/dc_k||, the credit that reaches a step from the loss d steps ahead), the "
+                  "carry share, every parameter's gradient, a verdict from what the loss can see and advice with its "
+                  "numbers; in float64 whatever the model's dtype; a NaN reported where it starts. SETUP.py[:FUNCTION]: your own Python file, run as such (it executes your "
                   "code: only for files you trust), whose function FUNCTION (default: setup) returns (model, inputs, "
                   "loss_fn[, targets]) or a dict with those keys: the whole model with its embedding, head and loss. "
                   "MODEL.pt: a state_dict with --arch (and --module to pick one of several recurrent modules), or a "
@@ -70,7 +71,7 @@ def diagnose(
                                                                "the clip advice is their 10th percentile (AutoClip).")] = None,
     as_json: JsonOpt = False,
     plot: Annotated[Path | None, typer.Option(parser=path, metavar="FILE",
-                                              help="Write the figure (heatmap and profiles) to FILE (.png, .svg, .pdf).")] = None,
+                                              help="Write the figure (heatmap, profiles, credit, carry share) to FILE (.png, .svg, .pdf).")] = None,
 ) -> None:
     from ..setup_file import is_setup_spec
 
