@@ -367,3 +367,24 @@ def test_low_precision_models_are_analysed_as_float64_copies(dtype):
         exact = m64.rnn(m64.emb(x))[0]
     want = float((exact - own).abs().max()) / max(1.0, float(own.abs().max()))
     assert d.agreement == pytest.approx(want, rel=1e-6) and d.agreement < {torch.float32: 1e-5}.get(dtype, 0.1)
+
+
+class Doubling(nn.LSTM):
+    """A user's subclass whose forward changes its input: the re-run (nn.LSTM's math) cannot know; the
+    agreement with the module's own output says so."""
+
+    def forward(self, x, hx=None):
+        return super().forward(2.0 * x, hx)
+
+
+def test_a_subclass_with_its_own_forward_is_flagged_by_the_agreement():
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Embedding(V, 6), Doubling(6, 8, batch_first=True), First(), nn.Linear(8, V)).double()
+    w = batch(12, 3, 2)
+    d = diagnose(model, w[:, :-1], ce, targets=w[:, 1:])
+    with torch.no_grad():  # the re-run is nn.LSTM on the input as given; the module doubles it first
+        own = model[1](model[0](w[:, :-1]))[0]
+        plain = nn.LSTM.forward(model[1], model[0](w[:, :-1]))[0]
+    want = float((plain - own).abs().max()) / max(1.0, float(own.abs().max()))
+    assert d.agreement == pytest.approx(want, rel=1e-9) and want > 1e-2
+    assert any("it is re-run as nn.LSTM; does Doubling.forward do more?" in n for n in d.notes)

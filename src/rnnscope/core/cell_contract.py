@@ -31,7 +31,7 @@ import torch
 
 from .errors import InputError
 
-__all__ = ["Cell", "FunctionCell", "check_matrix", "affine", "rows"]
+__all__ = ["Cell", "WeightedCell", "FunctionCell", "check_matrix", "affine", "rows"]
 
 
 
@@ -134,6 +134,18 @@ class Cell:
         gate's copy: J_t - diag(z_t)). What is left are the paths through W_hh, the gates and the candidate.
         """
         raise NotImplementedError(f"{self.kind}: no carry term")
+
+
+class WeightedCell(Cell):
+    """A cell with weight matrices W_hh and W_xh (the built-in cells): its input size and dtype read from them."""
+
+    @property
+    def input_size(self) -> int:  # type: ignore[override]
+        return self.W_xh.shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.W_hh.dtype
 
 
 class FunctionCell(Cell):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .cell_contract import Cell, affine, check_matrix, rows
+from .cell_contract import WeightedCell, affine, check_matrix, rows
 from .errors import InputError
 
 __all__ = ["LSTMCell", "ProjLSTMCell", "GRUCell"]
@@ -34,7 +34,7 @@ def _dtanh_of_value(t: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class _Gated(Cell):
+class _Gated(WeightedCell):
     """Shared fields of LSTM and GRU, in PyTorch's layout (gate blocks stacked along rows)."""
 
     W_xh: torch.Tensor  # (G H, D)   PyTorch weight_ih_l0
@@ -59,14 +59,6 @@ class _Gated(Cell):
     @property
     def hidden_size(self) -> int:
         return self.W_hh.shape[1]
-
-    @property
-    def input_size(self) -> int:  # type: ignore[override]
-        return self.W_xh.shape[1]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.W_hh.dtype
 
     def block(self, i: int) -> torch.Tensor:
         H = self.hidden_size

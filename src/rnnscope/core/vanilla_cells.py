@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 import torch
 
 from .activations import Activation, get_activation
-from .cell_contract import Cell, affine, check_matrix, rows
+from .cell_contract import WeightedCell, affine, check_matrix, rows
 from .errors import InputError
 
 __all__ = ["ElmanCell", "PalCell"]
 
 
 @dataclass(frozen=True)
-class _Vanilla(Cell):
+class _Vanilla(WeightedCell):
     """Shared fields of the two vanilla forms (Elman and Pal)."""
 
     W_hh: torch.Tensor  # (S, S)
@@ -49,13 +49,6 @@ class _Vanilla(Cell):
     def state_size(self) -> int:  # type: ignore[override]
         return self.W_hh.shape[0]
 
-    @property
-    def input_size(self) -> int:  # type: ignore[override]
-        return self.W_xh.shape[1]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.W_hh.dtype
 
 
 @dataclass(frozen=True)

@@ -458,6 +458,11 @@ def _cast(x, dtype: torch.dtype):
     return x
 
 
+def _base(m: nn.Module) -> str:
+    """The torch class a recurrent module is re-run as: nn.LSTM, nn.GRU or nn.RNN."""
+    return next(f"nn.{c.__name__}" for c in (nn.LSTM, nn.GRU, nn.RNN) if isinstance(m, c))
+
+
 def _model_dtype(model: nn.Module) -> torch.dtype:
     for p in model.parameters():
         if p.is_floating_point():
@@ -487,6 +492,10 @@ def _diagnose_model(model, inputs, loss_fn, targets, o: dict) -> Diagnosis:
     L = apply_loss(loss_fn, output, _cast(targets, adt), what="the model's output")
     runs = [c.run for c in calls]
     agree = max((c.agreement for c in calls if c.agreement is not None), default=None)
+    tol = max(1e-4, 1e3 * torch.finfo(own_dt).eps)  # rounding of the model's own dtype, with room for T steps
+    notes += [f"{c.name}: the re-run differs from the module's own output by {c.agreement:.2g} (relative, more than "
+              f"{str(own_dt).removeprefix('torch.')} rounding explains): it is re-run as {_base(c.module)}; does "
+              f"{type(c.module).__name__}.forward do more?" for c in calls if c.agreement is not None and c.agreement > tol]
     kind = f"{type(model).__name__} (" + ", ".join(f"{c.name}: {module_kind(c.module)}" for c in calls) + ")"
     T, B = max(r.output.shape[0] for r in runs), runs[0].output.shape[1]
     layers_n, dirs = sum(r.num_layers for r in runs), max(r.num_directions for r in runs)
