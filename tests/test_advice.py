@@ -92,39 +92,25 @@ def test_clip_from_one_batch_says_so():
 
 # ----------------------------------------------------------------------------------------------- gate facts
 
-def _lstm_loop_gates(m, x):
-    """f_t (T, B, H) of an nn.LSTM's layer 0 from its weights, stepping an nn.LSTMCell with them."""
+def _loop_gates(m, x):
+    """The second gate, sigmoid(W_ih[H:2H] x_t + b_ih[H:2H] + W_hh[H:2H] h_{t-1} + b_hh[H:2H]) (T, B, H), of an
+    nn.LSTM's (f: gates i, f, g, o) or nn.GRU's (z: gates r, z, n) layer 0, stepping its nn.*Cell with its weights."""
     H = m.hidden_size
-    c = torch.nn.LSTMCell(x.shape[2], H).double()
+    lstm = isinstance(m, torch.nn.LSTM)
+    c = (torch.nn.LSTMCell if lstm else torch.nn.GRUCell)(x.shape[2], H).double()
     with torch.no_grad():
         for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
             getattr(c, p).copy_(getattr(m, p + "_l0"))
     h = torch.zeros(x.shape[1], H, dtype=F64)
-    s, fs = (h, torch.zeros_like(h)), []
+    s, gs = ((h, torch.zeros_like(h)) if lstm else h), []
     with torch.no_grad():
         for t in range(x.shape[0]):
-            zf = (x[t] @ m.weight_ih_l0[H:2 * H].T + m.bias_ih_l0[H:2 * H]
-                  + s[0] @ m.weight_hh_l0[H:2 * H].T + m.bias_hh_l0[H:2 * H])
-            fs.append(torch.sigmoid(zf))
+            hp = s[0] if lstm else s
+            a = (x[t] @ m.weight_ih_l0[H:2 * H].T + m.bias_ih_l0[H:2 * H]
+                 + hp @ m.weight_hh_l0[H:2 * H].T + m.bias_hh_l0[H:2 * H])
+            gs.append(torch.sigmoid(a))
             s = c(x[t], s)
-    return torch.stack(fs)
-
-
-def _gru_loop_gates(m, x):
-    """z_t (T, B, H) of an nn.GRU's layer 0 (gates r, z, n), stepping an nn.GRUCell with its weights."""
-    H = m.hidden_size
-    c = torch.nn.GRUCell(x.shape[2], H).double()
-    with torch.no_grad():
-        for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-            getattr(c, p).copy_(getattr(m, p + "_l0"))
-    h, zs = torch.zeros(x.shape[1], H, dtype=F64), []
-    with torch.no_grad():
-        for t in range(x.shape[0]):
-            az = (x[t] @ m.weight_ih_l0[H:2 * H].T + m.bias_ih_l0[H:2 * H]
-                  + h @ m.weight_hh_l0[H:2 * H].T + m.bias_hh_l0[H:2 * H])
-            zs.append(torch.sigmoid(az))
-            h = c(x[t], h)
-    return torch.stack(zs)
+    return torch.stack(gs)
 
 
 def test_lstm_gate_facts_equal_an_lstmcell_loop():
@@ -135,7 +121,7 @@ def test_lstm_gate_facts_equal_an_lstmcell_loop():
     x = torch.randn(17, 4, 3, dtype=F64)
     run = rerun(m, x).runs[0]
     g = gate_facts(run.cell, run.trace)
-    f = _lstm_loop_gates(m, x)  # (T, B, H)
+    f = _loop_gates(m, x)  # (T, B, H)
     bf = (m.bias_ih_l0 + m.bias_hh_l0)[6:12].detach()
     torch.testing.assert_close(g["forget_gate_units"], f.mean((0, 1)), rtol=0, atol=1e-12)
     assert g["forget_gate"] == pytest.approx(float(f.mean()), abs=1e-12)
@@ -154,7 +140,7 @@ def test_gru_update_gate_and_other_cells():
     m = torch.nn.GRU(3, 5).double()
     x = torch.randn(13, 3, 3, dtype=F64)
     run = rerun(m, x).runs[0]
-    assert gate_facts(run.cell, run.trace) == {"update_gate": pytest.approx(float(_gru_loop_gates(m, x).mean()), abs=1e-12)}
+    assert gate_facts(run.cell, run.trace) == {"update_gate": pytest.approx(float(_loop_gates(m, x).mean()), abs=1e-12)}
     r = rerun(torch.nn.RNN(3, 5).double(), x).runs[0]
     assert gate_facts(r.cell, r.trace) == {}
 
@@ -314,7 +300,7 @@ def test_lstm_line_for_a_small_forget_bias_and_not_a_large_one(bias_f):
     g.pop("forget_gate_units")
     ld = dataclasses.replace(d.layers[0], **g)  # what diagnose passes once it is wired (the gate facts)
     lines = advice((ld,), d.log10_gradient_norm, T)
-    f = float(_lstm_loop_gates(m, x).mean())
+    f = float(_loop_gates(m, x).mean())
     h = _first_fall(_credit_reference(m, x, term, ld.credit_anchors))
     assert ld.horizon == h
     forget = [a for a in lines if "Set b_f = 1" in a]

@@ -74,8 +74,9 @@ class Trace:
         return bool((step <= tol * (1 + size)).all())
 
 
-def as_batched_inputs(x, dtype: torch.dtype, input_size: int | None = None) -> torch.Tensor:
-    """Inputs (T, D) or (T, B, D) (tensor or array) -> (T, B, D) tensor of the given dtype."""
+def as_batched_inputs(x, dtype: torch.dtype, input_size: int | None = None, *, finite: bool = True) -> torch.Tensor:
+    """Inputs (T, D) or (T, B, D) (tensor or array) -> (T, B, D) tensor of the given dtype; NaN / Inf refused
+    unless finite=False (the NaN hunt re-runs what the model received)."""
     x = torch.as_tensor(x)
     if x.dim() == 2:
         x = x.unsqueeze(1)  # (T, D) -> (T, 1, D)
@@ -86,7 +87,7 @@ def as_batched_inputs(x, dtype: torch.dtype, input_size: int | None = None) -> t
     if input_size is not None and x.shape[2] != input_size:
         raise InputError(f"inputs: expected input size D = {input_size} (from the weights), got D = {x.shape[2]}")
     x = x.to(dtype)
-    if not torch.isfinite(x).all():
+    if finite and not torch.isfinite(x).all():
         raise InputError("inputs: expected finite numbers, got NaN or Inf")
     return x
 
@@ -126,12 +127,13 @@ def initial_state(cell: Cell, x, s0=None, *, start: str = "auto", scale: float =
     return s0.to(cell.dtype), f"random N(0, {scale:g}^2), seed {seed}"
 
 
-def unroll(cell: Cell, x, s0=None) -> Trace:
-    """Run the cell over x (T, B, D) from s0 (B, S) (zeros if None) and record the Trace.
+def unroll(cell: Cell, x, s0=None, *, finite: bool = True) -> Trace:
+    """Run the cell over x (T, B, D) from s0 (B, S) (zeros if None) and record the Trace. finite=False: NaN / Inf
+    in x or s0 are run as they are (the NaN hunt), not refused.
 
     Cost O(T B S (S + D)); memory O(T B (S + A + D)).
     """
-    x = as_batched_inputs(x, cell.dtype, cell.input_size)
+    x = as_batched_inputs(x, cell.dtype, cell.input_size, finite=finite)
     T, B, _ = x.shape
     if s0 is None:
         s0 = cell.zero_state(B)
@@ -140,7 +142,7 @@ def unroll(cell: Cell, x, s0=None) -> Trace:
         s0 = s0.unsqueeze(0).expand(B, -1)  # one initial state shared by the batch
     if s0.shape != (B, cell.state_size):
         raise InputError(f"initial state: expected shape ({cell.state_size},) or ({B}, {cell.state_size}), got {tuple(s0.shape)}")
-    if not torch.isfinite(s0).all():
+    if finite and not torch.isfinite(s0).all():
         raise InputError("initial state: expected finite numbers, got NaN or Inf")
     u = cell.drive(x)  # (T, B, U): the state-independent part of every step, in one product
     states, preacts = [s0], []

@@ -23,8 +23,8 @@ direction's step k reads position T + 1 - k):
 
 hunt(model, inputs, loss_fn) runs the model once in its own dtype (the dropout between stacked layers of an
 nn.RNN / LSTM / GRU in train mode switched off for the run, and the modes restored), each recurrent call
-recorded by a forward hook (its input x and h0) and re-run exactly under no_grad (torch_models.rerun; for a
-non-finite x or h0, which rerun refuses, tolerant_rerun: the same cells' own steps, unchecked); then, in the
+recorded by a forward hook (its input x and h0) and re-run exactly under no_grad (torch_models.rerun; a
+non-finite x or h0 run as it is, finite=False: tolerant_rerun); then, in the
 order of the computation (the first finding wins):
 
     forward_blowup of the re-runs                                        where = "forward"
@@ -67,11 +67,10 @@ from torch import nn
 
 from ..core.errors import InputError
 from ..core.results import jsonable
-from ..core.unroll import Trace
 from .capture import recurrent_eval
 from .layer_flow import sweep_stack
 from .losses import apply_loss, as_targets, default_loss
-from .torch_models import LayerRun, StackRun, initial_states, layer_cells, module_dtype, module_kind, rerun
+from .torch_models import StackRun, module_kind, rerun
 
 __all__ = ["NonFinite", "forward_blowup", "adjoint_blowup", "nonfinite_parameters", "hunt", "tolerant_rerun", "BLOWUP_DECADES"]
 
@@ -241,44 +240,12 @@ def nonfinite_parameters(named_log10_norms, dtype: torch.dtype) -> tuple[str, ..
 # ------------------------------------------------------------------------------------------------- hunt
 
 def tolerant_rerun(module, inputs, h0=None) -> StackRun:
-    """torch_models.rerun, or for a non-finite input or h0 (which rerun refuses) the same layer-by-layer re-run
-    by the cells' own steps (s_k, a_k = cell.forward_driven(cell.drive(x_k), s_{k-1})), no check on the values."""
+    """torch_models.rerun in the module's dtype, NaN / Inf in the inputs or h0 run as they are (the step-by-step
+    unroll for those, so that nothing is refused or skipped)."""
     x = torch.as_tensor(inputs)
     parts = () if h0 is None else tuple(h0) if isinstance(h0, (tuple, list)) else (h0,)
-    if bool(torch.isfinite(x).all()) and all(bool(torch.isfinite(p).all()) for p in parts):
-        return rerun(module, x, h0=h0)
-    dtype = module_dtype(module)
-    cells = layer_cells(module, dtype=dtype)
-    bf = bool(getattr(module, "batch_first", False)) and isinstance(module, nn.RNNBase)
-    if x.dim() not in (2, 3) or x.shape[-1] != cells[0][0].input_size:
-        raise InputError(f"inputs: expected shape (T, B, {cells[0][0].input_size}) or (T, {cells[0][0].input_size}), "
-                         f"got {tuple(x.shape)}")
-    unbatched = x.dim() == 2
-    x = (x.unsqueeze(1) if unbatched else x.transpose(0, 1) if bf else x).to(dtype)  # (T, B, D)
-    s0 = initial_states(h0, cells, x.shape[1], unbatched)
-    runs, hn, cn = [], [], []
-    for l, layer in enumerate(cells):
-        outs = []
-        for d, cell in enumerate(layer):
-            xin = x.flip(0) if d else x  # the reverse direction reads x_T .. x_1
-            s = cell.zero_state(x.shape[1]) if s0[l][d] is None else s0[l][d]
-            states, pre = [s], []
-            with torch.no_grad():
-                u = cell.drive(xin)  # (T, B, U)
-                for k in range(xin.shape[0]):
-                    s, a = cell.forward_driven(u[k], s)  # (B, S), (B, A)
-                    states.append(s)
-                    pre.append(a)
-            trace = Trace(torch.stack(states), torch.stack(pre), xin)
-            r = LayerRun(l, ("forward", "reverse")[d], cell, trace, bool(getattr(module, "bias", True)))
-            runs.append(r)
-            outs.append(r.outputs())
-            hn.append(trace.states[-1, :, :cell.h_size])
-            if cell.state_size != cell.h_size:
-                cn.append(trace.states[-1, :, cell.h_size:])
-        x = torch.cat(outs, dim=2)  # (T, B, dirs P): the next layer's input
-    return StackRun(tuple(runs), x, torch.stack(hn), torch.stack(cn) if cn else None, len(cells), len(cells[0]),
-                    bf, unbatched)
+    finite = bool(torch.isfinite(x).all()) and all(bool(torch.isfinite(p).all()) for p in parts)
+    return rerun(module, x, h0=h0, finite=finite, fused=None if finite else False)
 
 
 @dataclass

@@ -277,7 +277,7 @@ class StackRun:
         return self.to_module_layout(self.output)
 
 
-def time_major(module, inputs, dtype: torch.dtype) -> tuple[torch.Tensor, bool, bool]:
+def time_major(module, inputs, dtype: torch.dtype, finite: bool = True) -> tuple[torch.Tensor, bool, bool]:
     """Inputs as (T, B, D) in dtype, with (batch_first, unbatched). Modules: (T, D) unbatched, (T, B, D), or
     (B, T, D) when batch_first; cells and rnnscope cells: (T, D) or (T, B, D). numpy arrays are accepted."""
     x = torch.as_tensor(inputs)
@@ -291,7 +291,7 @@ def time_major(module, inputs, dtype: torch.dtype) -> tuple[torch.Tensor, bool, 
     if batch_first and not unbatched:
         x = x.transpose(0, 1)
     D = module.input_size if isinstance(module, Cell) else getattr(module, "input_size", None)
-    return as_batched_inputs(x, dtype, D), batch_first, unbatched
+    return as_batched_inputs(x, dtype, D, finite=finite), batch_first, unbatched
 
 
 def _fused_trace(cell: Cell, kind: str, x: torch.Tensor, s0: torch.Tensor | None = None) -> Trace | None:
@@ -378,7 +378,7 @@ def initial_states(h0, cells: list[list[Cell]], B: int, unbatched: bool) -> list
 
 
 def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool | None = None, h0=None,
-          lengths=None) -> StackRun:
+          lengths=None, finite: bool = True) -> StackRun:
     """Re-run a module layer by layer from its own weights, recording every state (see the module docstring).
 
     inputs: (T, D) unbatched, (T, B, D), or (B, T, D) with batch_first. h0: the module's initial state as its
@@ -396,11 +396,12 @@ def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool | Non
 
     lengths (B,) integers, 1 <= L_b <= T (batched input only), or None: the sequences' lengths, as a
     PackedSequence's: steps beyond them frozen and outputs zero there (module docstring; tests/test_packed.py).
+    finite=False: NaN / Inf in the inputs or h0 are run as they are instead of refused (the NaN hunt).
     """
     kind = module_kind(module)
     dtype = module_dtype(module) if dtype is None else dtype
     cells = layer_cells(module, dtype=dtype)
-    x, batch_first, unbatched = time_major(module, inputs, dtype)
+    x, batch_first, unbatched = time_major(module, inputs, dtype, finite)
     bias = kind == "cell" or bool(getattr(module, "bias", True))
     use_fused = (dtype != torch.float64 if fused is None else fused) and isinstance(module, nn.RNNBase)
     s0 = initial_states(h0, cells, x.shape[1], unbatched)
@@ -413,7 +414,7 @@ def rerun(module, inputs, *, dtype: torch.dtype | None = None, fused: bool | Non
             with step_threads(cell.state_size):  # torch's kernel loops over time too
                 trace = _fused_trace(cell, kind, xin, s0[l][d]) if use_fused else None
             if trace is None:
-                trace = unroll(cell, xin, s0[l][d])
+                trace = unroll(cell, xin, s0[l][d], finite=finite)
             if lengths is not None:
                 trace = _freeze(trace, lengths)  # s_k = s_{L_b} for k > L_b
             run = LayerRun(l, DIRECTIONS[d], cell, trace, bias, lengths)
