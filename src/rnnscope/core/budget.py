@@ -22,15 +22,21 @@ Example:
 
 from __future__ import annotations
 
+import torch
+
 from .errors import InputError
 
-__all__ = ["MEMORY_LIMIT", "BPTT_MAX_T", "BPTT_ROWS_BYTES", "GATES", "run_bytes", "check_memory", "cell_sizes",
+__all__ = ["MEMORY_LIMIT", "BPTT_MAX_T", "BPTT_ROWS_BYTES", "GATES", "STATES", "run_bytes", "check_memory",
+           "random_sizes", "cell_sizes",
            "check_cell_memory", "check_stack_memory", "check_bptt_size"]
 
 MEMORY_LIMIT = 4 * 1024**3  # bytes: the trace and working space a command-line run may ask for
 BPTT_MAX_T = 4096  # the T x T contributions table (JSON) and the O(T^2 S^2) per-step partials
 BPTT_ROWS_BYTES = 1024**3  # one backward step holds up to T rows of (S, S + D + 1) partials
-GATES = {"lstm": 4, "gru": 3}  # pre-activation blocks per hidden unit; 1 for the vanilla cells
+GATES = {"lstm": 4, "gru": 3, "slstm": 4, "mingru": 2, "minlstm": 3}  # pre-activation blocks per hidden unit; 1 for
+# the vanilla cells (and the other modern ones)
+STATES = {"lstm": 2, "lru": 2, "slstm": 4, "cornn": 2}  # state entries per hidden unit: (h, c), (Re h, Im h),
+# (h, c, n, m), (y, z); 1 for the others, and D per unit for mamba (one state of N = hidden per input channel)
 
 
 def run_bytes(T: int, B: int, S: int, D: int, A: int, itemsize: int) -> int:
@@ -47,9 +53,19 @@ def check_memory(T: int, B: int, S: int, D: int, A: int, itemsize: int, limit: i
                          f"S={S}, D={D} (about {need / 1024**3:.3g} GiB); use the Python API for larger runs")
 
 
+def random_sizes(kind: str, hidden: int, input_size: int) -> tuple[int, int]:
+    """(S, A) of a random cell of this kind before it is built: state size and pre-activation width."""
+    S = input_size * hidden if kind == "mamba" else STATES.get(kind, 1) * hidden
+    return S, max(S, GATES.get(kind, 1) * hidden)
+
+
 def cell_sizes(cell) -> tuple[int, int, int]:
-    """(S, D, A) of a built cell: state size, input size, pre-activation width (rows of W_hh)."""
-    A = cell.W_hh.shape[0] if hasattr(cell, "W_hh") else cell.state_size
+    """(S, D, A) of a built cell: state size, input size, pre-activation width (rows of W_hh, or the width of
+    the pre-activations one step of a single sequence records)."""
+    if hasattr(cell, "W_hh"):
+        A = cell.W_hh.shape[0]
+    else:
+        A = cell.forward(torch.zeros(1, cell.input_size, dtype=cell.dtype), cell.zero_state(1))[1].shape[-1]
     return cell.state_size, cell.input_size, A
 
 

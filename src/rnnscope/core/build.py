@@ -5,11 +5,15 @@ Random models (`random_cell`), W_hh by `init` with gain g:
     orthogonal  W_hh = g Q, Q Haar-orthogonal (every singular value equals g: normal, rho = sigma_max = g)
     identity    W_hh = g I               (IRNN, Le et al. 2015)
 W_xh ~ N(0, 1/D), biases 0. Gated cells use the same init for each gate's H x H block of W_hh.
+The recurrences after the seeds (modern_cells.MODERN_CELLS: lru, mingru, minlstm, mamba, slstm, indrnn, cornn,
+exprnn) are drawn as their papers initialise them (each class's `random`), with their own options (`options`:
+e.g. r_min, r_max for lru); gain and init do not apply to them.
 
 Arrays (`cell_from_arrays`), names by direction:
     elman, pal: W_hh (S, S), W_xh (S, D), b_h (S,)
     lstm, gru:  W_hh (G H, H), W_xh (G H, D), b_h (G H,) = PyTorch's bias_ih, optional b_hh (G H,) = bias_hh
                 (G = 4 for LSTM, 3 for GRU, PyTorch's gate order)
+    the modern kinds: their dataclass fields (weight_names(kind)), e.g. lru: nu_log, theta_log, gamma_log, B_re, B_im
     head:       optional W_hy (O, S), b_y (O,)
 
 A whole model as the command line takes it (`assemble_model`): a random cell or a weights file (only the
@@ -28,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Collection
 from pathlib import Path
 from typing import Mapping
@@ -36,8 +41,10 @@ import numpy as np
 import torch
 
 from .activations import get_activation
-from .budget import GATES, check_cell_memory, check_memory
+from .budget import GATES, check_cell_memory, check_memory, random_sizes
 from .cells import CELL_KINDS, Cell, ElmanCell, GRUCell, LSTMCell, PalCell
+from .modern_cells import ACTIVATED, MODERN_CELLS
+from .vocab import ANALYSIS_KINDS
 from .errors import InputError
 from .files import load_npy, load_npz
 from .heads import Head
@@ -59,8 +66,8 @@ def get_dtype(name: str) -> torch.dtype:
 
 
 def _check_kind(kind: str) -> None:
-    if kind not in CELL_KINDS:
-        raise InputError(f"cell: expected one of {', '.join(CELL_KINDS)}, got {kind!r}")
+    if kind not in ANALYSIS_KINDS:
+        raise InputError(f"cell: expected one of {', '.join(ANALYSIS_KINDS)}, got {kind!r}")
 
 
 def recurrent_matrix(S: int, gain: float, init: str, gen: torch.Generator, dtype=torch.float64) -> torch.Tensor:
@@ -76,14 +83,37 @@ def recurrent_matrix(S: int, gain: float, init: str, gen: torch.Generator, dtype
     raise InputError(f"init: expected one of {', '.join(INITS)}, got {init!r}")
 
 
-def random_cell(kind: str = "elman", activation: str = "tanh", *, hidden: int = 32, input_size: int = 1,
-                gain: float = 1.0, init: str = "normal", seed: int = 0, dtype: torch.dtype = torch.float64) -> Cell:
-    """A random cell (see the module docstring for the distributions)."""
+def random_cell(kind: str = "elman", activation: str | None = None, *, hidden: int = 32, input_size: int = 1,
+                gain: float = 1.0, init: str = "normal", seed: int = 0, dtype: torch.dtype = torch.float64,
+                **options) -> Cell:
+    """A random cell (see the module docstring for the distributions). activation: phi of elman, pal, indrnn and
+    exprnn (None: tanh, or the paper's for indrnn (relu)); options: the modern kinds' own (their `random`)."""
     _check_kind(kind)
-    if not isinstance(hidden, int) or hidden < 1:
+    if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 1:
         raise InputError(f"hidden: expected a positive integer, got {hidden!r}")
-    if not isinstance(input_size, int) or input_size < 1:
+    if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 1:
         raise InputError(f"input-size: expected a positive integer, got {input_size!r}")
+    if kind in MODERN_CELLS:
+        if gain != 1.0 or init != "normal":
+            what = f"gain {gain!r}" if gain != 1.0 else f"init {init!r}"
+            raise InputError(f"{'gain' if gain != 1.0 else 'init'}: expected none for the {kind} cell (initialised as "
+                             f"its paper does), got {what}")
+        if activation is not None:
+            if kind not in ACTIVATED:
+                raise InputError(f"activation: expected none for the {kind} cell (its nonlinearities are fixed), got "
+                                 f"{activation!r}")
+            options = {**options, "activation": get_activation(activation).name}
+        cls = MODERN_CELLS[kind]
+        known = [n for n, p in inspect.signature(cls.random).parameters.items()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY and n not in ("seed", "dtype")]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InputError(f"options: expected {', '.join(known) or 'none'} for the {kind} cell, got "
+                             f"{', '.join(unknown)}")
+        return cls.random(hidden, input_size, seed=int(seed), dtype=dtype, **options)
+    if options:
+        raise InputError(f"options: expected none for the {kind} cell, got {', '.join(map(repr, options))}")
+    activation = "tanh" if activation is None else activation
     if not (isinstance(gain, (int, float)) and np.isfinite(gain)):
         raise InputError(f"gain: expected a finite number, got {gain!r}")
     if init not in INITS:
@@ -113,6 +143,14 @@ def cell_from_arrays(kind: str, activation: str, arrays: Mapping[str, np.ndarray
                      dtype: torch.dtype = torch.float64, where: str = "weights") -> Cell:
     """A cell from named arrays (a weights .npz), with shape checks that name the offending array."""
     _check_kind(kind)
+    if kind in MODERN_CELLS:
+        cls = MODERN_CELLS[kind]
+        missing = [n for n in weight_names(kind) if n not in arrays and n not in ("W_hy", "b_y")]
+        if missing:
+            raise InputError(f"{where}: expected arrays named {', '.join(missing)} for {kind}, got only "
+                             f"{sorted(arrays) or 'no arrays'}")
+        kw = {"activation": activation} if kind in ACTIVATED and activation is not None else {}
+        return cls.from_arrays({n: arrays[n] for n in weight_names(kind) if n in arrays}, dtype=dtype, **kw)
     W_hh = _tensor(arrays, "W_hh", dtype, where)
     W_xh = _tensor(arrays, "W_xh", dtype, where)
     b_h = _tensor(arrays, "b_h", dtype, where)
@@ -160,6 +198,8 @@ def head_from_arrays(arrays: Mapping[str, np.ndarray], S: int, kind: str = "mse"
 
 def weight_names(kind: str) -> tuple[str, ...]:
     """The arrays a weights file of this cell kind may hold (the module docstring's names)."""
+    if kind in MODERN_CELLS:
+        return MODERN_CELLS[kind].array_names() + ("W_hy", "b_y")
     return ("W_hh", "W_xh", "b_h") + (("b_hh",) if kind in GATES else ()) + ("W_hy", "b_y")
 
 
@@ -219,7 +259,7 @@ def assemble_model(cell: str = "elman", activation: str = "tanh", hidden: int = 
                    length: int = 100, batch: int = 1, gain: float = 1.0, init: str = "normal", seed: int = 0,
                    dtype: str = "float64", weights: Path | None = None, inputs: Path | None = None,
                    h0: Path | str | None = None, input_scale: float = 0.0, h0_scale: float = 1.0,
-                   start: str = "zeros", given: Collection[str] = ()) -> Model:
+                   start: str = "zeros", given: Collection[str] = (), options: Mapping | None = None) -> Model:
     """The validated cell, inputs and start state: a random cell (hidden, input_size, gain, init, seed) or the
     arrays of `weights` (.npz); the inputs of `inputs` (.npy, (T, D) or (T, B, D)) or `length` x `batch` steps of
     N(0, input_scale^2) (seeded apart from the weights) or zeros; the start state of `h0`: a .npy file,
@@ -228,30 +268,51 @@ def assemble_model(cell: str = "elman", activation: str = "tanh", hidden: int = 
 
     given: the names of the arguments the user set (not defaults); setting both a file and what it replaces
     (weights and hidden, inputs and length, ...) is an InputError, as is --activation for a gated cell.
+    options: a modern cell's own options (random_cell's **options, e.g. {"r_min": 0.9} for lru).
     """
     dt = get_dtype(dtype)
     itemsize = torch.finfo(dt).bits // 8
-    gated = cell in GATES
-    if gated and "activation" in given:
-        raise InputError(f"activation: expected no --activation for the gated cell {cell} (its nonlinearities are "
-                         f"fixed: sigmoid gates, tanh), got {activation!r}")
+    _check_kind(cell)
+    options = dict(options or {})
+    fixed = cell in GATES or (cell in MODERN_CELLS and cell not in ACTIVATED)
+    if fixed and "activation" in given:
+        what = (f"the gated cell {cell} (its nonlinearities are fixed: sigmoid gates, tanh)" if cell in ("lstm", "gru")
+                else f"the {cell} cell (its nonlinearities are fixed)")
+        raise InputError(f"activation: expected no --activation for {what}, got {activation!r}")
+    if cell in MODERN_CELLS:
+        both = _flags(("gain", "init"), given)
+        if both:
+            raise InputError(f"{both[0][2:]}: expected no {' or '.join(both)} for the {cell} cell (initialised as its "
+                             f"paper does; its own options instead), got {both[0]}")
+    if options and cell not in MODERN_CELLS:
+        raise InputError(f"options: expected none for the {cell} cell, got {', '.join(sorted(options))}")
     if weights is not None:
         both = _flags(("hidden", "input_size", "gain", "init"), given)
         if both:
             raise InputError(f"weights: expected either --weights or the random model's {', '.join(both)}, got both")
+        if options:
+            raise InputError(f"weights: expected either --weights or the random {cell} cell's options, got both "
+                             f"({', '.join(sorted(options))})")
         arrays = {k: as_float64(v) for k, v in load_npz(weights, "weights").items()}
-        model_cell = cell_from_arrays(cell, activation, arrays, dtype=dt)
+        model_cell = cell_from_arrays(cell, activation if cell not in MODERN_CELLS or "activation" in given else None,
+                                      arrays, dtype=dt)
         check_weight_names(cell, arrays)
-        head_from_arrays(arrays, getattr(model_cell, "hidden_size", model_cell.state_size), dtype=dt)  # shapes only
+        head_from_arrays(arrays, model_cell.h_size, dtype=dt)  # shapes only
         model = {"source": "weights", "weights": str(weights)}
     else:
-        S_rand = 2 * hidden if cell == "lstm" else hidden
-        check_memory(length if inputs is None else 1, batch if inputs is None else 1, S_rand, input_size,
-                     GATES.get(cell, 1) * hidden, itemsize)
-        model_cell = random_cell(cell, activation, hidden=hidden, input_size=input_size, gain=gain, init=init,
-                                 seed=seed, dtype=dt)
-        model = {"source": "random", "hidden": hidden, "input_size": input_size, "gain": gain, "init": init,
-                 "seed": seed}
+        S_rand, A_rand = random_sizes(cell, hidden, input_size)
+        check_memory(length if inputs is None else 1, batch if inputs is None else 1, S_rand, input_size, A_rand,
+                     itemsize)
+        if cell in MODERN_CELLS:
+            model_cell = random_cell(cell, activation if "activation" in given else None, hidden=hidden,
+                                     input_size=input_size, seed=seed, dtype=dt, **options)
+            model = {"source": "random", "hidden": hidden, "input_size": input_size, "seed": seed,
+                     "options": options}
+        else:
+            model_cell = random_cell(cell, activation, hidden=hidden, input_size=input_size, gain=gain, init=init,
+                                     seed=seed, dtype=dt)
+            model = {"source": "random", "hidden": hidden, "input_size": input_size, "gain": gain, "init": init,
+                     "seed": seed}
     model["dtype"] = dtype
     D = model_cell.input_size
     if inputs is not None:

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .errors import InputError
 
-__all__ = ["Cell", "WeightedCell", "FunctionCell", "check_matrix", "affine", "rows"]
+__all__ = ["Cell", "WeightedCell", "FunctionCell", "check_matrix", "affine", "rows", "sized_generator"]
 
 
 
@@ -43,6 +44,19 @@ def affine(x: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def rows(x: torch.Tensor) -> torch.Tensor:
     """x (..., n) as a matrix (N, n): the leading dimensions (steps, sequences) flattened into rows."""
     return x.reshape(-1, x.shape[-1])
+
+
+def sized_generator(kind: str, hidden: int, input_size: int, seed: int, unknown, options: tuple[str, ...] = ()
+                    ) -> torch.Generator:
+    """The checks every modern cell's `random` starts with (no unknown options, positive sizes), and its seeded
+    generator. options: the cell's own option names, for the message."""
+    if unknown:
+        known = ", ".join(options) if options else f"only the {kind} cell's own options"
+        raise InputError(f"options: expected {known} for the {kind} cell, got {', '.join(map(repr, sorted(unknown)))}")
+    for name, v in (("hidden", hidden), ("input_size", input_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(f"{name}: expected a positive integer, got {v!r}")
+    return torch.Generator().manual_seed(int(seed))
 
 
 def check_matrix(name: str, m: torch.Tensor, shape: tuple[int, ...]) -> None:
@@ -115,6 +129,19 @@ class Cell:
         parameter field theta, sum dL/ds_t d+s_t/dtheta (s_{t-1} held), from dL/du_t = du (vjp_apply's second
         output) and the pre-activations a. None: not available in closed form (callers use autograd)."""
         return None
+
+    @classmethod
+    def array_names(cls) -> tuple[str, ...]:
+        """The names of the arrays of a weights file of this cell (the modern cells' from_arrays reads them)."""
+        return ()
+
+    def to_arrays(self) -> dict:
+        """{name: float64 numpy array} for every name of array_names(): from_arrays' input (a weights .npz)."""
+        def array(v):  # a tensor field, or a number (coRNN's dt) as a 0-d array
+            if isinstance(v, torch.Tensor):
+                return v.detach().to(torch.float64).numpy().copy()
+            return np.asarray(v, dtype=np.float64)
+        return {n: array(getattr(self, n)) for n in self.array_names()}
 
     def zero_state(self, batch: int) -> torch.Tensor:
         return torch.zeros(batch, self.state_size, dtype=self.dtype)

@@ -1,7 +1,10 @@
 """The vocabularies: the one list of each kind of name the library, the CLI, the training lab, diagnose and the
 explorer accept, and the one check that turns a wrong name into "expected one of ..., got ...".
 
-    CELL_KINDS      the built-in cells (cells.py); the training lab builds the same four as torch modules
+    CELL_KINDS      the built-in cells of the seeds (cells.py); the training lab builds the same four as torch modules
+    MODERN_KINDS    the recurrences after the seeds (modern_cells.py): LRU, minGRU, minLSTM, Mamba's S6, sLSTM,
+                    IndRNN, coRNN, expRNN
+    ANALYSIS_KINDS  every kind random_cell builds and profile / lyapunov / the explorer analyse: the two above
     ACTIVATIONS     phi of the vanilla cells (activations.py); TRAIN_ACTIVATIONS: those the training lab offers
     LOSSES          the losses of a linear read-out: mse, softmax cross-entropy (heads.py, diagnose)
     LOSS_AT         where the loss terms sit: every step, or the last
@@ -25,10 +28,12 @@ from collections.abc import Collection
 from .activations import ACTIVATIONS as _ACTIVATIONS
 from .errors import InputError
 
-__all__ = ["CELL_KINDS", "ACTIVATIONS", "TRAIN_ACTIVATIONS", "LOSSES", "LOSS_AT", "MATRIX_INITS", "TRAIN_INITS",
+__all__ = ["CELL_KINDS", "MODERN_KINDS", "ANALYSIS_KINDS", "ACTIVATIONS", "TRAIN_ACTIVATIONS", "LOSSES", "LOSS_AT", "MATRIX_INITS", "TRAIN_INITS",
            "check"]
 
 CELL_KINDS = ("elman", "pal", "lstm", "gru")
+MODERN_KINDS = ("lru", "mingru", "minlstm", "mamba", "slstm", "indrnn", "cornn", "exprnn")
+ANALYSIS_KINDS = CELL_KINDS + MODERN_KINDS
 ACTIVATIONS = tuple(_ACTIVATIONS)  # sigmoid, tanh, relu, identity
 TRAIN_ACTIVATIONS = tuple(a for a in ACTIVATIONS if a != "identity")  # a linear RNN is analysed, not trained here
 LOSSES = ("mse", "ce")
