@@ -216,3 +216,27 @@ def test_block_scaled_sweep_against_closed_forms_where_blocks_leave_the_range(r,
         torch.testing.assert_close(adj.unit[k, 0], v / torch.linalg.vector_norm(v), rtol=0, atol=1e-11)
     # vjp_log_scale: the sweep called vjp(k, v) with v = dL/ds_k exp(-vjp_log_scale[k]), ||v|| <= 1 at a block start
     assert torch.isfinite(adj.vjp_log_scale).all()
+
+
+@pytest.mark.parametrize("kind", rs.MODERN_KINDS)
+def test_adjoints_of_the_modern_cells_equal_autograd(kind):
+    """adjoints() (the log-domain sweep through each cell's own vjp) against autograd with retain_grad on every
+    state, for a loss on every step's h part: L = sum_t <c_t, h_t>."""
+    cell = rs.random_cell(kind, hidden=3, input_size=D, seed=1)
+    g = torch.Generator().manual_seed(2)
+    x = _randn(g, T, B, D, scale=1.5)
+    trace = rs.unroll(cell, x)
+    P = cell.h_size
+    c = _randn(g, T, B, P)  # dL/dh_t (T, B, P): the h part of every state
+    s = cell.zero_state(B).requires_grad_(True)
+    states = [s]
+    for t in range(T):
+        s = cell.step(x[t], s)
+        s.retain_grad()
+        states.append(s)
+    (sum((c[t] * states[t + 1][:, :P]).sum() for t in range(T))).backward()
+    a = rs.adjoints(cell, trace, c)
+    for k in range(T + 1):  # dL/ds_k for k = 0..T (scaled values back in linear form)
+        ref = states[k].grad
+        got = a.values()[k]
+        assert torch.allclose(got, ref, atol=1e-10, rtol=1e-10), (kind, k)

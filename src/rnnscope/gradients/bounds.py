@@ -28,20 +28,26 @@ import torch
 
 from ..core.cells import Cell, ElmanCell, PalCell
 
-__all__ = ["Verdict", "pascanu_verdict", "weight_facts", "fitted_rate", "horizon", "VANISHING", "EXPLODING", "GATED"]
+__all__ = ["Verdict", "pascanu_verdict", "weight_facts", "fitted_rate", "horizon", "VANISHING", "EXPLODING", "GATED",
+           "NONEXPANSIVE"]
 
 VANISHING = "vanishing guaranteed"
 EXPLODING = "exploding possible"
 GATED = "no a-priori bound (gated cell)"
+NONEXPANSIVE = "never exploding"  # ||ds_t/ds_k||_2 <= 1 whatever the inputs, vanishing not guaranteed
 
 
 @dataclass(frozen=True)
 class Verdict:
+    """What the weights alone promise. step_bound: a number c with ||ds_t/ds_{t-1}||_2 <= c at every step whatever
+    the inputs, so ||ds_t/ds_k||_2 <= c^(t-k) (gamma sigma_max for the vanilla cells; max |lambda| for LRU, where
+    it is an equality); None where no such bound holds."""
     gamma: float | None
     sigma_max: float | None
     spectral_radius: float | None
     verdict: str
     note: str
+    step_bound: float | None = None
 
 
 def pascanu_verdict(gamma: float, sigma_max: float, spectral_radius: float) -> Verdict:
@@ -59,11 +65,16 @@ def pascanu_verdict(gamma: float, sigma_max: float, spectral_radius: float) -> V
             note += (f" The eigenvalue test would wrongly promise vanishing: rho(W_hh) = {spectral_radius:.4g} < "
                      f"1/gamma = {inv:.4g} <= sigma_max = {sigma_max:.4g} (W_hh is non-normal; seed 002's "
                      f"condition must be read with singular values).")
-    return Verdict(gamma, sigma_max, spectral_radius, verdict, note)
+    return Verdict(gamma, sigma_max, spectral_radius, verdict, note, gamma * sigma_max)
 
 
 def weight_facts(cell: Cell) -> Verdict:
-    """gamma, sigma_max(W_hh), rho(W_hh) and the verdict for a cell (vanilla cells get the Pascanu test)."""
+    """gamma, sigma_max(W_hh), rho(W_hh) and the verdict for a cell (vanilla cells get the Pascanu test; the
+    recurrences after the seeds their own guarantees, modern_bounds.py)."""
+    from .modern_bounds import modern_facts  # it builds on this module's verdicts
+    facts = modern_facts(cell)
+    if facts is not None:
+        return facts
     if isinstance(cell, (ElmanCell, PalCell)):
         W = cell.W_hh.detach().to(torch.float64)
         sigma_max = float(torch.linalg.svdvals(W)[0])

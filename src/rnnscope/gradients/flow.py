@@ -47,6 +47,7 @@ import torch
 from ..core.cells import Cell
 from ..core.errors import InputError
 from ..core.unroll import Trace
+from .diagonal_flow import diagonal_profile, has_unit_gains
 
 __all__ = ["JacobianProfile", "jacobian_profile"]
 
@@ -224,7 +225,9 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
     profile log10 ||dL/ds_k|| of a loss at step t only.
 
     Cost O(t B S^3) (one running product plus about two matrix-vector products per k); memory beyond
-    the trace O(C B S^2).
+    the trace O(C B S^2). A cell whose Jacobians are scaled orthogonal blocks (the diagonal cells after the
+    seeds, LRU: log_unit_gains) is profiled in closed form instead, O(t B S) (diagonal_flow.py), unless
+    blocks are asked for.
 
     blocks: sub-blocks (rows, cols) of the state, e.g. (slice(0, H), slice(0, H)) and (slice(H, 2H),
     slice(H, 2H)) for LSTM's h -> h and c -> c: log10 ||[ds_t/ds_k]_block||_2 for every k, by the same
@@ -241,6 +244,8 @@ def jacobian_profile(cell: Cell, trace: Trace, t: int | None = None, *, spectral
         >>> [round(v, 12) for v in prof.log10_spectral[0].tolist()]   # log10 ||2^(4-k) I||_2 for k = 1..4
         [0.903089986992, 0.602059991328, 0.301029995664, 0.0]
     """
+    if not blocks and has_unit_gains(cell):  # J_t = scaled orthogonal blocks: the closed form, O(t B S)
+        return diagonal_profile(cell, trace, t, spectral=spectral, carry=carry)
     t = trace.T if t is None else t
     tr = trace.truncated(t)
     B, S, dt = tr.B, cell.state_size, cell.dtype

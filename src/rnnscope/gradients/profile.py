@@ -59,7 +59,8 @@ class Profile:
     per_sequence_spectral: torch.Tensor  # (B, t)
     per_sequence_frobenius: torch.Tensor  # (B, t)
     per_sequence_adjoint: torch.Tensor  # (B, t)
-    log10_bound: torch.Tensor | None  # (t,) (t-k) log10(gamma sigma_max), vanilla cells only
+    log10_bound: torch.Tensor | None  # (t,) (t-k) log10(step bound): gamma sigma_max for the vanilla cells,
+    # max |lambda| for LRU, ... (bounds.Verdict.step_bound); None where the weights promise no such bound
     rate_per_step: float | None
     horizon: int | None
     horizon_kind: str | None
@@ -72,6 +73,7 @@ class Profile:
     power_half_steps: int
     svd_fallbacks: int
     warnings: tuple[str, ...] = ()  # e.g. the trajectory sits on a fixed point
+    step_bound: float | None = None  # c with ||ds_t/ds_k||_2 <= c^(t-k) whatever the inputs (bounds.Verdict)
 
     @property
     def log10_spectral(self) -> torch.Tensor:
@@ -100,7 +102,7 @@ class Profile:
             "gamma": self.gamma, "sigma_max": self.sigma_max, "spectral_radius": self.spectral_radius,
             "verdict": self.verdict, "note": self.note, "seconds": self.seconds,
             "power_half_steps": self.power_half_steps, "svd_fallbacks": self.svd_fallbacks,
-            "warnings": list(self.warnings),
+            "warnings": list(self.warnings), "step_bound": self.step_bound,
         })
 
 
@@ -123,8 +125,8 @@ def profile_trace(cell: Cell, trace: Trace, *, t: int | None = None, direct: tor
     mean_spec = (jp.log10_spectral if spectral else jp.log10_frobenius).mean(0)
     d, kind = horizon(mean_spec)
     bound = None
-    if facts.gamma is not None and facts.sigma_max is not None:
-        gs = facts.gamma * facts.sigma_max
+    if facts.step_bound is not None:
+        gs = facts.step_bound  # ||ds_t/ds_k|| <= gs^(t-k): (gamma sigma_max) for the vanilla cells
         dist = torch.arange(t - 1, -1, -1, dtype=torch.float64)
         bound = dist * (math.log10(gs) if gs > 0 else float("-inf"))
         bound[-1] = 0.0
@@ -137,7 +139,7 @@ def profile_trace(cell: Cell, trace: Trace, *, t: int | None = None, direct: tor
         gamma=facts.gamma, sigma_max=facts.sigma_max, spectral_radius=facts.spectral_radius,
         verdict=facts.verdict, note=facts.note, seconds=time.perf_counter() - start,
         power_half_steps=jp.power_half_steps, svd_fallbacks=jp.svd_fallbacks,
-        warnings=(FIXED_POINT_WARNING,) if trace.truncated(t).fixed_point() else (),
+        warnings=(FIXED_POINT_WARNING,) if trace.truncated(t).fixed_point() else (), step_bound=facts.step_bound,
     )
 
 
