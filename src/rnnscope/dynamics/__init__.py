@@ -1,3 +1,3 @@
-"""dynamics: random RNNs as dynamical systems: mean-field theory and measured phase diagrams.
+"""dynamics: random RNNs as dynamical systems: mean-field theory, measured phase diagrams, the curse of memory.
 May import: core, gradients
 """
