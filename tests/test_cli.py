@@ -797,7 +797,8 @@ def test_console_script_help_and_error():
     assert r.returncode == 0 and all(c in r.stdout for c in ("profile", "bptt", "demo"))
     r = subprocess.run([str(RNNSCOPE), "profile", "--cell", "foo"], capture_output=True, text=True, env=_env(), timeout=120)
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr == "rnnscope profile: error: --cell: expected one of elman, pal, lstm, gru, got 'foo'\n"
+    assert r.stderr == ("rnnscope profile: error: --cell: expected one of elman, pal, lstm, gru, lru, mingru, minlstm, "
+                        "mamba, slstm, indrnn, cornn, exprnn, got 'foo'\n")
 
 
 def test_console_script_profile_json(tmp_path):

@@ -36,6 +36,10 @@ from rnnscope.core.errors import InputError
 from rnnscope.app.explorer import LIMITS, PRESETS, ExplorerConfig, build, check_budget, explore, profile_view
 from rnnscope.core.build import random_cell
 from rnnscope.app.web.server import background, create_app
+from rnnscope.app.explorer_modern import MEMORY_CASES
+from rnnscope.core.unroll import unroll
+from rnnscope.dynamics.memory import closed_form, coefficients, memory_sensitivity
+from rnnscope.gradients.bounds import weight_facts
 
 F64 = torch.float64
 
@@ -273,7 +277,8 @@ BAD = [
     ({"sigma_max": "x"}, "sigma_max: expected a finite number"),
     ({"input_scale": 11}, "input_scale: expected a finite number in [0, 10]"),
     ({"seed": -1}, "seed: expected an integer in [0, 2147483647]"),
-    ({"cell": "rnn"}, "cell: expected one of elman, pal, lstm, gru, got 'rnn'"),
+    ({"cell": "rnn"}, "cell: expected one of elman, pal, lstm, gru, lru, mingru, minlstm, mamba, slstm, indrnn, cornn, "
+                      "exprnn, got 'rnn'"),
     ({"activation": "softplus"}, "activation: expected one of sigmoid, tanh, relu, identity"),
     ({"init": "xavier"}, "init: expected one of normal, orthogonal, identity, saddle"),
     ({"bias": "one"}, "bias: expected one of zero, centred"),
@@ -290,6 +295,25 @@ BAD = [
     ({"cell": "lstm", "hidden": 256, "length": 100}, "length: expected T*B*S^3"),
     ({"activation": "identity", "gain": 3, "length": 2000, "input_scale": 1}, "expected a forward pass with finite states"),
     ({"activation": "relu", "init": "identity", "gain": 0, "sigma_max": None}, None),
+    # the modern cells (explorer_modern): no W_hh scale, init, bias; options only for their own kind
+    ({"cell": "lru", "activation": "tanh"}, "activation: expected none for the lru cell"),
+    ({"cell": "mingru", "gain": 2}, "gain: expected gain 1 for the mingru cell"),
+    ({"cell": "mamba", "rho": 0.5}, "rho: expected gain 1 for the mamba cell"),
+    ({"cell": "slstm", "init": "orthogonal"}, "init: expected normal (unused) for the slstm cell"),
+    ({"cell": "cornn", "bias": "centred"}, "bias: expected zero for the cornn cell"),
+    ({"cell": "elman", "r_min": 0.5}, "r_min: expected none for the elman cell (r_min is an option of lru), got 0.5"),
+    ({"cell": "lru", "dt_min": 0.01}, "dt_min: expected none for the lru cell"),
+    ({"cell": "lru", "r_min": 0.9, "r_max": 0.5}, "r_max: expected a number > r_min = 0.9, got 0.5"),
+    ({"cell": "lru", "r_min": 0.5, "r_max": 0.5}, "r_max: expected a number > r_min = 0.5"),
+    ({"cell": "lru", "r_max": 1.5}, "r_max: expected a finite number in (0, 1] (lru only), got '1.5'"),
+    ({"cell": "lru", "r_min": 1}, "r_min: expected a finite number in [0, 1)"),
+    ({"cell": "lru", "r_min": "nan"}, "r_min: expected a finite number"),
+    ({"cell": "mamba", "dt_min": 0.1, "dt_max": 0.01}, "dt_max: expected a number >= dt_min = 0.1, got 0.01"),
+    ({"cell": "mamba", "dt_max": 0}, "dt_max: expected a finite number in [0.0001, 10] (mamba only)"),
+    ({"cell": "slstm", "hidden": 256, "length": 100}, "(S = 1024 the state size, 4H: (h, c, n, m) for slstm"),
+    ({"cell": "indrnn", "activation": "softplus"}, "activation: expected one of sigmoid, tanh, relu, identity"),
+    ({"cell": "indrnn", "activation": "tanh"}, None),
+    ({"cell": "mamba", "dt_min": 0.01, "dt_max": 0.01}, None),
 ]
 
 
@@ -424,7 +448,8 @@ def test_meta_lists_limits_presets_and_gammas(url):
     assert m["limits"]["hidden"] == [2, 256] and m["limits"]["length"] == [2, 2000]
     assert {a: v["gamma"] for a, v in m["activations"].items()} == {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0, "identity": 1.0}
     assert [p["title"] for p in m["presets"]] == ["seed 002: vanishing", "seed 002: exploding", "non-normal counterexample",
-                                                  "edge of chaos"]
+                                                  "edge of chaos", "LRU near the unit circle", "minGRU",
+                                                  "Mamba: Delta decides memory"]
     for p in m["presets"]:
         build(ExplorerConfig(**p["config"]))  # every preset is a valid setting
     assert ok(url, "api/presets") == m["presets"]
@@ -546,3 +571,153 @@ def test_console_script_serves_then_stops_on_ctrl_c(tmp_path):
             proc.kill()
             proc.wait()
         proc.stderr.close()
+
+
+# ----------------------------------------------------------------------------------- the modern cells (issue 14)
+
+MODERN = {"lru": 2, "mingru": 1, "minlstm": 1, "mamba": 1, "slstm": 4, "indrnn": 1, "cornn": 2, "exprnn": 1}
+
+
+@pytest.mark.parametrize("kind", list(MODERN))
+def test_modern_cells_profile_equals_the_library(url, kind):
+    """Every modern kind: the API's profile is profile_trace of random_cell(kind, ...) on the documented inputs."""
+    H, T, B = 6, 40, 2
+    api = ok(url, "api/explore", cell=kind, hidden=H, length=T, batch=B, seed=4, input_scale=0.7)
+    cell = random_cell(kind, hidden=H, input_size=1, seed=4)
+    assert cell.state_size == MODERN[kind] * H == api["profile"]["state_size"]
+    assert ExplorerConfig(cell=kind, activation=getattr(cell, "activation", None) and cell.activation.name,
+                          hidden=H).state_size() == cell.state_size
+    x = torch.as_tensor(0.7 * np.random.default_rng([4, 1]).standard_normal((T, B, 1)))
+    p = library_profile(cell, x)
+    finite = lambda t: [v if math.isfinite(v) else None for v in t.tolist()]  # noqa: E731 (JSON: -inf is null)
+    assert close(api["profile"]["log10_spectral"], finite(p.log10_spectral))
+    assert close(api["profile"]["log10_adjoint"], finite(p.log10_adjoint))
+    facts = weight_facts(cell)
+    assert api["profile"]["verdict"] == api["spectrum"]["verdict"] == facts.verdict
+    assert api["spectrum"]["note"] == facts.note and api["spectrum"]["step_bound"] == facts.step_bound
+    assert api["profile"]["model"]["options"] == {} and "gain" not in api["profile"]["model"]
+    sp = api["spectrum"]
+    if kind == "lru":
+        lam = cell.lam.numpy()
+        assert sp["matrix"] == "lambda" and close(sp["blocks"][0]["eigenvalues"]["re"], lam.real.tolist())
+        assert close(sp["blocks"][0]["singular_values"], sorted(np.abs(lam), reverse=True))
+    elif kind == "exprnn":
+        W = cell.W_hh.numpy()
+        assert sp["matrix"] == "W_hh" and close(sp["blocks"][0]["singular_values"], np.linalg.svd(W, compute_uv=False))
+    else:  # the one-step Jacobian at the last step of sequence 1
+        trace = unroll(cell, x)
+        J = cell.jacobian(trace.inputs[T - 1, :1], trace.states[T - 1, :1])[0].numpy()
+        assert sp["matrix"] == "jacobian" and sp["step"] == T
+        np.testing.assert_allclose(sp["blocks"][0]["singular_values"], np.linalg.svd(J, compute_uv=False), rtol=1e-10,
+                                   atol=1e-14)
+    act = api["activation"]
+    if kind in ("lru", "mingru", "minlstm", "mamba"):  # J_t = diag(a_t): the memory 1/(1 - |a_t|) of each factor
+        f = act["factors"]
+        assert act["curves"] == [] and f["count"] == sum(f["counts"]) == (H if kind == "lru" else T * B * cell.state_size)
+        if kind != "lru":
+            trace = unroll(cell, x)
+            a = np.concatenate([np.diagonal(cell.jacobian(trace.inputs[t], trace.states[t]).numpy(), axis1=1, axis2=2)
+                                .ravel() for t in range(T)])
+            assert f["max_factor"] == pytest.approx(np.abs(a).max(), rel=1e-12) and np.abs(a).max() < 1
+            counts, _ = np.histogram(np.clip(np.log10(1 / (1 - np.abs(a))), 0, 5), bins=50, range=(0, 5))
+            assert f["counts"] == counts.tolist()
+    elif kind in ("indrnn", "exprnn", "cornn"):
+        assert [c["activation"] for c in act["curves"]] == [cell.activation.name if kind != "cornn" else "tanh"]
+        assert act["curves"][0]["count"] == T * B * H
+    else:
+        assert act["curves"] == [] and act["factors"] is None and "no one phi" in act["note"]
+
+
+def test_lru_profile_slope_is_log10_of_the_largest_lambda(url):
+    """LRU: J_t = diag(lambda) (normal, constant), so ||dh_T/dh_k|| = max|lambda|^(T-k) exactly, on its bound."""
+    c = next(p.config for p in PRESETS if p.name == "lru-unit-circle")
+    q = dict(cell="lru", hidden=c.hidden, length=c.length, input_scale=c.input_scale, seed=c.seed, r_min=c.r_min,
+             r_max=c.r_max)
+    d = ok(url, "api/explore", **q)
+    cell = random_cell("lru", hidden=c.hidden, seed=c.seed, r_min=c.r_min, r_max=c.r_max)
+    r = float(cell.lam.abs().max())
+    assert c.r_min <= np.abs(cell.lam.numpy()).min() and r <= c.r_max
+    y = np.array(d["profile"]["log10_spectral"])
+    T = c.length
+    np.testing.assert_allclose(y, [(T - k) * math.log10(r) for k in range(1, T + 1)], rtol=0, atol=1e-9)
+    assert np.diff(y) == pytest.approx(-math.log10(r), abs=1e-9)  # the slope, step by step
+    assert close(d["profile"]["log10_bound"], y.tolist(), tol=1e-9)  # the bound is an equality
+    assert d["spectrum"]["spectral_radius"] == pytest.approx(r, rel=1e-14)
+    assert d["spectrum"]["ring"] == {"r_min": c.r_min, "r_max": c.r_max}
+    assert d["profile"]["model"]["options"] == {"r_min": c.r_min, "r_max": c.r_max}
+    assert d["profile"]["verdict"] == "vanishing guaranteed"
+
+
+def test_modern_presets_show_what_they_say(url):
+    by = {p.name: p.config for p in PRESETS}
+    g = by["mingru"]
+    d = ok(url, "api/explore", cell="mingru", hidden=g.hidden, length=g.length, input_scale=g.input_scale)
+    y = d["profile"]["log10_spectral"]
+    assert d["profile"]["verdict"] == "never exploding" and all(v <= 1e-12 for v in y)  # never above 1
+    assert all(b <= a + 1e-12 for a, b in zip(y[1:], y[:-1]))  # only falls with the distance
+    m = by["mamba-delta"]
+    q = dict(cell="mamba", hidden=m.hidden, length=m.length, input_scale=m.input_scale, seed=m.seed)
+    small = ok(url, "api/explore", dt_min=m.dt_min, dt_max=m.dt_max, **q)
+    large = ok(url, "api/explore", dt_min=0.1, dt_max=1.0, **q)
+    assert small["measured"]["regime"] == "neither" and small["profile"]["log10_spectral"][0] > -3  # memory kept
+    assert large["measured"]["regime"] == "vanishing" and large["measured"]["horizon"] <= 10  # forgotten
+    assert small["activation"]["factors"]["median_memory"] > 10 * large["activation"]["factors"]["median_memory"]
+    cell = random_cell("mamba", hidden=m.hidden, seed=m.seed, dt_min=m.dt_min, dt_max=m.dt_max)
+    x = torch.as_tensor(m.input_scale * np.random.default_rng([m.seed, 1]).standard_normal((m.length, 1, 1)))
+    assert close(small["profile"]["log10_spectral"], library_profile(cell, x).log10_spectral.tolist())
+    for p in (by["lru-unit-circle"], g, m):
+        assert explore(p)["profile"]["verdict"] in ("vanishing guaranteed", "never exploding")
+
+
+def test_memory_endpoint_equals_memory_sensitivity(url):
+    q = dict(lambdas="0.5,0.9,0.99", rho=0.3, sequences=500, seed=2)
+    d = ok(url, "api/memory", **q)
+    ref = memory_sensitivity((0.5, 0.9, 0.99), rho=0.3, sequences=500, seed=2, cases=MEMORY_CASES).to_dict()
+    for k in ref:
+        if k not in ("seconds", "rows"):
+            assert d[k] == ref[k], k
+    assert len(d["rows"]) == len(ref["rows"]) == 9
+    for got, exp in zip(d["rows"], ref["rows"]):
+        assert {k: got[k] for k in exp} == exp
+        assert got["memory"] == pytest.approx(1 / (1 - exp["lam"]), rel=1e-15)
+        assert got["sens_bar"] == 2 * exp["sens_se"] and got["h2_bar"] == 2 * exp["h2_se"]
+    for c in d["curves"]:  # the lines: the library's closed forms on a grid
+        co = [closed_form(coefficients(c["case"], c["param"], lam), 0.3) for lam in c["lam"]]
+        assert close(c["h2"], [v[0] for v in co]) and close(c["sens"], [v[1] for v in co])
+        assert c["memory"][0] < 2 and c["memory"][-1] > 100
+    assert [(c["case"], c["param"]) for c in d["curves"]] == [("plain", "lambda"), ("normalised", "lambda"),
+                                                                ("exponential", "nu")]
+    start = time.perf_counter()
+    default = ok(url, "api/memory")  # the page's default: a few seconds at most
+    assert time.perf_counter() - start < 10 and len(default["lambdas"]) == 9 and default["agree"]
+
+
+MEMORY_BAD = [
+    ({"lambdas": "0.5,x"}, "lambdas: expected 1 to 12 comma-separated numbers in [0.01, 0.9999], got '0.5,x'"),
+    ({"lambdas": "1"}, "lambdas: expected 1 to 12"),
+    ({"lambdas": ""}, "lambdas: expected 1 to 12"),
+    ({"lambdas": ",".join(["0.5"] * 13)}, "lambdas: expected 1 to 12"),
+    ({"rho": "0.99"}, "rho: expected a finite number in [-0.95, 0.95], got '0.99'"),
+    ({"rho": "nan"}, "rho: expected a finite number"),
+    ({"sequences": "1"}, "sequences: expected an integer in [2, 20000], got '1'"),
+    ({"sequences": "2.5"}, "sequences: expected an integer"),
+    ({"lambdas": "0.9999", "sequences": "20000"}, "sequences: expected sequences x steps <= 1e+08"),
+    ({"seed": "-1"}, "seed: expected an integer in [0, 2147483647]"),
+    ({"cell": "lru"}, "parameter: expected only lambdas, rho, sequences, seed, got 'cell'"),
+]
+
+
+@pytest.mark.parametrize("params,message", MEMORY_BAD, ids=[str(p)[:40] for p, _ in MEMORY_BAD])
+def test_memory_bad_parameters_get_422(url, params, message):
+    r = get(url, "api/memory", **params)
+    assert r.status_code == 422 and message in r.json()["error"], r.text
+
+
+def test_meta_lists_the_modern_cells_and_their_options(url):
+    m = ok(url, "api/meta")
+    assert m["cells"][4:] == list(MODERN) and m["modern_cells"] == list(MODERN)
+    assert m["options"] == {"lru": {"r_min": 0.0, "r_max": 1.0}, "mamba": {"dt_min": 0.001, "dt_max": 0.1}}
+    assert m["default_activation"] == {"indrnn": "relu", "exprnn": "tanh"}
+    assert ok(url, "api/profile", cell="indrnn", hidden=4, length=5)["model"]["hidden"] == 4
+    sp = ok(url, "api/spectrum", cell="mamba", hidden=4, length=5, input_scale=1)
+    assert sp["matrix"] == "jacobian" and "W_hh" not in sp

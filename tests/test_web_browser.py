@@ -203,3 +203,73 @@ def test_explorer_latency_at_s64_t500(server_url, browser_page, browser_log, art
     (artifacts_dir / "explorer-browser-latency.json").write_text(json.dumps({"median": med, "runs": runs}, indent=1))
     assert med["total_ms"] < 2000, med  # measured about 250-450 ms on this 2-core machine (see the README)
     assert browser_log.console_errors == [] and browser_log.page_errors == []
+
+
+def test_modern_presets_and_the_memory_panel(server_url, browser_page, browser_log, artifacts_dir):
+    """The new cells' presets (issue 14) draw the API's numbers; the curse-of-memory panel draws /api/memory's."""
+    page = browser_page
+    page.goto(server_url, wait_until="load")
+    idle(page, 0)
+    page.wait_for_function("window.explorer.memoryUpdates > 0", timeout=60_000)
+
+    for title, cell, shot in [("LRU near the unit circle", "lru", "explorer-lru.png"), ("minGRU", "mingru", "explorer-mingru.png"),
+                              ("Mamba: Delta decides memory", "mamba", "explorer-mamba.png")]:
+        preset(page, title)
+        q = page.evaluate("window.explorer.latencies.at(-1).query")
+        assert f"cell={cell}" in q and "gain" not in q and "init" not in q and "activation" not in q
+        api = api_for_page(page, server_url)
+        assert same(plotted(page, "plot-profile"), api["profile"]["log10_spectral"])
+        assert same(plotted(page, "plot-profile", 1), api["profile"]["log10_adjoint"])
+        assert same(plotted(page, "plot-profile", 2), api["profile"]["log10_bound"])  # the cell's own step bound
+        blk = api["spectrum"]["blocks"][0]
+        assert same(plotted(page, "plot-eigen", key="x"), blk["eigenvalues"]["re"])
+        assert same(plotted(page, "plot-eigen", key="y"), blk["eigenvalues"]["im"])
+        assert same(plotted(page, "plot-singular"), blk["singular_values"])
+        assert same(plotted(page, "plot-activation"), api["activation"]["factors"]["counts"])  # where memory is kept
+        assert page.is_disabled("#value") and page.is_disabled("#activation") and page.is_disabled("#init")
+        assert page.evaluate("document.getElementById('plot-heatmap').data.length") == 0
+        assert verdict(page) == api["profile"]["verdict"]
+        page.screenshot(path=str(artifacts_dir / shot))
+
+    # the mamba preset's options are on the page; raising Delta forgets within a few steps
+    assert page.is_visible("#dt_min-num") and page.input_value("#dt_min-num") == "0.001"
+    assert not page.is_visible("#r_min-num")
+    assert page.text_content("#measured").startswith("measured: neither")
+    n = updates(page)
+    page.fill("#dt_max-num", "1")
+    page.press("#dt_max-num", "Enter")
+    idle(page, n)
+    set_number(page, "dt_min", 0.1)
+    assert "dt_min=0.1" in page.url and page.text_content("#measured").startswith("measured: vanishing")
+    assert same(plotted(page, "plot-profile"), api_for_page(page, server_url)["profile"]["log10_spectral"])
+
+    # LRU: the eigenvalue plot is lambda_j on the complex plane, with the slope log10 max|lambda| in the profile
+    preset(page, "LRU near the unit circle")
+    api = api_for_page(page, server_url)
+    y = np.array(plotted(page, "plot-profile"))
+    assert np.allclose(np.diff(y), -np.log10(api["spectrum"]["spectral_radius"]), atol=1e-9)
+    assert "LRU" in page.evaluate("document.getElementById('plot-eigen').layout.title.text")
+
+    # the curse of memory: closed forms as lines, Monte Carlo means with error bars, the API's numbers
+    page.locator("#memory-panel").scroll_into_view_if_needed()
+    q = page.evaluate("window.explorer.memoryQuery")
+    mem = requests.get(server_url + "api/memory?" + q, timeout=60).json()
+    for div, key in (("plot-memory-h2", "h2"), ("plot-memory-sens", "sens")):
+        data = page.evaluate(f"document.getElementById('{div}').data.map(t => ({{x: Array.from(t.x), y: Array.from(t.y), "
+                             f"err: t.error_y ? Array.from(t.error_y.array) : null}}))")
+        curves = [c for c in mem["curves"] if key == "sens" or c["case"] != "exponential"]
+        assert len(data) == 2 * len(curves)
+        for i, c in enumerate(curves):
+            rows = [r for r in mem["rows"] if (r["case"], r["param"]) == (c["case"], c["param"])]
+            line, points = data[2 * i], data[2 * i + 1]
+            assert same(line["x"], c["memory"]) and same(line["y"], c[key])
+            assert same(points["x"], [r["memory"] for r in rows]) and same(points["y"], [r[f"{key}_mc"] for r in rows])
+            assert same(points["err"], [r[f"{key}_bar"] for r in rows])
+    assert page.evaluate("document.getElementById('plot-memory-sens').layout.yaxis.type") == "log"
+    assert "within 4 s.e." in page.text_content("#memory-status")
+    n = page.evaluate("window.explorer.memoryUpdates")
+    page.eval_on_selector("#memory-rho", "el => { el.value = '0.5'; el.dispatchEvent(new Event('change')); }")
+    page.wait_for_function(f"window.explorer.memoryUpdates > {n}", timeout=60_000)
+    assert "rho=0.5" in page.evaluate("window.explorer.memoryQuery") and page.evaluate("window.explorer.memory.rho") == 0.5
+    page.screenshot(path=str(artifacts_dir / "explorer-memory.png"), full_page=True)
+    assert browser_log.console_errors == [] and browser_log.page_errors == []

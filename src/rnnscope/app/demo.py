@@ -1,6 +1,6 @@
 """The main job (`rnnscope demo`, `make demo`): vanishing and exploding gradients, seen and checked,
-then the seeds' claims judged (seeds.claims), their figures reproduced (seeds.reproduce), and the report
-(seeds.report: index.html) written.
+then the seeds' claims judged (seeds.claims), their figures reproduced (seeds.reproduce), the modern cells'
+guarantees checked (seeds.after_seeds), and the report (seeds.report: index.html) written.
 
 Elman RNNs h_t = phi(W_hh h_{t-1} + W_xh x_t + b_h) driven by random inputs x_t ~ N(0, input_scale^2),
 one per case, each profiled exactly (gradients.profile) and set against the Pascanu bound
@@ -175,6 +175,11 @@ def _print_summary(summary: dict, out: Path, console=None) -> None:
     con.print(f"The seeds' claims: {n['holds']} hold, {n['holds-with-correction']} hold with a correction, "
               f"{n['refuted']} refuted (each with a counterexample); {len(summary['reproductions'])} of the seeds' "
               f"figures reproduced as written and corrected.")
+    after = summary.get("after_seeds", {})
+    if after:
+        held = sum(v == "holds" for v in after.values())
+        con.print(f"After the seeds: {held} of {len(after)} guarantees of the modern cells (LRU, Mamba, minGRU, "
+                  f"minLSTM, IndRNN, expRNN, coRNN, sLSTM) hold on their papers' initialisations.")
     for st in summary.get("studies", []):
         con.print(f"study {st['name']} (short version): figure {st['figure']}; table in the report")
     con.print(f"figures, weights, inputs, claims.json and summary.json written to {out}/; "
@@ -217,6 +222,7 @@ def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[Dem
 
     Returns the summary (as written to summary.json): {"config": ..., "cases": [row per case], "seconds": ...}.
     """
+    from ..seeds.after_seeds import run_after_seeds
     from ..seeds.claims import VERDICTS, run_claims  # the demo's later parts: imported when it runs
     from ..core.plots import plot_overview, plot_profile  # matplotlib only when the demo runs
     from ..seeds.report import write_report
@@ -240,17 +246,19 @@ def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[Dem
     with torch_threads(1):
         claims = run_claims()  # the seeds' claims, judged (claims.py)
         reproductions = reproduce("all", out)  # the seeds' figures, as written and corrected (reproduce.py)
+        after = run_after_seeds()  # the modern cells' guarantees, checked (seeds.after_seeds)
     studies = run_studies(out, quick=True, console=console or make_console()) if with_studies else []
     claim_dicts = [c.to_dict() for c in claims]
     (out / "claims.json").write_text(json.dumps(claim_dicts, indent=2, allow_nan=False) + "\n")
     summary = {"config": asdict(config), "quick": quick, "cases": rows, "overview": "overview.png",
                "claims": {v: sum(c.verdict == v for c in claims) for v in VERDICTS}, "claims_file": "claims.json",
                "reproductions": [r.name for r in reproductions], "report": "index.html",
+               "after_seeds": {c.id: c.verdict for c in after},
                "studies": [{k: st[k] for k in ("name", "figure", "flow_figure", "db")} for st in studies],
                "seconds": time.perf_counter() - start}
     summary = jsonable(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     write_report(out, [c.to_dict(figure=True) for c in claims], [r.to_dict() for r in reproductions], summary,
-                 studies=studies)
+                 studies=studies, after_seeds=[c.to_dict(figure=True) for c in after])
     _print_summary(summary, out, console)
     return summary

@@ -1,8 +1,10 @@
-"""The command line `rnnscope`: parses, calls the library, prints. Its 16 commands (theory is meanfield's
+"""The command line `rnnscope`: parses, calls the library, prints. Its 17 commands (theory is meanfield's
 former name, kept as an alias):
 
-    rnnscope profile  [--cell elman|pal|lstm|gru] [--activation sigmoid|tanh|relu|identity]
+    rnnscope profile  [--cell elman|pal|lstm|gru|lru|mingru|minlstm|mamba|slstm|indrnn|cornn|exprnn]
+                      [--activation sigmoid|tanh|relu|identity]
                       [--hidden S --input-size D --gain g --init normal|orthogonal|identity --seed N]
+                      [--r-min R --r-max R] [--cell-option KEY=VALUE ...]
                       [--weights W.npz] [--inputs X.npy | --length T --batch B --input-scale X]
                       [--h0 zeros|random|H.npy --h0-scale X] [--t t] [--dtype float64|float32] [--json]
                       [--plot FILE.png|.svg|.pdf]
@@ -11,6 +13,8 @@ former name, kept as an alias):
     rnnscope lyapunov [the model options of profile; autonomous: --h0 random by default] [--k K] [--every N]
                       [--warmup N] [--blocks N] [--json]
     rnnscope meanfield --sigma-w X --sigma-b Y [--activation tanh] [--json]       (alias: rnnscope theory)
+    rnnscope memory   [--lambdas 0.5,0.9,0.99,0.999] [--rho RHO] [--sequences N] [--seed N] [--theta THETA]
+                      [--burn-in X] [--plot FILE.png] [--json]
     rnnscope phase    [--sigma-w 0.5:3:40 --sigma-b 0:1:40 --hidden S --length T --seeds K | --spec FILE.toml]
                       [--db FILE] [--workers N | --scheduler tcp://HOST:PORT] [--retry-failed] [--plot FILE] [--json]
     rnnscope sweep    SPEC.toml [--db FILE] [--workers N | --scheduler URL] [--retry-failed] [--json]
@@ -34,7 +38,7 @@ code 2; anything unexpected one line and exit code 1; never a traceback (entry.p
 
 The modules, one per command group: entry (the app, `main`, the error lines), options (the option parsers, the
 shared option types, the model block of profile and lyapunov), output (JSON and table helpers), gradients
-(profile, bptt, lyapunov), dynamics (meanfield, phase, sweep, results), lab (tasks, train, study), seeds (claims,
+(profile, bptt, lyapunov), dynamics (meanfield, phase, memory, sweep, results), lab (tasks, train, study), seeds (claims,
 reproduce), showcase (demo, serve), diagnose.
 
 Example (sigma_w = 0.5, sigma_b = 0: q* = 0 and chi_1 = sigma_w^2 phi'(0)^2 = 0.25, the ordered phase):
@@ -42,7 +46,7 @@ Example (sigma_w = 0.5, sigma_b = 0: q* = 0 and chi_1 = sigma_w^2 phi'(0)^2 = 0.
     {"activation": "tanh", "sigma_w": 0.5, "sigma_b": 0.0, "q_star": 0.0, "chi1": 0.25, ...}
     0
     >>> len(COMMANDS), COMMANDS[:4]
-    (16, ('profile', 'bptt', 'lyapunov', 'meanfield'))
+    (17, ('profile', 'bptt', 'lyapunov', 'meanfield'))
 """
 
 from __future__ import annotations

@@ -1,10 +1,20 @@
 """The dynamics and sweep commands: `rnnscope meanfield` (alias `theory`: mean-field theory of random vanilla RNNs),
-`phase` (the measured phase diagram against it, as a resumable sweep), `sweep` (any sweep spec into the results
-store) and `results` (the store exported as JSON or CSV).
+`phase` (the measured phase diagram against it, as a resumable sweep), `memory` (the curse of memory: the state's
+parameter sensitivity as the memory lengthens, Monte Carlo against closed forms), `sweep` (any sweep spec into the
+results store) and `results` (the store exported as JSON or CSV).
+
+Example:
+    >>> lambdas("0.5, 0.9"), rho("-0.5")
+    ((0.5, 0.9), -0.5)
+    >>> lambdas("0.5,1")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected a comma-separated list of numbers in (0, 1), got '1'
 """
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,10 +24,10 @@ import typer
 from ...core.errors import InputError
 from .entry import app
 from .options import (ActivationOpt, DbOpt, HiddenOpt, JsonOpt, RetryOpt, SchedulerOpt, WorkersOpt, finite_float,
-                      nonnegative_float, path, positive_int)
+                      nonnegative_float, path, positive_float, positive_int, seed)
 from .output import console, echo_json, exit_if_interrupted, fmt, spread
 
-__all__ = ["meanfield", "phase", "sweep", "results"]
+__all__ = ["meanfield", "phase", "memory", "sweep", "results", "lambdas", "rho"]
 
 
 # ----------------------------------------------------------------------------- meanfield (theory)
@@ -133,6 +143,100 @@ def phase(
     con.print(tab)
     if fig_ok:
         con.print(f"heatmap: {plot}; every point: rnnscope results --db {db} --csv")
+
+
+# ----------------------------------------------------------------------------- memory
+
+def lambdas(v: object) -> tuple[float, ...]:
+    """--lambdas: a comma-separated list of numbers in (0, 1)."""
+    text = str(v)
+    out = []
+    for item in text.split(","):
+        try:
+            f = float(item.strip())
+        except ValueError:
+            f = math.nan
+        if not 0 < f < 1:  # NaN fails too
+            raise ValueError(f"expected a comma-separated list of numbers in (0, 1), got {item.strip()!r}")
+        out.append(f)
+    return tuple(out)
+
+
+def rho(v: object) -> float:
+    """--rho: an autocorrelation, |rho| < 1."""
+    f = finite_float(v)
+    if not abs(f) < 1:
+        raise ValueError(f"expected an input autocorrelation with |rho| < 1, got {f:g}")
+    return f
+
+
+def _at_least_two(v: object) -> int:
+    i = positive_int(v)
+    if i < 2:
+        raise ValueError(f"expected an integer >= 2 (a standard error needs two), got {i}")
+    return i
+
+
+@app.command(help="The curse of memory (Zucchet & Orvieto 2024): for h_t = lambda h_{t-1} + gamma x_t as lambda -> 1, "
+                  "E(h^2) and the parameter sensitivity E((dh/dp)^2) by Monte Carlo against their closed forms: plain, "
+                  "normalised (gamma = sqrt(1 - lambda^2)), exponential (lambda = exp(-exp nu)), complex, LRU (nu and "
+                  "theta), and a dense tanh RNN for contrast.")
+def memory(
+    lambda_values: Annotated[str, typer.Option(
+        "--lambdas", parser=lambdas, metavar="L1,L2,...",
+        help="Eigenvalue magnitudes in (0, 1) (r for the complex cases, the scale g for tanh).")
+    ] = "0.5,0.9,0.99,0.999",
+    input_rho: Annotated[float, typer.Option("--rho", parser=rho, metavar="RHO",
+                                             help="Autocorrelation of the AR(1) inputs, |rho| < 1.")] = 0.0,
+    sequences: Annotated[int, typer.Option(parser=_at_least_two, metavar="N",
+                                           help="Independent sequences per lambda.")] = 10000,
+    seed_value: Annotated[int, typer.Option("--seed", parser=seed, metavar="N", help="Seed of the inputs.")] = 0,
+    theta: Annotated[float, typer.Option(parser=finite_float, metavar="THETA",
+                                         help="Angle of the complex eigenvalue (radians).")] = math.pi / 4,
+    burn_in: Annotated[float, typer.Option("--burn-in", parser=positive_float, metavar="X",
+                                           help="Steps per sequence, in units of the memory 1/(1 - lambda).")] = 8.0,
+    plot: Annotated[Path | None, typer.Option(parser=path, metavar="FILE.png",
+                                              help="The log-log figure (.png, .svg, .pdf).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    from ...core.plots import check_plot_path
+    from ...dynamics.memory import TOLERANCE_SE, memory_sensitivity, plot_memory
+    if plot is not None:
+        check_plot_path(plot)
+    m = memory_sensitivity(lambda_values, rho=input_rho, sequences=sequences, seed=seed_value, theta=theta,
+                           burn_in=burn_in)
+    if plot is not None:
+        plot_memory(m, plot)
+    if as_json:
+        echo_json({**m.to_dict(), "plot": str(plot) if plot is not None else None})
+        return
+    from rich.markup import escape
+    from rich.table import Table
+    con = console()
+    con.print(f"[bold]rnnscope memory[/bold]: h_t = lambda h_(t-1) + gamma x_t, AR(1) inputs rho = {m.rho:g}; "
+              f"{m.sequences} sequences per lambda, {m.burn_in:g}/(1 - lambda) steps each; theta = {m.theta:.4g}; "
+              f"tanh: {m.tanh_sequences} sequences x {m.hidden} units ({m.seconds:.1f} s)")
+    rows = m.table()
+    tab = Table(title="steady state: Monte Carlo ± standard error against the closed form")
+    for i, col in enumerate(rows[0]):
+        tab.add_column(escape(col), justify="left" if i < 2 else "right")
+    for i, r in enumerate(rows[1:]):
+        if i and r[2] != rows[i][2]:
+            tab.add_section()
+        tab.add_row(*map(escape, r))
+    con.print(tab)
+    slopes = Table(title="growth exponents: log-log slope in 1/(1 - lambda) over the largest lambdas")
+    for i, col in enumerate(("case", "param", "E[h^2] MC", "closed", "E[(dh/dp)^2] MC", "closed")):
+        slopes.add_column(escape(col), justify="left" if i < 2 else "right")
+    for key, v in m.slopes().items():
+        slopes.add_row(*key.split("/"), *(fmt(v[f], ".2f") for f in ("h2_mc", "h2_closed", "sens_mc", "sens_closed")))
+    con.print(slopes)
+    bad = [r for r in m.rows if r.agree is False]
+    judged = [r for r in m.rows if r.agree is not None]
+    con.print(f"{len(judged) - len(bad)} of {len(judged)} linear rows agree within {TOLERANCE_SE:g} standard errors"
+              + (": disagreeing " + ", ".join(f"{r.case}/{r.param} at {r.lam:g}" for r in bad) if bad else ""))
+    if plot is not None:
+        con.print(f"figure: {plot}")
 
 
 # ----------------------------------------------------------------------------- sweep, results

@@ -25,7 +25,7 @@ from ...core.errors import InputError
 __all__ = ["app", "main", "COMMANDS", "one_line"]
 
 COMMANDS = ("profile", "bptt", "lyapunov", "meanfield", "theory", "phase", "sweep", "results", "tasks", "train", "study",
-            "claims", "reproduce", "demo", "serve", "diagnose")
+            "claims", "reproduce", "demo", "serve", "diagnose", "memory")
 
 app = typer.Typer(
     name="rnnscope",

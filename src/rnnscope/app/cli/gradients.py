@@ -90,10 +90,11 @@ def profile(
 
 
 def _print_profile(p: Profile, extra: dict) -> None:
+    from rich.markup import escape  # mamba's state h[d, n] is not a markup tag
     from rich.table import Table
     con = console()
     what = p.cell if p.activation is None else f"{p.cell} ({p.activation})"
-    con.print(f"[bold]rnnscope profile[/bold]: {what}, state {p.state} (S = {p.state_size}), "
+    con.print(f"[bold]rnnscope profile[/bold]: {what}, state {escape(p.state)} (S = {p.state_size}), "
               f"T = {extra['T']}, t = {p.t}, B = {p.batch}; model {extra['model']['source']}, inputs {extra['inputs']}")
     con.print(f"[bold]verdict[/bold]: {p.verdict}")
     con.print(f"note: {p.note}")
@@ -102,14 +103,14 @@ def _print_profile(p: Profile, extra: dict) -> None:
     facts = Table(show_header=False, box=None, pad_edge=False)
     inv = None if not p.gamma else 1.0 / p.gamma
     for name, v in (("gamma = sup|phi'|", fmt(p.gamma)), ("1/gamma", fmt(inv)), ("sigma_max(W_hh)", fmt(p.sigma_max)),
-                    ("rho(W_hh)", fmt(p.spectral_radius)),
+                    ("rho(W_hh)", fmt(p.spectral_radius)), ("step bound c: ||ds_t/ds_k|| <= c^(t-k)", fmt(p.step_bound)),
                     ("rate (log10 / step, tail)", fmt(p.rate_per_step, "+.4f")),
                     ("horizon (10^3)", "none within t" if p.horizon is None else f"{p.horizon} steps ({p.horizon_kind})"),
                     ("seconds", fmt(p.seconds, ".3f"))):
         facts.add_row(name, v)
     con.print(facts)
     tab = Table(title=f"log10 norms into step t = {p.t} (batch mean)")
-    for col in ("k", "t - k", "||ds_t/ds_k||_2", "||ds_t/ds_k||_F", "||dL/ds_k||", "bound (g s)^(t-k)"):
+    for col in ("k", "t - k", "||ds_t/ds_k||_2", "||ds_t/ds_k||_F", "||dL/ds_k||", "bound c^(t-k)"):
         tab.add_column(col, justify="right")
     spec, frob, adj = p.log10_spectral.tolist(), p.log10_frobenius.tolist(), p.log10_adjoint.tolist()
     bound = None if p.log10_bound is None else p.log10_bound.tolist()

@@ -27,9 +27,10 @@ import typer
 from typer._click.core import ParameterSource
 
 from ...core.build import DTYPES
-from ...core.vocab import ACTIVATIONS, CELL_KINDS, MATRIX_INITS
+from ...core.vocab import ACTIVATIONS, ANALYSIS_KINDS, MATRIX_INITS
 
 __all__ = ["choice", "positive_int", "nonnegative_int", "seed", "finite_float", "nonnegative_float", "path", "port",
+           "cell_option",
            "explicit", "ModelOptions", "model_options", "CellOpt", "ActivationOpt", "HiddenOpt", "SeedOpt", "JsonOpt",
            "DbOpt", "WorkersOpt", "SchedulerOpt", "RetryOpt"]
 
@@ -95,6 +96,25 @@ def positive_float(v: object) -> float:
     return f
 
 
+def cell_option(v: object) -> tuple[str, float | int | str]:
+    """--cell-option KEY=VALUE: a modern cell's own option (core.build.random_cell's **options), the value a number
+    where it reads as one (an integer where it is whole: heads=4), else the word (forget=exp)."""
+    s = str(v)
+    key, sep, val = s.partition("=")
+    key = key.strip().replace("-", "_")
+    if not sep or not key.isidentifier() or not val.strip():
+        raise ValueError(f"expected KEY=VALUE (e.g. r_min=0.9), got {s!r}")
+    val = val.strip()
+    try:
+        return key, _int_text(val)
+    except ValueError:
+        pass
+    try:
+        return key, finite_float(val)
+    except ValueError:
+        return key, val
+
+
 def start_state(v: object) -> str:
     """--h0: one of core.unroll.START_STATES, or a file name (checked when it is read)."""
     return str(path(v))
@@ -124,8 +144,9 @@ def explicit(ctx: typer.Context, name: str) -> bool:
 
 # ----------------------------------------------------------------------------- shared option types
 
-CellOpt = Annotated[str, typer.Option(parser=choice(CELL_KINDS), metavar="KIND",
-                                      help="elman, pal, lstm or gru; lstm uses the full state (h, c).")]
+CellOpt = Annotated[str, typer.Option(parser=choice(ANALYSIS_KINDS), metavar="KIND",
+                                      help="elman, pal, lstm or gru (lstm: the full state (h, c)); after the seeds: "
+                                           "lru, mingru, minlstm, mamba, slstm, indrnn, cornn, exprnn.")]
 ActivationOpt = Annotated[str, typer.Option(parser=choice(ACTIVATIONS), metavar="PHI",
                                             help="sigmoid, tanh, relu or identity: phi of the vanilla cells.")]
 HiddenOpt = Annotated[int, typer.Option(parser=positive_int, metavar="S", help="Random model: hidden size.")]
@@ -184,10 +205,22 @@ def _model_block(length: int, start: str = "zeros") -> list[tuple[str, object, o
         ("input_scale", Annotated[float, typer.Option("--input-scale", parser=nonnegative_float, metavar="X",
                                                       help="Random inputs N(0, X^2) (seeded) instead of zeros; "
                                                            "0 = zeros.")], 0.0),
+        ("r_min", Annotated[float | None, typer.Option("--r-min", parser=nonnegative_float, metavar="R",
+                                                       help="lru: the smallest |lambda| of the ring its eigenvalues "
+                                                            "are drawn on (default 0, the paper's).")], None),
+        ("r_max", Annotated[float | None, typer.Option("--r-max", parser=positive_float, metavar="R",
+                                                       help="lru: the largest |lambda| (default 1, the paper's; "
+                                                            "every |lambda| < 1).")], None),
+        ("cell_option", Annotated[list[str] | None, typer.Option(
+            "--cell-option", metavar="KEY=VALUE",
+            help="A modern cell's own option, repeatable: lru max_phase; mamba dt_min, dt_max; slstm heads, forget "
+                 "(sigmoid | exp); indrnn u_max; cornn dt, gamma, epsilon; exprnn skew_init (henaff | cayley).")], None),
     ]
 
 
+_OPTION_NAMES = ("r_min", "r_max", "cell_option")  # a modern cell's own options: assemble_model's `options`
 _MODEL_NAMES = tuple(name for name, _, _ in _model_block(1))
+_ASSEMBLE_NAMES = tuple(n for n in _MODEL_NAMES if n not in _OPTION_NAMES)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,13 +242,32 @@ class ModelOptions:
     h0: str | None  # zeros | random | a file name | None: the command's start rule
     h0_scale: float
     input_scale: float
+    r_min: float | None
+    r_max: float | None
+    cell_option: list[str] | None
     given: frozenset[str]
     start: str = "zeros"  # the command's rule without --h0: "zeros" or "auto"
+
+    def options(self) -> dict:
+        """The modern cell's options: --r-min, --r-max and every --cell-option KEY=VALUE (a key given twice is an
+        InputError)."""
+        from ...core.errors import InputError
+        opts = {k: v for k, v in (("r_min", self.r_min), ("r_max", self.r_max)) if v is not None}
+        for text in self.cell_option or []:
+            try:
+                key, value = cell_option(text)
+            except ValueError as e:
+                raise InputError(f"cell-option: {e}") from None
+            if key in opts:
+                raise InputError(f"cell-option: expected each option once, got {key} twice")
+            opts[key] = value
+        return opts
 
     def build(self):
         """The validated cell, inputs and start state (core.build.assemble_model)."""
         from ...core.build import assemble_model
-        return assemble_model(**{n: getattr(self, n) for n in _MODEL_NAMES}, start=self.start, given=self.given)
+        return assemble_model(**{n: getattr(self, n) for n in _ASSEMBLE_NAMES}, start=self.start, given=self.given,
+                              options=self.options())
 
 
 def model_options(*, length: int, start: str = "zeros") -> Callable[[Callable], Callable]:

@@ -17,13 +17,17 @@ Routes (every /api/... takes the model parameters below as a query string; the R
     GET /api/activation      phi, phi' and the histogram of the arguments of phi along the trajectory
     GET /api/bptt            the object of `rnnscope bptt --json` over the first T_h <= 200 steps, + heatmap
     GET /api/heatmap         the same without the full tables and gradients (what the page draws)
+    GET /api/memory          the curse of memory: dynamics.memory.memory_sensitivity(...).to_dict() for the plain,
+                             normalised and exponential cases, + closed-form curves (explorer_modern.memory_view);
+                             parameters lambdas (comma-separated, in (0, 1)), rho, sequences, seed
     GET /api/report          {"status": "ready" | "generating" | "failed" | "idle", "source", "error"}
     GET /report/             the claims report: report_dir (e.g. the rnnscope-report/ of `rnnscope demo`) when
                              given, else generated on first visit (rnnscope.seeds.claims + report.write_report, about a
                              minute) into a temporary folder deleted at shutdown; a waiting page meanwhile
 
 Model parameters: cell, activation, hidden, length, batch, one of gain | rho | sigma_max, input_scale, init,
-bias, seed (explorer.ExplorerConfig). Errors: 422 {"error": "what: expected X, got Y"} for a malformed or
+bias, seed, and the modern cells' options r_min, r_max (lru), dt_min, dt_max (mamba) (explorer.ExplorerConfig;
+a modern cell takes no W_hh scale, init or bias: explorer_modern). Errors: 422 {"error": "what: expected X, got Y"} for a malformed or
 out-of-range value, an unknown or repeated parameter, or a setting over the compute and memory budgets
 (explorer.check_budget); 404 for anything else.
 
@@ -55,11 +59,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...core.activations import ACTIVATIONS as ACTIVATION_FUNCTIONS
-from ...core.vocab import ACTIVATIONS, CELL_KINDS
+from ...core.vocab import ACTIVATIONS, ANALYSIS_KINDS, CELL_KINDS, MODERN_KINDS
 from ...core.errors import InputError
 from ...core.version import VERSION
 from ..explorer import (BIASES, EXPLORER_INITS, LIMITS, SCALES, ExplorerConfig, activation_view, bptt_view, build,
-                        explore, presets, profile_view, run, spectrum_view)
+                        explore, presets, profile_view, ring_of, run, spectrum_view)
+from ..explorer_modern import (ACTIVATED, DEFAULT_ACTIVATION, MEMORY_CASES, MEMORY_DEFAULTS, OPTIONS, memory_view,
+                               option_defaults, parse_lambdas)
 
 __all__ = ["create_app", "serve", "background", "STATIC_FILES", "MODEL_PARAMETERS"]
 
@@ -82,8 +88,9 @@ STATIC_FILES: dict[str, Callable[[], object]] = {
 
 # what each model parameter expects, for the 422 messages ("hidden: expected an integer in [2, 256], got '300'")
 _EXPECT = {
-    "cell": f"one of {', '.join(CELL_KINDS)}",
-    "activation": f"one of {', '.join(ACTIVATIONS)} (none for lstm, gru)",
+    "cell": f"one of {', '.join(ANALYSIS_KINDS)}",
+    "activation": f"one of {', '.join(ACTIVATIONS)} (none for "
+                  f"{', '.join(k for k in ANALYSIS_KINDS if k not in ('elman', 'pal') + ACTIVATED)})",
     "hidden": f"an integer in [{LIMITS.hidden[0]}, {LIMITS.hidden[1]}]",
     "length": f"an integer in [{LIMITS.length[0]}, {LIMITS.length[1]}]",
     "batch": f"an integer in [{LIMITS.batch[0]}, {LIMITS.batch[1]}]",
@@ -94,15 +101,19 @@ _EXPECT = {
     "init": f"one of {', '.join(EXPLORER_INITS)}",
     "bias": f"one of {', '.join(BIASES)}",
     "seed": f"an integer in [{LIMITS.seed[0]}, {LIMITS.seed[1]}]",
+    "r_min": f"a finite number in [{LIMITS.r_min[0]:g}, {LIMITS.r_min[1]:g}) (lru only)",
+    "r_max": f"a finite number in ({LIMITS.r_max[0]:g}, {LIMITS.r_max[1]:g}] (lru only)",
+    "dt_min": f"a finite number in [{LIMITS.dt_min[0]:g}, {LIMITS.dt_min[1]:g}] (mamba only)",
+    "dt_max": f"a finite number in [{LIMITS.dt_max[0]:g}, {LIMITS.dt_max[1]:g}] (mamba only)",
 }
 MODEL_PARAMETERS = tuple(_EXPECT)
 
 
 def _config(
     request: Request,
-    cell: Literal[CELL_KINDS] = Query("elman", description="elman, pal, lstm or gru"),
+    cell: Literal[ANALYSIS_KINDS] = Query("elman", description=f"one of {', '.join(ANALYSIS_KINDS)}"),
     activation: Literal[ACTIVATIONS] | None = Query(
-        None, description="phi of elman and pal (default tanh); must be absent for lstm and gru"),
+        None, description="phi of elman, pal (default tanh), indrnn (relu) and exprnn (tanh); absent for the others"),
     hidden: int = Query(32, ge=LIMITS.hidden[0], le=LIMITS.hidden[1], description="hidden size H (S = 2H for lstm)"),
     length: int = Query(200, ge=LIMITS.length[0], le=LIMITS.length[1], description="steps T"),
     batch: int = Query(1, ge=LIMITS.batch[0], le=LIMITS.batch[1], description="sequences B"),
@@ -117,6 +128,14 @@ def _config(
     init: Literal[EXPLORER_INITS] = Query("normal", description="normal, orthogonal, identity or saddle (S = 2)"),
     bias: Literal[BIASES] = Query("zero", description="zero, or centred: b_h = -W_hh phi(0), at phi' = phi'(0)"),
     seed: int = Query(0, ge=LIMITS.seed[0], le=LIMITS.seed[1], description="seed of the weights and inputs"),
+    r_min: float | None = Query(None, ge=LIMITS.r_min[0], lt=LIMITS.r_min[1], allow_inf_nan=False,
+                                description="lru: the smallest |lambda| (default 0)"),
+    r_max: float | None = Query(None, gt=LIMITS.r_max[0], le=LIMITS.r_max[1], allow_inf_nan=False,
+                                description="lru: the largest |lambda| (default 1; > r_min)"),
+    dt_min: float | None = Query(None, ge=LIMITS.dt_min[0], le=LIMITS.dt_min[1], allow_inf_nan=False,
+                                 description="mamba: the smallest initial step Delta (default 0.001)"),
+    dt_max: float | None = Query(None, ge=LIMITS.dt_max[0], le=LIMITS.dt_max[1], allow_inf_nan=False,
+                                 description="mamba: the largest initial step Delta (default 0.1; >= dt_min)"),
 ) -> ExplorerConfig:
     """The model parameters of a request, validated (FastAPI's Query checks, then explorer's own)."""
     names = [k for k, _ in request.query_params.multi_items()]
@@ -130,11 +149,45 @@ def _config(
     if len(given) > 1:
         raise InputError(f"W_hh scale: expected one of gain, rho, sigma_max, got {', '.join(n for n, _ in given)}")
     scale, value = given[0] if given else ("gain", 1.0)
-    if activation is None and cell not in ("lstm", "gru"):
+    if activation is None and cell in ("elman", "pal"):
         activation = "tanh"
+    elif activation is None and cell in ACTIVATED:
+        activation = DEFAULT_ACTIVATION[cell]
     cfg = ExplorerConfig(cell=cell, activation=activation, hidden=hidden, length=length, batch=batch, scale=scale,
-                         value=float(value), input_scale=float(input_scale), init=init, bias=bias, seed=seed)
+                         value=float(value), input_scale=float(input_scale), init=init, bias=bias, seed=seed,
+                         r_min=r_min, r_max=r_max, dt_min=dt_min, dt_max=dt_max)
     return cfg.validate()
+
+
+def _memory_request(request: Request, lambdas: str = Query(MEMORY_DEFAULTS["lambdas"], description=
+                    "comma-separated lambdas in (0, 1): the memories 1/(1 - lambda)"),
+                    rho: str = Query(str(MEMORY_DEFAULTS["rho"]), description="the inputs' autocorrelation"),
+                    sequences: str = Query(str(MEMORY_DEFAULTS["sequences"]), description="Monte Carlo runs per lambda"),
+                    seed: str = Query(str(MEMORY_DEFAULTS["seed"]), description="seed of the inputs")) -> dict:
+    """/api/memory's parameters, parsed here (their names are not the model's: rho is the inputs' correlation)."""
+    names = [k for k, _ in request.query_params.multi_items()]
+    allowed = ("lambdas", "rho", "sequences", "seed")
+    unknown = sorted(set(names) - set(allowed))
+    if unknown:
+        raise InputError(f"parameter: expected only {', '.join(allowed)}, got {', '.join(map(repr, unknown))}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InputError(f"{repeated[0]}: expected one value, got {names.count(repeated[0])}")
+
+    def number(name, text, kind, lo, hi):
+        try:
+            v = kind(text)
+        except ValueError:
+            v = None
+        if v is None or not (lo <= v <= hi) or (kind is float and not v == v):
+            what = "an integer" if kind is int else "a finite number"
+            raise InputError(f"{name}: expected {what} in [{lo:{'d' if kind is int else 'g'}}, "
+                             f"{hi:{'d' if kind is int else 'g'}}], got {text!r}")
+        return v
+
+    return {"lambdas": parse_lambdas(lambdas, LIMITS), "rho": number("rho", rho, float, *LIMITS.memory_rho),
+            "sequences": number("sequences", sequences, int, *LIMITS.memory_sequences),
+            "seed": number("seed", seed, int, *LIMITS.seed)}
 
 
 def _error_message(errors) -> str:
@@ -296,10 +349,13 @@ def create_app(report_dir: str | Path | None = None, report_builder: Callable[[P
     @app.get("/api/meta")
     def meta() -> JSONResponse:
         return JSONResponse({
-            "limits": LIMITS.to_dict(), "presets": presets(), "cells": list(CELL_KINDS),
+            "limits": LIMITS.to_dict(), "presets": presets(), "cells": list(ANALYSIS_KINDS),
             "activations": {n: {"gamma": a.gamma} for n, a in ACTIVATION_FUNCTIONS.items()},
             "inits": list(EXPLORER_INITS), "scales": list(SCALES), "biases": list(BIASES),
-            "parameters": dict(_EXPECT), "report": report.to_dict()})
+            "parameters": dict(_EXPECT), "report": report.to_dict(), "seeds_cells": list(CELL_KINDS),
+            "modern_cells": list(MODERN_KINDS), "activated": list(ACTIVATED), "default_activation": DEFAULT_ACTIVATION,
+            "options": option_defaults(), "option_kinds": {k: list(v) for k, v in OPTIONS.items()},
+            "memory": {**MEMORY_DEFAULTS, "cases": list(MEMORY_CASES)}})
 
     @app.get("/api/presets")
     def get_presets() -> JSONResponse:
@@ -315,7 +371,11 @@ def create_app(report_dir: str | Path | None = None, report_builder: Callable[[P
 
     @app.get("/api/spectrum")
     async def get_spectrum(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
-        return await computed(request, lambda: spectrum_view(build(cfg).cell, weights=True))
+        def go():
+            m = build(cfg)
+            trace = run(m) if cfg.cell in MODERN_KINDS else None  # a modern cell's transition is read along it
+            return spectrum_view(m.cell, weights=True, trace=trace, ring=ring_of(cfg))
+        return await computed(request, go)
 
     @app.get("/api/activation")
     async def get_activation(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
@@ -331,6 +391,10 @@ def create_app(report_dir: str | Path | None = None, report_builder: Callable[[P
     @app.get("/api/heatmap")
     async def get_heatmap(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
         return await computed(request, lambda: bptt_view(build(cfg), full=False))
+
+    @app.get("/api/memory")
+    async def get_memory(request: Request, q: dict = Depends(_memory_request)) -> Response:
+        return await computed(request, lambda: memory_view(q["lambdas"], q["rho"], q["sequences"], q["seed"], LIMITS))
 
     @app.get("/api/report")
     def report_status() -> JSONResponse:

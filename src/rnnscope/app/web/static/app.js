@@ -1,7 +1,8 @@
 // rnnscope explorer: controls -> query string -> /api/explore and /api/heatmap -> plotly.
 // No math here: every number drawn comes from the server (rnnscope.explorer). This file only moves data.
 //
-// State for tests and the curious: window.explorer = {state, data, heatmap, updates, busy, latencies, error}.
+// State for tests and the curious: window.explorer = {state, data, heatmap, updates, busy, latencies, error,
+// memory (the last /api/memory answer), memoryUpdates}.
 //
 // Requests: input events are debounced into one send per frame burst (DEBOUNCE_MS). When nothing is in flight
 // the latest state is sent at once; while a request is in flight, further input only marks the state dirty,
@@ -16,11 +17,11 @@
   const $ = (id) => document.getElementById(id);
   const state = {
     cell: "elman", activation: "tanh", hidden: 32, length: 200, scale: "gain", value: 1.0,
-    input_scale: 0.0, init: "normal", bias: "zero", seed: 0,
+    input_scale: 0.0, init: "normal", bias: "zero", seed: 0, r_min: 0, r_max: 1, dt_min: 0.001, dt_max: 0.1,
   };
   const ex = window.explorer = {
     state, meta: null, data: null, heatmap: null, updates: 0, busy: false, error: null, latencies: [],
-    preset: null, ready: false,
+    preset: null, ready: false, memory: null, memoryUpdates: 0, memoryError: null,
   };
   const PLOT_CONFIG = { displayModeBar: false, responsive: true };
   const FONT = { family: "system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif", size: 11.5, color: "#1d2430" };
@@ -28,6 +29,11 @@
   const SCALE_LABEL = { gain: "gain g", rho: "largest eigenvalue \u03c1", sigma_max: "largest singular value \u03c3max" };
   const SCALE_SHORT = { gain: "gain g", rho: "\u03c1(W<sub>hh</sub>)", sigma_max: "\u03c3<sub>max</sub>(W<sub>hh</sub>)" };
   const GATED = (s) => s.cell === "lstm" || s.cell === "gru";
+  const VANILLA = (s) => s.cell === "elman" || s.cell === "pal";  // W_hh, phi, the hand-derived BPTT heatmap
+  const MODERN = (s) => ex.meta !== null && ex.meta.modern_cells.includes(s.cell);  // no W_hh scale, init or bias
+  const HAS_PHI = (s) => VANILLA(s) || (ex.meta !== null && ex.meta.activated.includes(s.cell));
+  const OPTIONS = (s) => (ex.meta && ex.meta.option_kinds[s.cell]) || [];  // lru: r_min, r_max; mamba: dt_min, dt_max
+  const LOG_OPTIONS = ["dt_min", "dt_max"];  // their sliders move log10 of the value
   let timer = null, patience = null, inflight = null, dirty = false, seq = 0, pendingSince = null, busyTimer = null;
 
   // ------------------------------------------------------------------ formatting (presentation only)
@@ -48,14 +54,14 @@
   function query(s) {
     const p = new URLSearchParams();
     p.set("cell", s.cell);
-    if (!GATED(s)) p.set("activation", s.activation);
+    if (HAS_PHI(s)) p.set("activation", s.activation);
     p.set("hidden", s.hidden);
     p.set("length", s.length);
-    p.set(s.scale, s.value);
+    if (!MODERN(s)) p.set(s.scale, s.value);
     p.set("input_scale", s.input_scale);
-    p.set("init", s.init);
-    p.set("bias", s.bias);
+    if (!MODERN(s)) { p.set("init", s.init); p.set("bias", s.bias); }
     p.set("seed", s.seed);
+    for (const k of OPTIONS(s)) p.set(k, s[k]);
     return p.toString();
   }
 
@@ -66,7 +72,8 @@
     for (const k of ["hidden", "length", "seed"]) if (num(k) !== null) state[k] = Math.round(num(k));
     if (num("input_scale") !== null) state.input_scale = num("input_scale");
     for (const k of ["gain", "rho", "sigma_max"]) if (num(k) !== null) { state.scale = k; state.value = num(k); }
-    if (GATED(state)) state.activation = "tanh";
+    for (const k of ["r_min", "r_max", "dt_min", "dt_max"]) if (num(k) !== null) state[k] = num(k);
+    if (!HAS_PHI(state)) state.activation = "tanh";
   }
 
   // ------------------------------------------------------------------ controls
@@ -75,6 +82,7 @@
   function constrain() {  // what the server would refuse, the page does not offer
     const gated = GATED(state), saddle = state.init === "saddle";
     if (gated) { state.scale = "gain"; state.bias = "zero"; if (saddle) state.init = "normal"; }
+    if (MODERN(state)) { state.scale = "gain"; state.value = 1; state.bias = "zero"; state.init = "normal"; }
     if (state.init === "saddle") {
       state.hidden = 2; state.bias = "zero";
       if (!["sigmoid", "tanh"].includes(state.activation)) state.activation = "tanh";
@@ -83,19 +91,28 @@
 
   function syncControls() {
     constrain();
-    const gated = GATED(state), saddle = state.init === "saddle";
+    const gated = GATED(state) || MODERN(state), saddle = state.init === "saddle", modern = MODERN(state);
     $("cell").value = state.cell;
     $("activation").value = state.activation;
-    $("activation").disabled = gated;
+    $("activation").disabled = !HAS_PHI(state);
     for (const o of $("activation").options) o.disabled = saddle && !["sigmoid", "tanh"].includes(o.value);
     $("init").value = state.init;
-    $("init").querySelector("option[value=saddle]").disabled = gated || !["elman", "pal"].includes(state.cell);
+    $("init").querySelector("option[value=saddle]").disabled = gated || !VANILLA(state);
+    $("init").disabled = modern;
     $("bias").value = state.bias;
     $("bias").disabled = gated || saddle;
+    $("value").disabled = $("value-num").disabled = modern;
+    $("weights-note").hidden = !modern;
+    for (const kind of Object.keys(ex.meta ? ex.meta.option_kinds : {})) $("options-" + kind).hidden = state.cell !== kind;
+    $("options").hidden = OPTIONS(state).length === 0;
+    for (const k of OPTIONS(state)) {
+      $(k).value = String(LOG_OPTIONS.includes(k) ? Math.log10(state[k]) : state[k]);  // the slider's position only
+      $(k + "-num").value = String(state[k]);
+    }
     $("seed").value = state.seed;
     for (const r of document.querySelectorAll("input[name=scale]")) {
       r.checked = r.value === state.scale;
-      r.disabled = gated && r.value !== "gain";
+      r.disabled = (gated && r.value !== "gain") || modern;
       r.parentElement.classList.toggle("disabled", r.disabled);
     }
     $("value-label").innerHTML = SCALE_SHORT[state.scale];
@@ -156,8 +173,28 @@
       $(k + "-num").addEventListener("change", () => { if (set($(k + "-num").value)) { syncControls(); markPreset(null); changed(); } });
     }
     for (const k of ["cell", "activation", "init", "bias"]) {
-      $(k).addEventListener("change", () => { state[k] = $(k).value; syncControls(); markPreset(null); changed(); });
+      $(k).addEventListener("change", () => {
+        state[k] = $(k).value;
+        if (k === "cell" && ex.meta.default_activation[state.cell]) state.activation = ex.meta.default_activation[state.cell];
+        syncControls(); markPreset(null); changed();
+      });
     }
+    for (const k of ["r_min", "r_max", "dt_min", "dt_max"]) {  // the modern cells' options (the server checks min < max)
+      const log = LOG_OPTIONS.includes(k);
+      $(k).addEventListener("input", () => {
+        const v = Number($(k).value);
+        state[k] = log ? Number((10 ** v).toPrecision(3)) : v;
+        $(k + "-num").value = String(state[k]); markPreset(null); changed();
+      });
+      $(k + "-num").addEventListener("change", () => {
+        const v = Number($(k + "-num").value), lo = Number($(k + "-num").min), hi = Number($(k + "-num").max);
+        if (!Number.isFinite(v)) return;
+        state[k] = Math.min(hi, Math.max(lo, v)); syncControls(); markPreset(null); changed();
+      });
+    }
+    $("memory-rho").addEventListener("input", () => { $("memory-rho-num").textContent = $("memory-rho").value; });
+    $("memory-rho").addEventListener("change", () => { $("memory-rho-num").textContent = $("memory-rho").value; updateMemory(); });
+    $("memory-sequences").addEventListener("change", () => updateMemory());
     $("seed").addEventListener("change", () => {
       const v = Math.round(Number($("seed").value));
       if (Number.isFinite(v) && v >= 0) { state.seed = v; markPreset(null); changed(); }
@@ -185,6 +222,7 @@
     const c = p.config;
     Object.assign(state, { cell: c.cell, activation: c.activation || "tanh", hidden: c.hidden, length: c.length,
       scale: c.scale, value: c.value, input_scale: c.input_scale, init: c.init, bias: c.bias, seed: c.seed });
+    for (const k of OPTIONS(state)) state[k] = c[k] !== null ? c[k] : ex.meta.options[state.cell][k];
     syncControls();
     markPreset(name);
     changed();
@@ -196,6 +234,7 @@
     const views = {
       verdict: () => renderVerdict(d), profile: () => renderProfile(d.profile), spectrum: () => renderSpectrum(d.spectrum),
       activation: () => renderActivation(d.activation), heatmap: () => renderHeatmap(ex.heatmap, state),
+      memory: () => renderMemory(ex.memory),
     };
     (which ? [which] : Object.keys(views)).forEach((k) => views[k]());
   };
@@ -222,7 +261,7 @@
     // The heatmap is asked for as soon as the other views' answer has arrived: the server computes one request
     // at a time, and this way it works on the heatmap while the page draws the other views.
     const answer = fetchJSON("/api/explore?" + q, signal);
-    const heatAnswer = answer.then(() => (GATED(s) || my !== seq) ? null : fetchJSON("/api/heatmap?" + q, signal));
+    const heatAnswer = answer.then(() => (!VANILLA(s) || my !== seq) ? null : fetchJSON("/api/heatmap?" + q, signal));
     const explore = answer.then((r) => {
       if (my !== seq) return;
       ex.data = r.body;
@@ -283,7 +322,8 @@
     const p = d.profile, sp = d.spectrum, m = d.measured;
     const v = $("verdict");
     v.textContent = p.verdict;
-    v.className = "badge " + (p.verdict.startsWith("vanishing") ? "v-vanishing" : p.verdict.startsWith("exploding") ? "v-exploding" : "v-gated");
+    v.className = "badge " + (p.verdict.startsWith("vanishing") ? "v-vanishing" : p.verdict.startsWith("exploding") ? "v-exploding"
+      : p.verdict.startsWith("never") ? "v-never" : "v-gated");
     const s = p.state === "h" ? "h" : "s";
     const what = m.regime === "neither" ? "<b>neither</b>: within 10\u00b3 over all " + (m.t - 1) + " steps"
       : `<b class="${m.regime}">${m.regime}</b>: ${m.regime === "vanishing" ? "fallen" : "risen"} by 10\u00b3 within ${m.horizon} steps`;
@@ -294,6 +334,13 @@
     warn.hidden = ws.length === 0;
     warn.textContent = ws.join(" ");
     const tests = $("tests");
+    if (!sp.tests && sp.step_bound !== null && sp.step_bound !== undefined && MODERN(d.config)) {  // a modern cell's own bound
+      const c = fmt(sp.step_bound, 6);
+      tests.innerHTML = `<li class="${sp.step_bound <= 1 ? "promise" : "nopromise"}" id="test-step">the ${esc(sp.cell)} cell's ` +
+        `step bound: ‖∂s<sub>t</sub>/∂s<sub>t−1</sub>‖ ≤ c = ${c} at every step, whatever the inputs, ` +
+        `so ‖∂s<sub>T</sub>/∂s<sub>k</sub>‖ ≤ c<sup>T−k</sup> (dashed in the profile)</li>`;
+      return;
+    }
     if (!sp.tests) { tests.innerHTML = ""; return; }
     const inv = fmt(sp.inv_gamma), rho = fmt(sp.spectral_radius), sig = fmt(sp.sigma_max);
     const eigPromise = sp.tests.rho_below_inv_gamma, sigPromise = sp.tests.sigma_max_below_inv_gamma;
@@ -319,7 +366,9 @@
     const measured = [...p.log10_spectral, ...p.log10_adjoint].filter((v) => v !== null);
     let lo = Math.min(0, ...measured), hi = Math.max(0, ...measured);
     if (p.log10_bound) {
-      traces.push({ x: k, y: p.log10_bound, name: "bound (\u03b3\u03c3<sub>max</sub>)<sup>T\u2212k</sup>", mode: "lines",
+      const vanilla = p.gamma !== null && p.sigma_max !== null && !MODERN(ex.data ? ex.data.config : state);
+      traces.push({ x: k, y: p.log10_bound, mode: "lines", name: vanilla ? "bound (\u03b3\u03c3<sub>max</sub>)<sup>T\u2212k</sup>"
+        : `bound c<sup>T\u2212k</sup>, c = ${fmt(p.step_bound, 6)}`,
         line: { color: COLORS.bound, width: 1.5, dash: "dash" } });
     }
     const pad = Math.max(0.5, 0.08 * (hi - lo));
@@ -351,36 +400,78 @@
         type: sp.blocks.length > 1 ? "scatter" : "bar", mode: "lines+markers",
         marker: { color: COLORS.eig[i % 4], size: 4 }, line: { width: 1.5 } });
     });
+    const modern = MODERN({ cell: sp.cell });
     const ring = sp.inv_gamma === null ? 1 : sp.inv_gamma;
-    const lim = 1.15 * Math.max(r, ring, 1e-9);
     const ringLabel = sp.inv_gamma === null ? "|\u03bb| = 1" : `|\u03bb| = 1/\u03b3 = ${fmt(ring)}`;
+    const circle = (rad, color, dash, width) => ({ type: "circle", xref: "x", yref: "y", x0: -rad, y0: -rad, x1: rad, y1: rad,
+      line: { color, width, dash } });
+    const shapes = [circle(ring, "#b42318", "dash", 1.5)];
+    const annotations = [{ x: 0, y: ring, text: ringLabel, showarrow: false, xanchor: "center", yanchor: "bottom",
+      font: { size: 11, color: "#b42318" }, bgcolor: "rgba(255,255,255,0.75)" }];
+    if (sp.ring) {  // lru: the ring its |lambda| were drawn on
+      shapes.push(circle(sp.ring.r_min, "#17803d", "dot", 1.2), circle(sp.ring.r_max, "#17803d", "dot", 1.2));
+    }
+    const lim = 1.15 * Math.max(r, ring, 1e-9), xr = [-lim, lim], yr = [-lim, lim];
     const gated = sp.blocks.length > 1;
-    const eigTitle = gated ? "Eigenvalues of the gate blocks of W<sub>hh</sub>" : `Eigenvalues of W<sub>hh</sub> (\u03c1 = ${fmt(sp.spectral_radius)})`;
-    Plotly.react("plot-eigen", eig, baseLayout(eigTitle, {
-      xaxis: axis("Re \u03bb", { range: [-lim, lim], zeroline: true }),
-      yaxis: axis("Im \u03bb", { range: [-lim, lim], scaleanchor: "x", scaleratio: 1, zeroline: true }),
-      shapes: [{ type: "circle", xref: "x", yref: "y", x0: -ring, y0: -ring, x1: ring, y1: ring,
-        line: { color: "#b42318", width: 1.5, dash: "dash" } }],
-      annotations: [{ x: 0, y: ring, text: ringLabel, showarrow: false, xanchor: "center", yanchor: "bottom",
-        font: { size: 11, color: "#b42318" }, bgcolor: "rgba(255,255,255,0.75)" }],
-      margin: { l: 48, r: 10, t: 34, b: 40 },
+    const titles = {
+      lambda: `\u03bb<sub>j</sub> of the LRU (max|\u03bb| = ${fmt(sp.spectral_radius, 6)})`,
+      jacobian: `Eigenvalues of J<sub>T</sub> = \u2202s<sub>T</sub>/\u2202s<sub>T\u22121</sub> (step ${sp.step})`,
+      W_hh: modern ? "Eigenvalues of W<sub>hh</sub> = expm(A)" : gated ? "Eigenvalues of the gate blocks of W<sub>hh</sub>"
+        : `Eigenvalues of W<sub>hh</sub> (\u03c1 = ${fmt(sp.spectral_radius)})`,
+    };
+    Plotly.react("plot-eigen", eig, baseLayout(titles[sp.matrix], {
+      xaxis: axis("Re \u03bb", { range: xr, zeroline: true }),
+      yaxis: axis("Im \u03bb", { range: yr, scaleanchor: "x", scaleratio: 1, zeroline: true }),
+      shapes, annotations, margin: { l: 48, r: 10, t: 34, b: 40 },
     }), PLOT_CONFIG);
-    $("spectrum-note").innerHTML = gated
+    const notes = {
+      lambda: `h<sub>t</sub> = \u03bb \u2299 h<sub>t\u22121</sub> + B x<sub>t</sub>: dotted green, the ring r = ${fmt(sp.ring && sp.ring.r_min, 4)}` +
+        ` \u2026 ${fmt(sp.ring && sp.ring.r_max, 4)} they were drawn on; dashed red, the unit circle (|\u03bb<sub>j</sub>| below, right).`,
+      jacobian: `The ${esc(sp.cell)} cell has no W<sub>hh</sub>: its one-step Jacobian at the trajectory's last step (sequence 1).`,
+    };
+    $("spectrum-note").innerHTML = notes[sp.matrix] || (gated
       ? sp.blocks.map((b, i) => `<span style="color:${COLORS.eig[i % 4]}">\u25cf</span> ${esc(b.name.replace("W_hh ", ""))}`).join(" &nbsp;")
-      : "Seed 002 compares the largest |\u03bb| with 1/\u03b3; Pascanu's bound needs \u03c3<sub>max</sub> (right).";
-    const shapes = sp.inv_gamma === null ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: ring, y1: ring,
+      : modern ? "W<sub>hh</sub> = expm(A), A skew-symmetric: orthogonal, every |\u03bb| = 1."
+      : "Seed 002 compares the largest |\u03bb| with 1/\u03b3; Pascanu's bound needs \u03c3<sub>max</sub> (right).");
+    const svShapes = sp.inv_gamma === null ? [] : [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: ring, y1: ring,
       line: { color: "#b42318", width: 1.5, dash: "dash" } }];
     const ann = sp.inv_gamma === null ? [] : [{ xref: "paper", x: 1, y: ring, text: `1/\u03b3 = ${fmt(ring)}`, showarrow: false,
       xanchor: "right", yanchor: "bottom", font: { size: 11, color: "#b42318" } }];
-    Plotly.react("plot-singular", sv, baseLayout(`Singular values of W<sub>hh</sub> (\u03c3<sub>max</sub> = ${fmt(sp.sigma_max)})`, {
-      xaxis: axis("index i"), yaxis: axis("\u03c3<sub>i</sub>", { rangemode: "tozero" }), shapes, annotations: ann,
-      bargap: 0.15, margin: { l: 48, r: 10, t: 34, b: 40 },
+    const svTitles = {
+      lambda: `|\u03bb<sub>j</sub>| (singular values, each twice)`,
+      jacobian: `Singular values of J<sub>T</sub> (\u03c3<sub>max</sub> = ${fmt(Math.max(...sp.blocks[0].singular_values))})`,
+      W_hh: `Singular values of W<sub>hh</sub> (\u03c3<sub>max</sub> = ${fmt(sp.sigma_max)})`,
+    };
+    const svRange = sp.matrix === "lambda" ? { range: [Math.min(...sp.blocks[0].singular_values) * 0.999 - 0.001, 1.0005] }
+      : { rangemode: "tozero" };
+    Plotly.react("plot-singular", sv, baseLayout(svTitles[sp.matrix], {
+      xaxis: axis("index i"), yaxis: axis(sp.matrix === "lambda" ? "|\u03bb<sub>j</sub>|" : "\u03c3<sub>i</sub>", svRange),
+      shapes: svShapes, annotations: ann, bargap: 0.15, margin: { l: 52, r: 10, t: 34, b: 40 },
     }), PLOT_CONFIG);
   }
 
   function renderActivation(a) {
     const traces = [], notes = [];
     const colors = ["#1f5fbf", "#17803d"];
+    if (a.factors) {  // a diagonal modern cell: where memory is kept, J_t = diag(a_t)
+      const f = a.factors, centers = f.edges.slice(0, -1).map((e, j) => (e + f.edges[j + 1]) / 2);
+      Plotly.react("plot-activation", [{ x: centers, y: f.counts, type: "bar", name: f.values, marker: { color: "#17803d", opacity: 0.6 },
+        hovertemplate: "memory \u2248 10^%{x:.2f} steps: %{y}<extra></extra>" }], baseLayout("Where memory is kept: 1/(1 \u2212 |a<sub>t</sub>|)", {
+        xaxis: axis("log10 memory (steps)", { range: [f.edges[0], f.edges[f.edges.length - 1]] }),
+        yaxis: axis("count", { rangemode: "tozero", tickformat: "~s" }), bargap: 0.05, margin: { l: 48, r: 12, t: 34, b: 40 },
+      }), PLOT_CONFIG);
+      $("activation-note").textContent = `J_t = diag(a_t), a_t = ${f.values}: ${f.count} factors${f.per_step ? " (every step, sequence and unit)" : ""}; ` +
+        `median memory ${fmt(f.median_memory)} steps, largest factor ${fmt(f.max_factor, 6)}` +
+        (f.outside ? `; ${f.outside} beyond 10^${fmt(f.edges[f.edges.length - 1])} steps in the last bin` : "");
+      return;
+    }
+    if (a.curves.length === 0) {
+      Plotly.react("plot-activation", [], baseLayout("No one \u03c6 to draw", { xaxis: { visible: false }, yaxis: { visible: false },
+        annotations: [{ text: esc(a.note || ""), showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5,
+          font: { size: 12, color: "#5b6575" } }] }), PLOT_CONFIG);
+      $("activation-note").textContent = a.note || "";
+      return;
+    }
     a.curves.forEach((c, i) => {
       const centers = c.edges.slice(0, -1).map((e, j) => (e + c.edges[j + 1]) / 2);
       traces.push({ x: centers, y: c.counts, type: "bar", yaxis: "y2", name: `${c.values}`,
@@ -423,6 +514,66 @@
     $("heatmap-note").textContent = note;
   }
 
+  // ------------------------------------------------------------------ the curse of memory (/api/memory)
+  let memoryAbort = null;
+  async function updateMemory() {
+    if (memoryAbort) memoryAbort.abort();
+    const controller = memoryAbort = new AbortController();
+    const p = new URLSearchParams({ lambdas: ex.meta.memory.lambdas, rho: $("memory-rho").value,
+      sequences: $("memory-sequences").value, seed: ex.meta.memory.seed });
+    $("memory-status").textContent = "computing\u2026";
+    try {
+      const r = await fetchJSON("/api/memory?" + p.toString(), controller.signal);
+      ex.memory = r.body;
+      ex.memoryQuery = p.toString();
+      ex.memoryError = null;
+      renderMemory(r.body);
+      $("memory-status").textContent = `${r.body.sequences} sequences per \u03bb, ${fmt(r.server_ms / 1000, 2)} s; ` +
+        (r.body.agree ? "every Monte Carlo mean within " + r.body.tolerance_se + " s.e. of its closed form"
+          : "some Monte Carlo means disagree with their closed forms");
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      ex.memoryError = e.message;
+      $("memory-status").textContent = `The server refused: ${e.message}`;
+    } finally {
+      if (memoryAbort === controller) { memoryAbort = null; ex.memoryUpdates += 1; }
+    }
+  }
+
+  const MEMORY_STYLE = { "plain/lambda": { color: "#1f5fbf", symbol: "circle", name: "plain h = \u03bbh + x, \u2202h/\u2202\u03bb" },
+    "normalised/lambda": { color: "#e07b00", symbol: "square", name: "normalised \u221a(1\u2212\u03bb\u00b2) x, \u2202h/\u2202\u03bb" },
+    "exponential/nu": { color: "#17803d", symbol: "triangle-up", name: "normalised, \u03bb = exp(\u2212e<sup>\u03bd</sup>), \u2202h/\u2202\u03bd" } };
+
+  function renderMemory(m) {
+    if (!m) return;
+    for (const [div, key, title, ylabel] of [
+      ["plot-memory-h2", "h2", "Forward: E[h\u00b2]", "E[h<sub>T</sub>\u00b2]"],
+      ["plot-memory-sens", "sens", "Backward: E[(\u2202h/\u2202p)\u00b2]", "E[(\u2202h<sub>T</sub>/\u2202p)\u00b2]"]]) {
+      const traces = [];
+      for (const c of m.curves) {
+        const id = `${c.case}/${c.param}`, st = MEMORY_STYLE[id];
+        if (key === "h2" && c.case === "exponential") continue;  // the same variance as normalised
+        const rows = m.rows.filter((r) => r.case === c.case && r.param === c.param);
+        const slope = m.slopes[id] && m.slopes[id][key + "_mc"];
+        traces.push({ x: c.memory, y: c[key], mode: "lines", name: `${st.name} closed form`, legendgroup: id, showlegend: false,
+          line: { color: st.color, width: 1.6 }, hovertemplate: "1/(1\u2212\u03bb) = %{x:.3g}: %{y:.4g}<extra>closed form</extra>" });
+        traces.push({ x: rows.map((r) => r.memory), y: rows.map((r) => r[key + "_mc"]), mode: "markers", legendgroup: id,
+          name: (key === "h2" && c.case === "normalised" ? "normalised (= exponential)" : key === "h2" ? "plain" : st.name) +
+            (slope === null || slope === undefined ? "" : ` (slope ${fmt(slope, 3)})`),
+          error_y: { type: "data", array: rows.map((r) => r[key + "_bar"]), visible: true, color: st.color, thickness: 1.2, width: 3 },
+          marker: { color: "#fff", symbol: st.symbol, size: 7, line: { color: st.color, width: 1.6 } },
+          hovertemplate: "1/(1\u2212\u03bb) = %{x:.3g}: %{y:.4g} (Monte Carlo)<extra></extra>" });
+      }
+      Plotly.react(div, traces, baseLayout(title, {
+        xaxis: axis("memory 1/(1 \u2212 \u03bb) (steps)", { type: "log", dtick: 1 }),
+        yaxis: axis(ylabel, { type: "log", dtick: 1, exponentformat: "power" }),
+        showlegend: true, legend: { orientation: "h", x: 0, xanchor: "left", y: 1.0, yanchor: "bottom", font: { size: 10.5 } },
+        margin: { l: 56, r: 12, t: 66, b: 40 },
+      }), PLOT_CONFIG);
+    }
+  }
+  ex.updateMemory = updateMemory;
+
   // ------------------------------------------------------------------ start
   async function start() {
     try {
@@ -433,11 +584,17 @@
       return;
     }
     buildPresets();
+    for (const kind of Object.keys(ex.meta.options)) Object.assign(state, ex.meta.options[kind]);  // the cells' defaults
+    $("memory-rho").value = String(ex.meta.memory.rho);
+    $("memory-rho-num").textContent = String(ex.meta.memory.rho);
+    $("memory-sequences").value = String(ex.meta.memory.sequences);
     fromLocation();
     syncControls();
     wire();
     ex.ready = true;
     changed();
+    // the memory panel once the first views are drawn (the server computes one request at a time)
+    const first = setInterval(() => { if (ex.updates > 0) { clearInterval(first); updateMemory(); } }, 50);
   }
   start();
 })();
