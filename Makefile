@@ -37,6 +37,7 @@ bench: setup
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/diagnose.py
 	$(PY) benchmarks/monitor.py
+	$(PY) benchmarks/modern.py
 
 clean:
 	rm -rf $(VENV) rnnscope-report .pytest_cache .hypothesis

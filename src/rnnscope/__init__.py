@@ -1,8 +1,8 @@
 """rnnscope: a gradient-flow laboratory for recurrent neural networks.
 
-The package is layered (docs/architecture.md): core (cells, unroll, heads, vocabularies) -> gradients
+The package is layered (docs/architecture.md): core (cells, the modern cells, scans, unroll, heads) -> gradients
 (the adjoint sweep, bptt, Jacobian-product profiles, bounds, Lyapunov spectra) -> dynamics (mean field,
-phase diagrams); runs (sweeps, the store); seeds (the seed documents' claims, reproductions, report);
+phase diagrams, the curse of memory); runs (sweeps, the store); seeds (the seed documents' claims, reproductions, report);
 interop (torch modules, diagnose, monitor); lab (tasks, remedies, training, studies); app (CLI, demo,
 explorer). This module re-exports the public API of every layer:
 
@@ -30,6 +30,12 @@ from .core.heads import Head
 from .gradients.lyapunov import LyapunovSpectrum, kaplan_yorke, lyapunov, lyapunov_spectrum
 from .dynamics.meanfield import MeanField, chi1, critical_line, critical_sigma_w2, mean_field, q_star
 from .dynamics.phase import PhaseRow, phase_table, plot_phase, run_point
+from .dynamics.memory import MemoryRow, MemorySensitivity, memory_sensitivity, plot_memory
+from .core.modern_cells import (MODERN_CELLS, CoRNNCell, ExpRNNCell, IndRNNCell, LRUCell, MambaCell, MinGRUCell,
+                                MinLSTMCell, SLSTMCell)
+from .core.scan import associative_scan, log_space_scan, sequential_scan
+from .core.vocab import ANALYSIS_KINDS, MODERN_KINDS
+from .seeds.after_seeds import AFTER_SEEDS, run_after_seeds
 from .core.build import INITS, cell_from_arrays, get_dtype, head_from_arrays, random_cell, recurrent_matrix
 from .lab.remedies import (AdaptiveClipState, ClipResult, PascanuRegularizer, clip_grad_adaptive, clip_grad_norm,
                        clip_grad_value, init_rnn, pascanu_regularizer)
@@ -67,6 +73,10 @@ __all__ = [
     "LyapunovSpectrum", "kaplan_yorke", "lyapunov", "lyapunov_spectrum",
     "MeanField", "chi1", "critical_line", "critical_sigma_w2", "mean_field", "q_star",
     "PhaseRow", "phase_table", "plot_phase", "run_point",
+    "MemoryRow", "MemorySensitivity", "memory_sensitivity", "plot_memory",
+    "MODERN_CELLS", "MODERN_KINDS", "ANALYSIS_KINDS", "LRUCell", "MinGRUCell", "MinLSTMCell", "MambaCell", "SLSTMCell",
+    "IndRNNCell", "CoRNNCell", "ExpRNNCell", "associative_scan", "log_space_scan", "sequential_scan",
+    "AFTER_SEEDS", "run_after_seeds",
     "Store", "export", "SweepReport", "SweepSpec", "expand", "load_spec", "parse_range", "run_sweep",
     "STUDY_NAMES", "StudyRow", "load_study", "plot_study", "study_spec", "study_table",
     "TASK_NAMES", "Batch", "Task", "get_task",

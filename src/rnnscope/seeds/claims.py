@@ -37,22 +37,24 @@ CLAIMS: tuple[Claim, ...] = (claims_000.CLAIMS + claims_001.CLAIMS + claims_002.
                              + claims_004.CLAIMS)
 
 
-def claim_ids() -> list[str]:
-    return [c.id for c in CLAIMS]
+def claim_ids(registry: Sequence[Claim] = CLAIMS) -> list[str]:
+    return [c.id for c in registry]
 
 
-def run_claims(only: Sequence[str] | None = None, progress: Callable[[Claim], None] | None = None) -> list[ClaimResult]:
+def run_claims(only: Sequence[str] | None = None, progress: Callable[[Claim], None] | None = None, *,
+               registry: Sequence[Claim] = CLAIMS) -> list[ClaimResult]:
     """Run the claims (all, or those whose ids are in only) and return their results, in registry order.
 
-    progress(claim), if given, is called before each claim runs.
+    progress(claim), if given, is called before each claim runs. registry: the seeds' CLAIMS, or another list
+    of claims run the same way (seeds.after_seeds.AFTER_SEEDS).
     """
-    known = claim_ids()
+    known = claim_ids(registry)
     if only is not None:
         unknown = [i for i in only if i not in known]
         if unknown:
             raise InputError(f"claim id: expected one of {', '.join(known)}, got {unknown[0]!r}")
     results = []
-    for claim in CLAIMS:
+    for claim in registry:
         if only is not None and claim.id not in only:
             continue
         if progress is not None:

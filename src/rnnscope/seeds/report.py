@@ -389,17 +389,20 @@ def _anchor(seed: str) -> str:
 
 
 def write_report(out_dir, claims: list[dict], reproductions: list[dict], demo: dict | None = None,
-                 studies: list[dict] | None = None) -> Path:
+                 studies: list[dict] | None = None, after_seeds: list[dict] | None = None) -> Path:
     """Write out_dir/index.html (and claims/<id>.png for every claim with a figure); return its path.
 
     claims: dicts with keys CLAIM_KEYS (+ optional "figure", a FigureSpec dict); reproductions: dicts with
     keys REPRODUCTION_KEYS whose png/svg/caption_file exist in out_dir; demo: demo.run_demo's summary or None;
-    studies: dicts with name, description, measure, figure (a PNG in out_dir), table (studies.StudyRow dicts).
+    studies: dicts with name, description, measure, figure (a PNG in out_dir), table (studies.StudyRow dicts);
+    after_seeds: the modern cells' guarantees (seeds.after_seeds.run_after_seeds, as claim dicts), the section
+    "After the seeds".
     Raises InputError for a file as out_dir, a missing key (naming it and the claim), an unknown verdict,
     or a named file that is not in out_dir.
     """
     out = output_folder(out_dir, create=False)  # checked first, created once the inputs are valid
     _check_claims(claims)
+    _check_claims(after_seeds or [])
     for i, r in enumerate(reproductions):
         named = f" ({r['name']!r})" if isinstance(r, dict) and "name" in r else ""
         _check(r, REPRODUCTION_KEYS, f"reproductions[{i}]{named}")
@@ -418,6 +421,10 @@ def write_report(out_dir, claims: list[dict], reproductions: list[dict], demo: d
         f'<li><a href="#{_anchor(s)}">{escape(s)}</a> ({len(cs)})<ul>'
         + "".join(f'<li><span class="dot v-{escape(c["verdict"])}"></span><a href="#claim-{escape(c["id"])}">'
                   f'{escape(c["id"])}</a></li>' for c in cs) + "</ul></li>" for s, cs in seeds.items())
+    if after_seeds:
+        toc += (f'<li><a href="#after-the-seeds">After the seeds</a> ({len(after_seeds)})<ul>'
+                + "".join(f'<li><span class="dot v-{escape(c["verdict"])}"></span><a href="#claim-{escape(c["id"])}">'
+                          f'{escape(c["id"])}</a></li>' for c in after_seeds) + "</ul></li>")
     if reproductions:
         toc += f'<li><a href="#reproductions">Reproductions</a> ({len(reproductions)})</li>'
     if demo is not None:
@@ -428,6 +435,12 @@ def write_report(out_dir, claims: list[dict], reproductions: list[dict], demo: d
     body = "".join(f'<section class="seed" id="{_anchor(s)}"><h3>Seed <code>{escape(s)}</code></h3>'
                    + "".join(_claim(c, out) for c in cs) + "</section>" for s, cs in seeds.items())
     parts = [f'<section id="claims"><h2>Claims</h2>{body or "<p>No claims.</p>"}</section>']
+    if after_seeds:
+        parts.append('<section id="after-the-seeds"><h2>After the seeds</h2><p class="lede">The recurrences '
+                     "researchers use now (LRU, Mamba's selective SSM, minGRU, minLSTM, IndRNN, expRNN, coRNN, "
+                     "sLSTM) were designed so that a bound on the Jacobian products holds by construction. Each "
+                     "guarantee is stated and checked on the cell as its paper initialises it, with the exact "
+                     "profile's numbers.</p>" + "".join(_claim(c, out) for c in after_seeds) + "</section>")
     if reproductions:
         parts.append('<section id="reproductions"><h2>Reproductions</h2>'
                      + "".join(_reproduction(r, out) for r in reproductions) + "</section>")
