@@ -332,6 +332,20 @@ def test_default_init_changes_nothing_and_unknown_inits_are_refused():
     before = [p.detach().clone() for p in rnn.parameters()]
     init_rnn(rnn, None, "default", torch.Generator().manual_seed(0))
     assert all(torch.equal(a, b) for a, b in zip(before, rnn.parameters()))
-    assert set(TRAIN_INITS) == {"default", "sigmoid", "basic-tanh", "smart-tanh", "orthogonal", "identity"}
+    assert set(TRAIN_INITS) == {"default", "sigmoid", "basic-tanh", "smart-tanh", "normal", "orthogonal", "identity"}
     with pytest.raises(InputError, match="init"):
         init_rnn(rnn, None, "xavier", torch.Generator())
+
+
+def test_normal_init_is_gaussian_with_variance_one_over_h():
+    """init "normal": W_hh ~ N(0, 1/H) (Engelken 2023's Gaussian coupling at g = 1), checked by its moments:
+    mean 0 and variance 1/H to 4 standard errors over H^2 entries (Var of the sample variance ~ 2 s^4 / n)."""
+    H = 200
+    rnn = nn.RNN(3, H)
+    before = rnn.weight_ih_l0.detach().clone()
+    init_rnn(rnn, None, "normal", torch.Generator().manual_seed(0))
+    W = rnn.weight_hh_l0.detach().double()
+    n, var = W.numel(), 1.0 / H
+    assert abs(float(W.mean())) < 4 * (var / n) ** 0.5
+    assert abs(float(W.var()) - var) < 4 * var * (2 / n) ** 0.5
+    assert torch.equal(rnn.weight_ih_l0.detach(), before)  # the rest stays PyTorch's

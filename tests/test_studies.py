@@ -87,7 +87,7 @@ def test_plot_study_lines(tmp_path):
 
 
 def test_bad_study(tmp_path):
-    with pytest.raises(InputError, match="study: expected one of pascanu, cells"):
+    with pytest.raises(InputError, match="study: expected one of pascanu, cells, modern"):
         st.load_study("nope")
     bad = tmp_path / "s.toml"
     bad.write_text('name = "x"\n[methods.A]\nlr = 1\n[grid]\nmethod = [1]\n[fixed]\n')
@@ -155,3 +155,32 @@ def test_study_title_says_what_ran():
     custom = st.Study("x", "", "success", {"P": {"criterion": "pascanu"}}, {}, {}, {})
     rows = [{"config": {"task": "copy", "method": "P", "length": 5, "seed": 3, "steps": 7}, "metrics": {}}]
     assert st.study_title(custom, rows).endswith("1 seed, 7 updates; success: pascanu: zero errors in 10,000 fresh sequences")
+
+
+def test_the_modern_study_is_the_issues_grid_and_every_config_builds():
+    """modern: Elman-tanh, LSTM, GRU, LRU (ring init), minGRU, sLSTM, a flossed Elman on adding-le, copy at
+    L = 50, 100, 200 and the char-LM, 2 seeds, one budget for all; every config is a valid TrainConfig whose model
+    builds (the LRU's |lambda| on its ring, computed from the built parameters)."""
+    import torch
+
+    from rnnscope.lab.networks import build_model
+    from rnnscope.lab.tasks import get_task
+    from rnnscope.lab.train import TrainConfig
+    m = st.load_study("modern")
+    assert list(m.methods) == ["Elman-tanh", "LSTM", "GRU", "LRU", "minGRU", "sLSTM", "Elman-flossed"]
+    configs = expand(st.study_spec(m))
+    assert len(configs) == 7 * 3 * 3 * 2
+    assert {c["task"] for c in configs} == {"adding-le", "copy", "charlm"} and {c["length"] for c in configs} == {50, 100, 200}
+    assert len({(c["steps"], c["batch"], c["hidden"], c["lr"], c["optimizer"]) for c in configs}) == 1  # one budget
+    for method, settings in m.methods.items():
+        c = next(c for c in configs if c["method"] == method)
+        run = TrainConfig.from_dict({**{k: v for k, v in c.items() if k not in ("study", "method")}, **settings})
+        task = get_task(run.task)
+        rnn = build_model(run, task.input_size, task.output_size).rnn
+        if method == "LRU":
+            lam = torch.exp(-torch.exp(rnn.nu_log.detach().double()))
+            assert bool(((lam >= 0.9) & (lam <= 0.999)).all())
+        if method == "Elman-flossed":
+            assert run.flossing() is not None and run.flossing_k == 16
+    quick = expand(st.study_spec(m, quick=True))
+    assert len(quick) == 7 and {c["task"] for c in quick} == {"adding-le"}

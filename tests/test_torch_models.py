@@ -181,3 +181,23 @@ def test_load_model_state_dict_prefix_trust_and_corrupt(tmp_path):
     torch.save(nn.Linear(2, 2), tmp_path / "linear.pt")
     with pytest.raises(InputError, match="expected nn.RNN.*got Linear"):
         load_model(tmp_path / "linear.pt", trust=True)
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_differentiable_cells_hold_the_modules_parameters(kind):
+    """differentiable=True: autograd through the cell's unroll reaches the module's parameters, and equals autograd
+    of the module's own forward (float64); the default cells are detached copies."""
+    torch.manual_seed(0)
+    m = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](2, 3, batch_first=True, dtype=F64)
+    x = torch.randn(2, 7, 2, dtype=F64)
+    cell = cell_from_module(m, dtype=None, differentiable=True)
+    assert cell.W_hh is m.weight_hh_l0
+    from rnnscope.core.unroll import unroll
+    h = unroll(cell, x.transpose(0, 1)).states[1:, :, :cell.h_size]  # (T, B, H)
+    ours = torch.autograd.grad((h ** 2).sum(), list(m.parameters()))
+    theirs = torch.autograd.grad((m(x)[0] ** 2).sum(), list(m.parameters()))
+    for a, b in zip(ours, theirs):
+        assert float((a - b).abs().max()) <= 1e-12
+    frozen = cell_from_module(m)
+    assert not frozen.W_hh.requires_grad
+    assert cell_from_module(m, dtype=torch.float32, differentiable=True).W_hh.grad_fn is not None  # a cast stays in the graph

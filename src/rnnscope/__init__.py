@@ -51,6 +51,10 @@ from .lab.tasks import TASK_NAMES, Batch, Task, get_task
 from .lab.fit import fit
 from .lab.snapshot import gradient_snapshot
 from .lab.train import TrainConfig, TrainResult, run_config, train
+from .lab.cell_networks import CellRNN
+from .lab.flossing import Flossing, flossing_loss
+from .gradients.lyapunov_grad import lyapunov_exponents
+from .core.vocab import TRAIN_CELL_KINDS
 from .gradients.bounds import Verdict, fitted_rate, horizon, pascanu_verdict, weight_facts
 from .interop.diagnose import Diagnosis, LayerDiagnosis, diagnose, target_loss
 from .interop.monitor import GradientFlowMonitor, MonitorRecord
@@ -76,7 +80,7 @@ __all__ = [
     "MemoryRow", "MemorySensitivity", "memory_sensitivity", "plot_memory",
     "MODERN_CELLS", "MODERN_KINDS", "ANALYSIS_KINDS", "LRUCell", "MinGRUCell", "MinLSTMCell", "MambaCell", "SLSTMCell",
     "IndRNNCell", "CoRNNCell", "ExpRNNCell", "associative_scan", "log_space_scan", "sequential_scan",
-    "AFTER_SEEDS", "run_after_seeds",
+    "AFTER_SEEDS", "run_after_seeds", "CellRNN", "Flossing", "flossing_loss", "lyapunov_exponents", "TRAIN_CELL_KINDS",
     "Store", "export", "SweepReport", "SweepSpec", "expand", "load_spec", "parse_range", "run_sweep",
     "STUDY_NAMES", "StudyRow", "load_study", "plot_study", "study_spec", "study_table",
     "TASK_NAMES", "Batch", "Task", "get_task",

@@ -93,8 +93,10 @@ def _odd_even(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return out
     m = 2 * (T // 2)
     a_odd = a[1:m:2]
-    out[1:m:2] = _odd_even(a_odd * a[0:m:2], torch.addcmul(b[1:m:2], a_odd, b[0:m:2]))  # the pairs' own scan
-    out[2:T:2] = torch.addcmul(b[2:T:2], a[2:T:2], out[1:T - 1:2])  # each even row from the odd row before it
+    odd = _odd_even(a_odd * a[0:m:2], torch.addcmul(b[1:m:2], a_odd, b[0:m:2]))  # the pairs' own scan
+    out[1:m:2] = odd
+    # each even row from the odd row before it (read from odd, not from out: autograd keeps out's writes apart)
+    out[2:T:2] = torch.addcmul(b[2:T:2], a[2:T:2], odd[:(T - 1) // 2])
     return out
 
 

@@ -6,6 +6,7 @@ Legend: T time, B batch, S = 4H state size, D input size, H hidden size, K heads
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Mapping
@@ -140,17 +141,21 @@ class SLSTMCell(Cell):
 
     # ------------------------------------------------------------------------------------------------ forward
 
+    @functools.cached_property
+    def _R_rows(self) -> torch.Tensor:
+        """R as one dense (4H, H) matrix, gate blocks (z, i, f, o) stacked (recurrent_matrix's): formed once per
+        cell, so that every step is one matrix product (a per-head einsum costs several times more, backward
+        included). Not a field: a cell built from other tensors forms its own."""
+        H = self.hidden_size
+        return self.recurrent_matrix().reshape(4 * H, H)
+
     def _recurrent(self, h: torch.Tensor) -> torch.Tensor:
         """R h for h (..., H): (..., 4H), gate blocks (z, i, f, o), each head mixing only its own units."""
-        K, E = self.R.shape[1], self.R.shape[2]
-        hk = h.reshape(*h.shape[:-1], K, E)  # (..., K, E) the heads of h_{t-1}
-        return torch.einsum("...kj,gkij->...gki", hk, self.R).reshape(*h.shape[:-1], 4 * K * E)
+        return torch.matmul(h, self._R_rows.T)  # (..., 4H)
 
     def _recurrent_back(self, du: torch.Tensor) -> torch.Tensor:
         """du R for du (..., 4H): (..., H), the transpose of _recurrent."""
-        K, E = self.R.shape[1], self.R.shape[2]
-        dk = du.reshape(*du.shape[:-1], 4, K, E)  # (..., 4, K, E) the heads of every gate's adjoint
-        return torch.einsum("...gki,gkij->...kj", dk, self.R).reshape(*du.shape[:-1], K * E)
+        return torch.matmul(du, self._R_rows)  # (..., H)
 
     def _log_forget(self, ft: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(log f_t, d log f_t / d ft)."""

@@ -134,7 +134,7 @@ def unroll(cell: Cell, x, s0=None, *, finite: bool = True) -> Trace:
     Cost O(T B S (S + D)); memory O(T B (S + A + D)).
     """
     x = as_batched_inputs(x, cell.dtype, cell.input_size, finite=finite)
-    T, B, _ = x.shape
+    B = x.shape[1]
     if s0 is None:
         s0 = cell.zero_state(B)
     s0 = torch.as_tensor(s0).to(cell.dtype)
@@ -148,8 +148,8 @@ def unroll(cell: Cell, x, s0=None, *, finite: bool = True) -> Trace:
     states, preacts = [s0], []
     s = s0
     with step_threads(cell.state_size):  # small per-step products: one thread (threads.py)
-        for t in range(T):
-            s, a = cell.forward_driven(u[t], s)  # (B, S), (B, A)
+        for u_t in u.unbind(0):  # unbind, not u[t]: under autograd u[t]'s backward would fill a (T, B, U) each step
+            s, a = cell.forward_driven(u_t, s)  # (B, S), (B, A)
             states.append(s)
             preacts.append(a)
     return Trace(torch.stack(states), torch.stack(preacts), x)

@@ -98,20 +98,26 @@ def module_dtype(m) -> torch.dtype:
     return torch.get_default_dtype()
 
 
-def _weights(m: nn.Module, suffix: str, dtype: torch.dtype) -> dict:
-    """The weights of one (layer, direction) of a stack, or of a cell module (suffix ''), detached in dtype."""
-    W_hh = getattr(m, f"weight_hh{suffix}").detach().to(dtype)
+def _weights(m: nn.Module, suffix: str, dtype: torch.dtype, differentiable: bool = False) -> dict:
+    """The weights of one (layer, direction) of a stack, or of a cell module (suffix ''), in dtype: detached
+    copies, or with differentiable=True the module's parameters themselves (cast only where dtype differs, a
+    differentiable .to), so autograd through the cell reaches them."""
+    def own(p: torch.Tensor) -> torch.Tensor:
+        if differentiable:
+            return p if p.dtype == dtype else p.to(dtype)
+        return p.detach().to(dtype)
+
+    W_hh = own(getattr(m, f"weight_hh{suffix}"))
     G = W_hh.shape[0]
 
     def get(name):
         b = getattr(m, f"{name}{suffix}", None)
-        return torch.zeros(G, dtype=dtype) if b is None else b.detach().to(dtype)
+        return torch.zeros(G, dtype=dtype) if b is None else own(b)
 
-    w = {"W_hh": W_hh, "W_xh": getattr(m, f"weight_ih{suffix}").detach().to(dtype), "b_ih": get("bias_ih"),
-         "b_hh": get("bias_hh")}
+    w = {"W_hh": W_hh, "W_xh": own(getattr(m, f"weight_ih{suffix}")), "b_ih": get("bias_ih"), "b_hh": get("bias_hh")}
     W_hr = getattr(m, f"weight_hr{suffix}", None)
     if W_hr is not None:
-        w["W_hr"] = W_hr.detach().to(dtype)
+        w["W_hr"] = own(W_hr)
     return w
 
 
@@ -130,27 +136,31 @@ def _activation(m) -> str | None:
     return getattr(m, "nonlinearity", None) or getattr(m, "activation", None)
 
 
-def layer_cells(module, *, dtype: torch.dtype | None = None) -> list[list[Cell]]:
+def layer_cells(module, *, dtype: torch.dtype | None = None, differentiable: bool = False) -> list[list[Cell]]:
     """cells[l][d]: the rnnscope cell of layer l, direction d (0 forward, 1 reverse), with the module's weights.
 
     module: nn.RNN / LSTM / GRU (any num_layers, bidirectional, bias, proj_size), nn.RNNCell / LSTMCell /
     GRUCell, rnnscope.lab.networks' ElmanRNN / PalRNN, or an rnnscope Cell (returned as [[cell]]). dtype: default
-    the module's own.
+    the module's own. differentiable=True: the cells hold the module's parameters (not detached copies; cast only
+    where dtype differs), so a loss computed through the cells (Jacobians, Lyapunov exponents) backpropagates
+    into the module's .grad; an Elman cell's b_h is then the graph's b_ih + b_hh.
     """
     kind = module_kind(module)
     if kind == "cell":
         return [[module]]
     dtype = module_dtype(module) if dtype is None else dtype
     if kind.endswith("_cell") or kind.startswith("rnn_cell"):
-        return [[_cell(kind, _weights(module, "", dtype), _activation(module))]]
+        return [[_cell(kind, _weights(module, "", dtype, differentiable), _activation(module))]]
     L = getattr(module, "num_layers", 1)
     dirs = 2 if getattr(module, "bidirectional", False) else 1
-    return [[_cell(kind, _weights(module, f"_l{l}" + ("_reverse" if d else ""), dtype), _activation(module))
+    return [[_cell(kind, _weights(module, f"_l{l}" + ("_reverse" if d else ""), dtype, differentiable),
+                   _activation(module))
              for d in range(dirs)] for l in range(L)]
 
 
-def cell_from_module(rnn: nn.Module, *, dtype: torch.dtype = torch.float64) -> Cell:
-    """The rnnscope cell with a one-layer, one-direction module's weights (PyTorch layout), cast to dtype:
+def cell_from_module(rnn: nn.Module, *, dtype: torch.dtype | None = torch.float64, differentiable: bool = False) -> Cell:
+    """The rnnscope cell with a one-layer, one-direction module's weights (PyTorch layout), cast to dtype (None:
+    the module's own); differentiable=True: the module's parameters themselves (see layer_cells):
 
         nn.RNN    ElmanCell(W_hh, W_xh, b_ih + b_hh, nonlinearity)     ElmanRNN the same, PalRNN -> PalCell
         nn.LSTM   LSTMCell(W_ih, W_hh, b_ih, b_hh)                     nn.GRU -> GRUCell(W_ih, W_hh, b_ih, b_hh)
@@ -168,7 +178,7 @@ def cell_from_module(rnn: nn.Module, *, dtype: torch.dtype = torch.float64) -> C
                          f"bidirectional={rnn.bidirectional}")
     if getattr(rnn, "proj_size", 0):
         raise InputError(f"rnn: expected an LSTM without projection, got proj_size={rnn.proj_size}")
-    return layer_cells(rnn, dtype=dtype)[0][0]
+    return layer_cells(rnn, dtype=dtype, differentiable=differentiable)[0][0]
 
 
 def check_lengths(lengths, T: int, B: int, unbatched: bool = False) -> torch.Tensor | None:

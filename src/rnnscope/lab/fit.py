@@ -9,6 +9,12 @@ gradient norms (the step of their code, trainingRNNs/RNN.py):
                                                  include Pascanu's NaN/Inf fallback (dE/dW_hh <- 0.02 W_hh)
     theta  = optimizer.step(theta, g)
 
+with gradient flossing (flossing.py; Engelken 2023), a Flossing schedule adds: its `steps` pre-flossing updates
+of (1/k) sum_i (lambda_i - target)^2 before the first step (its own AdamW on the recurrent module), E + alpha
+sum_i (lambda_i - target)^2 as the loss of every step (alpha > 0), and `inter_steps` flossing updates after every
+`every`-th step (interflossing). The records (and the exponents before / after pre-flossing) are
+FitHistory.flossing.
+
 `fit` knows nothing of tasks or evaluation: the caller's on_eval(step, stats) evaluates every eval_every
 updates and may ask to stop (train.train uses it for the success criterion and the snapshots).
 
@@ -25,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -37,6 +44,7 @@ from torch import nn
 
 from ..core.errors import InputError
 from ..core.results import jsonable
+from .flossing import Flossing, FlossingRun
 from .networks import ElmanRNN, PalRNN
 from .remedies import (AdaptiveClipState, PascanuRegularizer, clip_grad_adaptive, clip_grad_norm, clip_grad_value,
                        grad_norm)
@@ -60,6 +68,8 @@ class FitHistory:
     NaN or Inf loss; that step made no update). steps: updates made. losses: every step's loss (the
     diverged one included); grad_norms, clipped, fallbacks, omegas: per update (omegas empty without the
     regularizer). evals: one dict per evaluation (fit's window statistics merged with on_eval's dict).
+    flossing: with a flossing schedule, FlossingRun.summary() (k, phases, pre_before, pre_after, updates,
+    sessions) and records (one dict per flossing update or throughout term: step, phase, loss, exponents).
     """
 
     status: str
@@ -71,6 +81,7 @@ class FitHistory:
     omegas: list = field(default_factory=list)
     evals: list = field(default_factory=list)
     seconds: float = 0.0
+    flossing: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return jsonable(dataclasses.asdict(self))
@@ -101,7 +112,8 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
         clip_norm: float | None = None, clip_value: float | None = None, clip_adaptive: float | None = None,
         regularizer: PascanuRegularizer | float | None = None, monitor: Callable | None = None,
         on_eval: Callable | None = None, eval_every: int = 100,
-        recurrent_weight: torch.Tensor | None = None) -> FitHistory:
+        recurrent_weight: torch.Tensor | None = None, flossing: Flossing | FlossingRun | None = None,
+        flossing_inputs: Callable | None = None) -> FitHistory:
     """Train any torch model on any batches with the remedies, recording the gradient norms.
 
     Each step: E = loss_fn(model, batch) (NaN or Inf: stop, status "diverged"), backward, the regularizer
@@ -118,6 +130,9 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
               (mean since the last evaluation), grad_norm (the last, before clipping), clipped and fallbacks
               (counts since the last evaluation), omega (mean since the last evaluation or None), seconds};
               return a dict to record with them (with "stop": True to stop) or None
+    flossing  a flossing.Flossing schedule (or a FlossingRun) for the model's recurrent module (model.rnn);
+              flossing_inputs() -> x (B, T, D): fresh inputs per flossing update (default: the inputs of the
+              current training batch, batch.x or batch[0]; the first batch's for pre-flossing)
 
     Example:
         >>> rnn = nn.RNN(1, 16, batch_first=True); head = nn.Linear(16, 1)
@@ -162,6 +177,20 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
     losses, norms, clipped, fallbacks, omegas, evals = [], [], [], [], [], []
     status, done, last_eval = "finished", 0, 0
     it = iter(batches)
+    current: list = [None]  # the batch of the step, for flossing without inputs of its own
+    floss = None
+    if flossing is not None:
+        if isinstance(flossing, FlossingRun):
+            floss = flossing
+        else:
+            floss = FlossingRun(flossing, model, flossing_inputs or (lambda: _batch_inputs(current[0])))
+        if flossing_inputs is None and not isinstance(flossing, FlossingRun):
+            try:
+                current[0] = next(it)
+                it = itertools.chain([current[0]], it)
+            except StopIteration:
+                pass
+        floss.pre()
 
     def evaluate(step: int) -> bool:
         """Run on_eval; True when it asks to stop."""
@@ -190,6 +219,7 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
                 batch = next(it)
             except StopIteration:
                 break
+            current[0] = batch
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model, batch)
             value = loss.detach().item()
@@ -197,6 +227,9 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
             if not math.isfinite(value):
                 status = "diverged"
                 break
+            penalty = floss.penalty(step) if floss is not None else None
+            if penalty is not None:
+                loss = loss + penalty  # E + alpha sum_i (lambda_i - target)^2
             loss.backward()
             omega = regularizer.apply() if regularizer is not None else None
             if clips["clip_norm"]:
@@ -210,6 +243,8 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
             norm = res.norm if res is not None else grad_norm(params)
             optimizer.step()
             done = step
+            if floss is not None:
+                floss.after_update(step)  # interflossing when due
             norms.append(norm)
             clipped.append(res is not None and res.clipped)
             fallbacks.append(res is not None and res.fallback)
@@ -229,4 +264,16 @@ def fit(model: nn.Module, batches: Iterable, loss_fn: Callable, *, steps: int, o
     finally:
         if own_reg:
             regularizer.remove()
-    return FitHistory(status, done, losses, norms, clipped, fallbacks, omegas, evals, time.perf_counter() - t0)
+    fl = {**floss.summary(), "records": floss.records} if floss is not None else {}
+    return FitHistory(status, done, losses, norms, clipped, fallbacks, omegas, evals, time.perf_counter() - t0, fl)
+
+
+def _batch_inputs(batch) -> torch.Tensor:
+    """The inputs x (B, T, D) of a batch: batch.x (a task Batch) or batch[0] (a tuple)."""
+    x = getattr(batch, "x", None)
+    if x is None and isinstance(batch, (tuple, list)) and batch:
+        x = batch[0]
+    if not isinstance(x, torch.Tensor):
+        raise InputError(f"flossing_inputs: expected a function () -> x, or batches with inputs (batch.x or batch[0]), "
+                         f"got {type(batch).__name__}")
+    return x

@@ -7,10 +7,14 @@
     elman    h_t = phi(W_hh h_{t-1} + W_xh x_t + b_ih + b_hh)          (Elman 1990)
     pal      h_t = W_hh phi(h_{t-1}) + W_xh x_t + b_ih + b_hh          (Pascanu et al. 2013, eq. 11)
 
+    modern   cell_networks.CellRNN: the recurrences after the seeds (core.vocab.MODERN_KINDS: lru, mingru, minlstm,
+             mamba, slstm, indrnn, cornn, exprnn), the core cell's own math with its paper's init; the readout
+             reads the h part of the state (h_size: H, or 2N for LRU's (Re h, Im h), D N for Mamba)
+
 ElmanRNN and PalRNN keep nn.RNN's parameter names (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) and
 its default init U(-1/sqrt(H), 1/sqrt(H)), so rnnscope.interop.torch_models.cell_from_module reads them as
 cells and remedies.PascanuRegularizer hooks them like nn.RNN. `build_model(config, D, O)` builds the network
-of a TrainConfig and applies its init (remedies.init_rnn).
+of a TrainConfig and applies its init (remedies.init_rnn); `as_cell(rnn)` is the rnnscope cell of any of them.
 
 Legend: B batch, T time, D input size, H hidden size, O outputs.
 
@@ -30,9 +34,13 @@ from torch import nn
 
 from ..core.activations import get_activation
 from ..core.build import get_dtype
+from ..core.errors import InputError
+from ..core.vocab import MODERN_KINDS
+from ..interop.torch_models import cell_from_module
+from .cell_networks import CellRNN
 from .remedies import init_rnn
 
-__all__ = ["ElmanRNN", "PalRNN", "SequenceModel", "build_model"]
+__all__ = ["ElmanRNN", "PalRNN", "CellRNN", "SequenceModel", "build_model", "as_cell"]
 
 
 class _VanillaRNN(nn.Module):
@@ -84,8 +92,8 @@ class ElmanRNN(_VanillaRNN):
         u, h = self._start(x, h0)
         W_T = self.weight_hh_l0.t()
         outs = []
-        for t in range(x.shape[1]):
-            h = self._phi(torch.addmm(u[:, t], h, W_T))  # h_t = phi(W_hh h_{t-1} + u_t)  (B, H)
+        for u_t in u.unbind(1):  # unbind, not u[:, t]: the backward of u[:, t] fills a zero (B, T, H) every step
+            h = self._phi(torch.addmm(u_t, h, W_T))  # h_t = phi(W_hh h_{t-1} + u_t)  (B, H)
             outs.append(h)
         return torch.stack(outs, 1), h.unsqueeze(0)
 
@@ -105,8 +113,8 @@ class PalRNN(_VanillaRNN):
         u, h = self._start(x, h0)
         W_T = self.weight_hh_l0.t()
         outs = []
-        for t in range(x.shape[1]):
-            h = torch.addmm(u[:, t], self._phi(h), W_T)  # h_t = W_hh phi(h_{t-1}) + u_t  (B, H)
+        for u_t in u.unbind(1):  # (see ElmanRNN)
+            h = torch.addmm(u_t, self._phi(h), W_T)  # h_t = W_hh phi(h_{t-1}) + u_t  (B, H)
             outs.append(h)
         return torch.stack(outs, 1), h.unsqueeze(0)
 
@@ -128,6 +136,11 @@ def build_model(config, input_size: int, output_size: int, *, seed: int | None =
     docstring), initialised by config.init from `seed` (default config.seed); PyTorch's default init draws
     from a forked, seeded global generator, so the caller's global RNG is left as it was.
 
+    The modern kinds (config.cell in MODERN_KINDS) are CellRNN(cell, D, hidden, seed=seed, **cell_options), drawn
+    as their papers initialise them: config.init must be "default", and config.activation is not read (IndRNN's
+    relu and expRNN's tanh are their defaults; cell_options={"activation": ...} chooses another). cell_options:
+    the config's optional dict of the kind's own options (core.build.random_cell), e.g. {"r_min": 0.9} for lru.
+
     Example:
         >>> from rnnscope.lab.train import TrainConfig
         >>> m = build_model(TrainConfig("adding-le", 10, cell="elman", activation="sigmoid", hidden=4), 2, 1)
@@ -137,6 +150,20 @@ def build_model(config, input_size: int, output_size: int, *, seed: int | None =
     seed = config.seed if seed is None else int(seed)
     dtype = get_dtype(config.dtype)
     D, H, O = int(input_size), config.hidden, int(output_size)
+    options = getattr(config, "cell_options", None) or {}
+    if not isinstance(options, dict):
+        raise InputError(f"cell_options: expected a dict of the cell's options, got {type(options).__name__}")
+    if config.cell in MODERN_KINDS:
+        if config.init != "default":
+            raise InputError(f"init: expected 'default' for the {config.cell} cell (initialised as its paper does), "
+                             f"got {config.init!r}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            rnn = CellRNN(config.cell, D, H, seed=seed, dtype=dtype, **options)
+            readout = nn.Linear(rnn.hidden_size, O, dtype=dtype)
+        return SequenceModel(rnn, readout)
+    if options:
+        raise InputError(f"cell_options: expected none for the {config.cell} cell, got {', '.join(map(repr, options))}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if config.cell == "elman" and config.activation in ("tanh", "relu"):
@@ -152,3 +179,23 @@ def build_model(config, input_size: int, output_size: int, *, seed: int | None =
         readout = nn.Linear(H, O, dtype=dtype)
     init_rnn(rnn, readout, config.init, torch.Generator().manual_seed(seed))
     return SequenceModel(rnn, readout)
+
+
+def as_cell(rnn: nn.Module, *, dtype: torch.dtype | None = None, differentiable: bool = False):
+    """The rnnscope cell of a training network's recurrent module, cast to dtype (None: the module's own): a
+    CellRNN's rnn.as_cell(dtype, differentiable), else interop.torch_models.cell_from_module (nn.RNN, nn.LSTM,
+    nn.GRU, ElmanRNN, PalRNN). Detached from the module's parameters unless differentiable.
+
+    Example:
+        >>> as_cell(torch.nn.GRU(2, 4, batch_first=True), dtype=torch.float64).kind
+        'gru'
+        >>> as_cell(CellRNN("indrnn", 2, 4)).dtype
+        torch.float32
+    """
+    if isinstance(rnn, CellRNN):
+        return rnn.as_cell(dtype, differentiable=differentiable)
+    if dtype is None:
+        dtype = next(rnn.parameters()).dtype
+    if differentiable:
+        return cell_from_module(rnn, dtype=dtype, differentiable=True)
+    return cell_from_module(rnn, dtype=dtype)

@@ -545,6 +545,8 @@ def init_rnn(rnn: nn.Module, readout: nn.Linear | None, init: str, gen: torch.Ge
         basic-tanh   W_hh, W_xh, W_hy ~ N(0, 0.1^2), biases 0                        (Pascanu's code)
         smart-tanh   W_hh = smart_tanh_matrix (15 non-zeros per row, rho = 0.95); W_xh, W_hy ~ N(0, 0.01^2),
                      biases 0                                                        (Pascanu's code)
+        normal       W_hh ~ N(0, 1/H) (g = 1: the edge of chaos of a large tanh network; Engelken 2023's
+                     Gaussian coupling); the rest PyTorch's
         orthogonal   W_hh Haar-orthogonal; the rest PyTorch's
         identity     W_hh = I, the RNN's biases 0; the rest PyTorch's                (IRNN, Le et al. 2015)
 
@@ -576,8 +578,8 @@ def init_rnn(rnn: nn.Module, readout: nn.Linear | None, init: str, gen: torch.Ge
                 normal_(readout.weight, std)
                 if readout.bias is not None:
                     readout.bias.zero_()
-        elif init == "orthogonal":
-            W_hh.copy_(torch.cat([recurrent_matrix(H, 1.0, "orthogonal", gen) for _ in range(G)]))
+        elif init in ("orthogonal", "normal"):
+            W_hh.copy_(torch.cat([recurrent_matrix(H, 1.0, init, gen) for _ in range(G)]))
         elif init == "identity":
             W_hh.copy_(torch.eye(H, dtype=torch.float64).repeat(G, 1))
             for b in biases:

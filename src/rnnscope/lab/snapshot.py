@@ -4,12 +4,13 @@
     trace  = unroll(cell, x)                          s_0 .. s_T (h, or (h, c) for LSTM)
     direct = d+L/dh_k                                 the immediate partials, through the readout only
     g_{k-1} = g_k ds_k/ds_{k-1} + direct_{k-1}        the adjoint sweep (gradients.adjoint), log domain
-    profile = mean over sequences of log10 ||g_k^h||  the h part of g_k, k = 0 .. T
+    profile = mean over sequences of log10 ||g_k^h||  the h part of g_k (its first h_size entries), k = 0 .. T
 
 The model is a networks.SequenceModel (model.rnn, model.readout) or anything with those two attributes.
 Batches are anything with x (B, T, D), y and mask batch first (a tasks.Batch or a dataclass like it).
 
-Legend: T time, B batch, S state size (H, or 2H for LSTM's (h, c)), H hidden size, D input size.
+Legend: T time, B batch, S state size (H, or 2H for LSTM's (h, c); a modern cell's own), H = cell.h_size the part
+of the state the readout reads, D input size.
 
 Example:
     >>> from rnnscope.lab.networks import SequenceModel
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 
 from ..core.unroll import unroll
 from ..gradients.adjoint import adjoints
-from ..interop.torch_models import cell_from_module
+from .networks import as_cell
 
 __all__ = ["Snapshot", "gradient_snapshot"]
 
@@ -74,21 +75,22 @@ def cast_batch(batch, dtype: torch.dtype):
 def gradient_snapshot(model, batch, loss_fn: Callable, *, dtype: torch.dtype = torch.float64) -> Snapshot:
     """log10 ||dL/dh_k||, k = 0..T, for every sequence of batch, by rnnscope's adjoint engine:
 
-        cell   = cell_from_module(model.rnn)           the module's weights, in dtype
+        cell   = networks.as_cell(model.rnn, dtype)    the module's weights, in dtype
         trace  = unroll(cell, x)                       s_0..s_T
         direct = dL/dh_k through the readout only      torch.autograd.grad(loss_fn(W_hy h + b_y, batch), h)
         g      = adjoints(cell, trace, direct)         g_{k-1} = g_k ds_k/ds_{k-1} + direct_{k-1}, log domain
 
     L = loss_fn(out, batch), the task's loss as training differentiates it (a mean over the batch, so each
     sequence's adjoint carries the factor 1/B of that mean). For LSTM the state is (h, c); the profile is
-    of the h part (direct is 0 on c).
+    of the h part (direct is 0 on c); likewise the first h_size entries of a modern cell's state (sLSTM's
+    (h, c, n, m), coRNN's (y, z)).
     """
     rnn = model.rnn
-    cell = cell_from_module(rnn, dtype=dtype)
+    cell = as_cell(rnn, dtype=dtype)
     x = batch.x.to(dtype).transpose(0, 1)  # (T, B, D)
     trace = unroll(cell, x)
     T, B = trace.T, trace.B
-    H = rnn.hidden_size
+    H = cell.h_size  # the part the readout reads: h_t = s_t[:, :H]
     h = trace.states[1:, :, :H].transpose(0, 1).detach().requires_grad_(True)  # (B, T, H) h_1..h_T
     W_hy = model.readout.weight.detach().to(dtype)
     b_y = None if model.readout.bias is None else model.readout.bias.detach().to(dtype)
@@ -99,6 +101,6 @@ def gradient_snapshot(model, batch, loss_fn: Callable, *, dtype: torch.dtype = t
     direct[:, :, :H] = g.transpose(0, 1)
     adj = adjoints(cell, trace, direct)
     log10 = adj.log10_norm  # (T+1, B) of the full state
-    if cell.state_size != H:  # LSTM: ||h part|| = ||g|| * ||unit[:H]||
+    if cell.state_size != H:  # LSTM, sLSTM, coRNN: ||h part|| = ||g|| * ||unit[:H]||
         log10 = log10 + torch.log10(torch.linalg.vector_norm(adj.unit[:, :, :H], dim=-1))
     return Snapshot(log10, loss.detach().item())

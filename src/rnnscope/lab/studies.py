@@ -9,6 +9,9 @@ version `make demo` runs) and, optionally, [faithful] (the source's own setup, a
               Pascanu et al. 2013's code's setup, L ~ U{50..199} per batch, success = zero errors in 10,000
     cells     Elman-tanh vs LSTM vs GRU on adding (Le) and copy memory: final loss against the memoryless
               baseline
+    modern    Elman-tanh, LSTM, GRU vs the cells after the seeds (LRU with its ring init, minGRU, sLSTM) and a
+              pre-flossed Elman, on adding (Le), copy and the char-LM on real text (charlm): final loss against
+              the memoryless baseline (charlm: the unigram entropy)
 
 `study_spec(study, version)` turns a study into a sweep.SweepSpec whose grid has a `method` axis; each config
 runs as the sweep task `run_point` (in a worker): the method's settings are merged into the config and the
@@ -42,7 +45,7 @@ from ..core.results import jsonable
 __all__ = ["STUDY_NAMES", "VERSIONS", "Study", "load_study", "study_spec", "run_point", "StudyRow", "study_table",
            "study_title", "plot_study", "snapshot_profiles", "plot_snapshots"]
 
-STUDY_NAMES = ("pascanu", "cells")
+STUDY_NAMES = ("pascanu", "cells", "modern")
 VERSIONS = ("full", "quick", "faithful")  # the grid as written; its [quick] section; its [faithful] section
 _LABELS = ("study", "method", "quick")  # config keys that name, not parameterise, a run
 

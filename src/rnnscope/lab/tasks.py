@@ -15,9 +15,13 @@ criterion (`wrong`, per sequence) and its memoryless baseline. L is the nominal 
     memorization         Pascanu et al. 2013, code         L + 20             7 / 6      every step   10 ln 5 / (L + 20)
     memorization-recall  rnnscope (recall-only loss)       L + 20             7 / 5      last 10      ln 5
     copy                 Arjovsky, Shah & Bengio 2016      L + 20             10 / 9     every step   10 ln 8 / (L + 20)
+    delayed-xor          Engelken 2023, code (L = delay)   300 (steps)        1 / 1      t > 2L       ln 2
+    delayed-copy         Engelken 2023, code (L = delay)   300 (steps)        1 / 1      t > L        ln 2
+    charlm               pydoc_data.topics, next char      L                  97 / 97    every step   unigram entropy (text_tasks.py)
 
 The first four are regression (MSE; regression_tasks.py), the rest classification (cross-entropy on
-logits; classification_tasks.py). The baseline is the loss of the best predictor that knows the layout but
+logits; classification_tasks.py; the two delayed bit-stream tasks of gradient flossing: binary cross-entropy on
+one logit, flossing_tasks.py). The baseline is the loss of the best predictor that knows the layout but
 remembers nothing of the input (each class docstring derives it). "Pascanu et al. 2013, code" is the code
 of "On the difficulty of training recurrent neural networks" (Pascanu, Mikolov & Bengio, ICML 2013),
 github.com/pascanur/trainingRNNs; its training loop draws a nominal L ~ U{MIN..MAX} per batch
@@ -38,13 +42,15 @@ import torch  # noqa: F401  (the examples use it)
 
 from ..core.errors import InputError
 from .classification_tasks import Copy, Memorization, MemorizationRecall, Permutation, TemporalOrder
+from .flossing_tasks import DelayedCopy, DelayedXOR
 from .regression_tasks import AddingHS97, AddingLe, AddingPascanu, Multiplication
 from .task_base import KINDS, Batch, Task, check_length_range, draw_length, range_baseline_loss
+from .text_tasks import CharLM
 
 __all__ = [
     "Batch", "Task", "TASK_NAMES", "get_task", "KINDS", "check_length_range", "draw_length", "range_baseline_loss",
     "AddingHS97", "AddingPascanu", "AddingLe", "Multiplication", "TemporalOrder", "Permutation",
-    "Memorization", "MemorizationRecall", "Copy",
+    "Memorization", "MemorizationRecall", "Copy", "DelayedXOR", "DelayedCopy",
 ]
 
 _FACTORIES = {
@@ -58,6 +64,9 @@ _FACTORIES = {
     "memorization": Memorization,
     "memorization-recall": MemorizationRecall,
     "copy": Copy,
+    "delayed-xor": DelayedXOR,
+    "delayed-copy": DelayedCopy,
+    "charlm": CharLM,
 }
 TASK_NAMES = tuple(_FACTORIES)
 

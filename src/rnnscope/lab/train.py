@@ -12,6 +12,11 @@
       flow    snapshot.gradient_snapshot: log10 ||dL/dh_k||, k = 0..T, by rnnscope's adjoint engine
       stop    when the run's success criterion is met (criteria.py: "pascanu", zero errors in >= 10,000
               sequences; "lenient", error rate < 1 %, the default): status "solved"
+      lyapunov  with flossing_k > 0: the top k Lyapunov exponents on one fixed probe sequence (history "lyapunov")
+    flossing  (Engelken 2023; flossing.py) flossing_k > 0: flossing_steps pre-flossing updates, interflossing of
+              flossing_steps updates every flossing_every updates, E + flossing_alpha sum_i lambda_i^2 in every
+              update; each on fresh task sequences (one per update) from a generator of their own, so the model's
+              init, the training and the evaluation batches are those of the same run without flossing
 
 A NaN or Inf training loss ends the run ("diverged"); train never raises for it. The result records which
 criterion judged the run (TrainResult.criterion) and the memoryless baseline of the lengths trained on
@@ -46,10 +51,11 @@ from torch import nn
 from ..core.build import get_dtype
 from ..core.errors import InputError
 from ..core.results import jsonable
-from ..core.vocab import CELL_KINDS, TRAIN_ACTIVATIONS, TRAIN_INITS, check
+from ..core.vocab import MODERN_KINDS, TRAIN_ACTIVATIONS, TRAIN_CELL_KINDS, TRAIN_INITS, check
 from ..runs.progress import ProgressBar
 from .criteria import get_criterion
 from .fit import is_int, is_number, fit
+from .flossing import Flossing, FlossingRun
 from .networks import SequenceModel, build_model
 from .remedies import PascanuRegularizer
 from .snapshot import cast_batch, first_sequences, gradient_snapshot
@@ -63,6 +69,8 @@ STATUSES = ("solved", "unsolved", "diverged")
 MOMENTUM = 0.9  # "momentum": SGD with the customary heavy-ball coefficient
 EVAL_BATCH = 1000  # sequences per evaluation batch, each drawn on its own: Pascanu's state['cbs']
 EVAL_CHUNK = 250  # sequences per forward pass in evaluations: bounded memory, steadier timings (measured here)
+FLOSSING_LR = 1e-3  # Engelken's code: AdamW(lr = 1e-3, (0.9, 0.999)) for flossing
+FLOSSING_LENGTH = 100  # steps of each flossing trajectory at most (his example: T = 55 of 300)
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -80,10 +88,12 @@ class TrainConfig:
 
     task: str  # a name of rnnscope.lab.tasks.TASK_NAMES (or the name of a task object passed to train)
     length: int | None = None  # the task's nominal length L; with length_range its MAX
-    cell: str = "elman"  # elman | pal | lstm | gru (vocab.CELL_KINDS)
+    cell: str = "elman"  # elman | pal | lstm | gru, or a modern kind: lru | mingru | minlstm | mamba | slstm |
+    # indrnn | cornn | exprnn (vocab.TRAIN_CELL_KINDS; lab/cell_networks.CellRNN, initialised as its paper does)
     activation: str = "tanh"  # tanh | sigmoid | relu (elman, pal); lstm and gru have their own: tanh
     hidden: int = 50  # Pascanu: 50 hidden units
-    init: str = "default"  # default | sigmoid | basic-tanh | smart-tanh | orthogonal | identity (remedies.init_rnn)
+    init: str = "default"  # default | sigmoid | basic-tanh | smart-tanh | normal | orthogonal | identity
+    # (remedies.init_rnn); the modern kinds: default only (their papers' own, with cell_options)
     optimizer: str = "sgd"  # Pascanu: plain SGD; momentum (0.9) | rmsprop | adam
     lr: float = 0.01  # Pascanu: 0.01
     batch: int = 20  # Pascanu: 20 sequences per update
@@ -102,6 +112,12 @@ class TrainConfig:
     dtype: str = "float32"  # training precision; snapshots are computed in float64
     length_range: tuple[int, int] | None = None  # (MIN, MAX): L ~ U{MIN..MAX} per batch (Pascanu: 50..199)
     criterion: str = "lenient"  # lenient (error < 1 %) | pascanu (zero errors in >= 10,000)
+    flossing_k: int = 0  # gradient flossing (Engelken 2023): the top k Lyapunov exponents flossed / recorded; 0 = off
+    flossing_alpha: float = 0.0  # flossing throughout: E + alpha sum_i lambda_i^2 at every update; 0 = off
+    flossing_steps: int = 0  # pre-flossing updates (and the updates of each interflossing session)
+    flossing_every: int = 0  # interflossing period (updates); 0 = pre-flossing only
+    cell_options: dict = field(default_factory=dict)  # a modern kind's own options (core.build.random_cell's): e.g.
+    # {"r_min": 0.9, "r_max": 0.999} for lru (the ring initialisation), {"activation": "relu"} for indrnn
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task:
@@ -124,9 +140,20 @@ class TrainConfig:
             if not is_int(v) or v < lo:
                 raise InputError(f"{name}: expected an integer >= {lo}, got {v!r}")
         crit.check_sequences(self.eval_size)
-        for name, choices in (("cell", CELL_KINDS), ("activation", TRAIN_ACTIVATIONS), ("init", TRAIN_INITS),
+        for name, choices in (("cell", TRAIN_CELL_KINDS), ("activation", TRAIN_ACTIVATIONS), ("init", TRAIN_INITS),
                               ("optimizer", OPTIMIZERS)):
             check(name, getattr(self, name), choices)
+        if not isinstance(self.cell_options, dict) or not all(isinstance(k, str) for k in self.cell_options):
+            raise InputError(f"cell_options: expected a dict of option names, got {self.cell_options!r}")
+        if self.cell in MODERN_KINDS:
+            if self.init != "default":
+                raise InputError(f"init: expected 'default' for {self.cell} (initialised as its paper does; its own "
+                                 f"options in cell_options), got {self.init!r}")
+            if self.activation != "tanh":
+                raise InputError(f"activation: expected the default 'tanh' for {self.cell} (indrnn and exprnn take "
+                                 f"theirs in cell_options), got {self.activation!r}")
+        elif self.cell_options:
+            raise InputError(f"cell_options: expected none for {self.cell}, got {', '.join(sorted(self.cell_options))}")
         if self.cell in ("lstm", "gru") and self.activation != "tanh":
             raise InputError(f"activation: expected 'tanh' for {self.cell} (its nonlinearities are fixed), "
                              f"got {self.activation!r}")
@@ -150,6 +177,7 @@ class TrainConfig:
         if a > 0 and self.cell not in ("elman", "pal"):
             raise InputError(f"regularizer_alpha: expected 0 for {self.cell} (Pascanu's regularizer is defined "
                              f"for elman and pal cells), got {a!r}")
+        self.flossing()  # validated
         if not isinstance(self.snapshot, bool):
             raise InputError(f"snapshot: expected true or false, got {self.snapshot!r}")
         get_dtype(self.dtype)
@@ -171,6 +199,30 @@ class TrainConfig:
         if missing:
             raise InputError(f"config: expected keys {', '.join(missing)}, got none")
         return cls(**d)
+
+    def flossing(self) -> Flossing | None:
+        """The flossing schedule of the flossing_* fields (None when flossing_k = 0): lr FLOSSING_LR, one sequence
+        per update, trajectories of at most FLOSSING_LENGTH steps."""
+        for name in ("flossing_k", "flossing_steps", "flossing_every"):
+            v = getattr(self, name)
+            if not is_int(v) or v < 0:
+                raise InputError(f"{name}: expected an integer >= 0, got {v!r}")
+        a = self.flossing_alpha
+        if not is_number(a) or not math.isfinite(a) or a < 0:
+            raise InputError(f"flossing_alpha: expected a finite number >= 0, got {a!r}")
+        on = [n for n in ("flossing_alpha", "flossing_steps", "flossing_every") if getattr(self, n)]
+        if not self.flossing_k:
+            if on:
+                raise InputError(f"flossing_k: expected an integer >= 1 (the exponents flossed) with {', '.join(on)} "
+                                 f"set, got 0")
+            return None
+        if self.flossing_k > self.hidden:
+            raise InputError(f"flossing_k: expected at most hidden = {self.hidden} exponents, got {self.flossing_k}")
+        if self.flossing_every and not self.flossing_steps:
+            raise InputError(f"flossing_steps: expected an integer >= 1 with flossing_every = {self.flossing_every} "
+                             f"(each interflossing session runs flossing_steps updates), got 0")
+        return Flossing(self.flossing_k, alpha=float(a), steps=self.flossing_steps, every=self.flossing_every,
+                        lr=FLOSSING_LR, length=FLOSSING_LENGTH)
 
     def clip(self) -> tuple[str, float] | None:
         """('norm' | 'value' | 'adaptive', its number), or None."""
@@ -210,7 +262,9 @@ class TrainResult:
     loss, error_rate, train_loss, grad_norm (the last before clipping), clipped and fallbacks (counts since
     the previous evaluation), omega (mean since then, or None), rho (spectral radius of W_hh, vanilla
     cells), seconds, profile (log10 ||dL/dh_k||, k = 0..T, mean over the snapshot's sequences; with
-    snapshot on). criterion: which one judged "solved" (name, rule, source, sequences per evaluation).
+    snapshot on), lyapunov (with flossing_k > 0: the top k exponents on the probe sequence). criterion: which one
+    judged "solved" (name, rule, source, sequences per evaluation). flossing (with flossing_k > 0): k, phases,
+    pre_before and pre_after (the exponents before and after pre-flossing, on the probe), updates, sessions.
     """
 
     status: str
@@ -221,11 +275,13 @@ class TrainResult:
     history: list
     seconds: float
     criterion: dict = field(default_factory=dict)
+    flossing: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return jsonable({"status": self.status, "steps": self.steps, "final_loss": self.final_loss,
                          "final_error_rate": self.final_error_rate, "baseline_loss": self.baseline_loss,
-                         "history": self.history, "seconds": self.seconds, "criterion": self.criterion})
+                         "history": self.history, "seconds": self.seconds, "criterion": self.criterion,
+                         **({"flossing": self.flossing} if self.flossing else {})})
 
 
 def _resolve_task(config: TrainConfig, task):
@@ -268,7 +324,8 @@ def _evaluate(model: SequenceModel, task, config: TrainConfig, gen: torch.Genera
     losses, sizes, wrong, first = [], [], 0, None
     for start in range(0, config.eval_size, EVAL_BATCH):
         n = min(EVAL_BATCH, config.eval_size - start)
-        b = cast_batch(task.sample(n, _nominal(config, gen), gen), dtype)  # outside inference mode: the snapshot uses it
+        draw = getattr(task, "sample_eval", None) or task.sample  # a held-out split where the task has one
+        b = cast_batch(draw(n, _nominal(config, gen), gen), dtype)  # outside inference mode: the snapshot uses it
         with torch.inference_mode():
             out = _outputs(model, b.x)
             losses.append(float(task.loss(out, b)))
@@ -333,6 +390,7 @@ def train(config: TrainConfig, *, progress: bool = True, writer=None, store=None
     clip = config.clip()
     clip_kw = {} if clip is None else {f"clip_{clip[0]}": clip[1]}
     solved = False  # the last evaluation met the criterion
+    floss, probe = _flossing_run(config, task, model, dtype)
 
     def batches():
         for _ in itertools.count():
@@ -350,6 +408,8 @@ def train(config: TrainConfig, *, progress: bool = True, writer=None, store=None
             solved = crit.solved(wrong, n, loss)
             if vanilla:
                 rec["rho"] = float(torch.linalg.eigvals(model.rnn.weight_hh_l0.detach().double()).abs().max())
+            if floss is not None:
+                rec["lyapunov"] = _measure(floss, probe)
             if config.snapshot:
                 rec["profile"] = gradient_snapshot(model, first_sequences(first, config.snapshot_size), task.loss).profile.tolist()
         else:  # the last update made the weights non-finite; the next loss will end the run
@@ -372,7 +432,7 @@ def train(config: TrainConfig, *, progress: bool = True, writer=None, store=None
     with bar:
         hist = fit(model, batches(), loss_fn, steps=config.steps, optimizer=optimizer, regularizer=regularizer,
                    monitor=monitor if (bar.enabled or writer is not None) else None, on_eval=on_eval,
-                   eval_every=config.eval_every, **clip_kw)
+                   eval_every=config.eval_every, flossing=floss, **clip_kw)
     if regularizer is not None:
         regularizer.remove()
     history = hist.evals
@@ -386,11 +446,35 @@ def train(config: TrainConfig, *, progress: bool = True, writer=None, store=None
         writer.flush()
     baseline = (range_baseline_loss(task, config.length_range) if config.length_range
                 else float(task.baseline_loss(config.length)))
+    fl = {k: v for k, v in hist.flossing.items() if k != "records"}
     result = TrainResult(status, hist.steps, final_loss, final_error, baseline, history, time.perf_counter() - t0,
-                         {**crit.to_dict(), "sequences": config.eval_size})
+                         {**crit.to_dict(), "sequences": config.eval_size}, fl)
     if store is not None:
         _record(store, config, result)
     return result
+
+
+def _flossing_run(config: TrainConfig, task, model: SequenceModel, dtype: torch.dtype):
+    """(FlossingRun, probe x (1, T, D)) for a run with flossing_k > 0, else (None, None). Flossing inputs come from a
+    generator of their own (the 4th word of the run's SeedSequence); the probe is its first draw."""
+    fl = config.flossing()
+    if fl is None:
+        return None, None
+    gen = torch.Generator().manual_seed(int(np.random.SeedSequence(int(config.seed)).generate_state(4)[3]))
+
+    def inputs() -> torch.Tensor:
+        return cast_batch(task.sample(fl.batch, _nominal(config, gen), gen), dtype).x  # (1, T', D)
+
+    probe = inputs()
+    return FlossingRun(fl, model, inputs), probe
+
+
+def _measure(floss: FlossingRun, probe: torch.Tensor) -> list | None:
+    """The top k exponents on the probe now, or None when they cannot be computed (non-finite weights or frame)."""
+    try:
+        return floss.measure(floss._x(probe))
+    except InputError:
+        return None
 
 
 def _write_eval(writer, step: int, rec: dict) -> None:

@@ -14,8 +14,8 @@ import typer
 from ...core.errors import InputError
 from .entry import app
 from ...lab.criteria import CRITERION_NAMES
-from .options import (DbOpt, HiddenOpt, JsonOpt, RetryOpt, SchedulerOpt, SeedOpt, WorkersOpt, choice, finite_float,
-                      nonnegative_float, path, positive_int)
+from .options import (DbOpt, HiddenOpt, JsonOpt, RetryOpt, SchedulerOpt, SeedOpt, WorkersOpt, cell_options, choice,
+                      finite_float, nonnegative_float, nonnegative_int, path, positive_int)
 from .output import console, echo_json, exit_if_interrupted, fmt, spread
 
 __all__ = ["tasks_app", "tasks_sample", "train", "study"]
@@ -33,7 +33,7 @@ def tasks_sample(
     task: Annotated[str, typer.Option(metavar="NAME", help="adding-hs97, adding-pascanu, adding-le, multiplication, "
                                       "temporal-order, temporal-order-3bit, permutation, memorization (Pascanu's: "
                                       "6 classes, loss at every step), memorization-recall (5 classes, loss at the "
-                                      "recall), copy.")],
+                                      "recall), copy, delayed-xor, delayed-copy (Engelken 2023: L is the delay).")],
     length: Annotated[int, typer.Option(parser=positive_int, metavar="L", help="The nominal length L.")],
     out: Annotated[Path, typer.Option(parser=path, metavar="FILE.npz", help="Where to write x, y, mask.")],
     n: Annotated[int, typer.Option("--n", parser=positive_int, metavar="N", help="Sequences.")] = 16,
@@ -85,11 +85,12 @@ def train(
     task: Annotated[str, typer.Option(metavar="NAME", help="A task of rnnscope tasks (e.g. adding-pascanu, copy).")],
     length: Annotated[int | None, typer.Option(parser=positive_int, metavar="L",
                                                help="The task's nominal length (with --length-range: its MAX).")] = None,
-    cell: Annotated[str, typer.Option(metavar="KIND", help="elman, pal, lstm or gru.")] = "elman",
+    cell: Annotated[str, typer.Option(metavar="KIND", help="elman, pal, lstm or gru; or a modern kind: lru, mingru, "
+                                      "minlstm, mamba, slstm, indrnn, cornn, exprnn (its paper's init).")] = "elman",
     activation: Annotated[str, typer.Option(metavar="PHI", help="tanh, sigmoid or relu (elman, pal).")] = "tanh",
     hidden: HiddenOpt = 50,
-    init: Annotated[str, typer.Option(metavar="INIT", help="default, sigmoid, basic-tanh, smart-tanh, orthogonal, "
-                                      "identity.")] = "default",
+    init: Annotated[str, typer.Option(metavar="INIT", help="default, sigmoid, basic-tanh, smart-tanh, normal, "
+                                      "orthogonal, identity.")] = "default",
     optimizer: Annotated[str, typer.Option(metavar="OPT", help="sgd, momentum, rmsprop or adam.")] = "sgd",
     lr: Annotated[float, typer.Option(parser=finite_float, metavar="X", help="Learning rate.")] = 0.01,
     batch: Annotated[int, typer.Option(parser=positive_int, metavar="B", help="Sequences per update.")] = 20,
@@ -113,6 +114,23 @@ def train(
     criterion: Annotated[str, typer.Option("--criterion", parser=choice(CRITERION_NAMES), metavar="NAME",
                                            help="Success: lenient (error rate < 1% of the evaluation's sequences) or "
                                                 "pascanu (zero errors in >= 10,000, Pascanu's code).")] = "lenient",
+    flossing_k: Annotated[int, typer.Option("--flossing-k", parser=nonnegative_int, metavar="K",
+                                            help="Gradient flossing (Engelken 2023): push the top K Lyapunov exponents "
+                                                 "towards 0; K alone records them at every evaluation. 0 = off.")] = 0,
+    flossing_alpha: Annotated[float, typer.Option("--flossing-alpha", parser=nonnegative_float, metavar="A",
+                                                  help="Flossing throughout: add A sum_i lambda_i^2 to every update's "
+                                                       "loss (needs --flossing-k).")] = 0.0,
+    flossing_steps: Annotated[int, typer.Option("--flossing-steps", parser=nonnegative_int, metavar="N",
+                                                help="Pre-flossing: N updates of mean_i lambda_i^2 (AdamW, lr 1e-3) before "
+                                                     "training; also the updates of each interflossing session.")] = 0,
+    flossing_every: Annotated[int, typer.Option("--flossing-every", parser=nonnegative_int, metavar="M",
+                                                help="Interflossing: --flossing-steps flossing updates every M training "
+                                                     "updates. 0 = pre-flossing only.")] = 0,
+    cell_option: Annotated[list[str] | None, typer.Option(
+        "--cell-option", metavar="KEY=VALUE",
+        help="A modern cell's own option, repeatable: lru r_min, r_max (the ring init), max_phase; mamba dt_min, "
+             "dt_max; slstm heads, forget; indrnn u_max, activation; cornn dt, gamma, epsilon; exprnn skew_init, "
+             "activation.")] = None,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", parser=path, metavar="DIR",
                                                  help="TensorBoard logs.")] = None,
     db: Annotated[Path | None, typer.Option("--db", parser=path, metavar="FILE", help="Record the run in this store.")] = None,
@@ -123,7 +141,9 @@ def train(
                       optimizer=optimizer, lr=lr, batch=batch, steps=steps, clip_norm=clip_norm, clip_value=clip_value,
                       clip_adaptive=clip_adaptive, regularizer_alpha=regularizer_alpha, seed=seed,
                       eval_every=eval_every, eval_size=eval_size, length_range=_length_range(length_range),
-                      criterion=criterion)
+                      criterion=criterion, flossing_k=flossing_k, flossing_alpha=flossing_alpha,
+                      flossing_steps=flossing_steps, flossing_every=flossing_every,
+                      cell_options=cell_options(cell_option))
     from ...lab.tasks import get_task
     get_task(task)  # the name, checked before anything is opened
     writer = store = None
@@ -155,8 +175,17 @@ def train(
               f"{d['criterion']['name']} ({d['criterion']['rule']}): [bold]{d['status']}[/bold] after "
               f"{d['steps']} steps ({d['seconds']:.1f} s); final loss {fmt(d['final_loss'])} (baseline "
               f"{fmt(d['baseline_loss'])}), error rate {fmt(d['final_error_rate'])}")
+    fl = d.get("flossing")
+    if fl and fl.get("pre_before"):
+        con.print(f"flossing ({', '.join(fl['phases']) or 'measure only'}, k = {fl['k']}): lambda_1 "
+                  f"{fmt(fl['pre_before'][0])} -> {fmt(fl['pre_after'][0])} after pre-flossing; {fl['updates']} "
+                  f"flossing updates")
+    for rec in d["history"]:
+        if rec.get("lyapunov"):
+            rec["lambda_1"] = rec["lyapunov"][0]
     tab = Table(title="evaluations")
-    keys = [k for k in ("step", "loss", "error_rate", "grad_norm", "clipped") if d["history"] and k in d["history"][0]]
+    keys = [k for k in ("step", "loss", "error_rate", "grad_norm", "clipped", "lambda_1")
+            if d["history"] and k in d["history"][0]]
     for k in keys:
         tab.add_column(k, justify="right")
     for rec in [d["history"][i] for i in spread(list(range(len(d["history"]))), 12)]:
@@ -166,10 +195,11 @@ def train(
 
 # ----------------------------------------------------------------------------- study
 
-@app.command(help="Run a training study (pascanu: SGD vs SGD-C vs SGD-CR; cells: Elman vs LSTM vs GRU) as a resumable "
+@app.command(help="Run a training study (pascanu: SGD vs SGD-C vs SGD-CR; cells: Elman vs LSTM vs GRU; modern: the "
+                  "classics vs LRU, minGRU, sLSTM and a flossed Elman, on adding, copy and real text) as a resumable "
                   "sweep; print its table and write its figure (success rate or loss / baseline against length).")
 def study(
-    name: Annotated[str, typer.Argument(metavar="NAME", help="pascanu, cells, or a study .toml file.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="pascanu, cells, modern, or a study .toml file.")],
     db: DbOpt = Path("rnnscope-results.sqlite"),
     workers: WorkersOpt = None,
     scheduler: SchedulerOpt = None,

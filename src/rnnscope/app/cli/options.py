@@ -30,7 +30,7 @@ from ...core.build import DTYPES
 from ...core.vocab import ACTIVATIONS, ANALYSIS_KINDS, MATRIX_INITS
 
 __all__ = ["choice", "positive_int", "nonnegative_int", "seed", "finite_float", "nonnegative_float", "path", "port",
-           "cell_option",
+           "cell_option", "cell_options",
            "explicit", "ModelOptions", "model_options", "CellOpt", "ActivationOpt", "HiddenOpt", "SeedOpt", "JsonOpt",
            "DbOpt", "WorkersOpt", "SchedulerOpt", "RetryOpt"]
 
@@ -113,6 +113,22 @@ def cell_option(v: object) -> tuple[str, float | int | str]:
         return key, finite_float(val)
     except ValueError:
         return key, val
+
+
+def cell_options(texts: Sequence[str] | None, given: dict | None = None) -> dict:
+    """Every --cell-option KEY=VALUE (cell_option) added to the options given by their own flags (--r-min ...): a
+    dict for core.build.random_cell's **options; a key given twice is an InputError."""
+    from ...core.errors import InputError
+    opts = dict(given or {})
+    for text in texts or []:
+        try:
+            key, value = cell_option(text)
+        except ValueError as e:
+            raise InputError(f"cell-option: {e}") from None
+        if key in opts:
+            raise InputError(f"cell-option: expected each option once, got {key} twice")
+        opts[key] = value
+    return opts
 
 
 def start_state(v: object) -> str:
@@ -251,17 +267,8 @@ class ModelOptions:
     def options(self) -> dict:
         """The modern cell's options: --r-min, --r-max and every --cell-option KEY=VALUE (a key given twice is an
         InputError)."""
-        from ...core.errors import InputError
-        opts = {k: v for k, v in (("r_min", self.r_min), ("r_max", self.r_max)) if v is not None}
-        for text in self.cell_option or []:
-            try:
-                key, value = cell_option(text)
-            except ValueError as e:
-                raise InputError(f"cell-option: {e}") from None
-            if key in opts:
-                raise InputError(f"cell-option: expected each option once, got {key} twice")
-            opts[key] = value
-        return opts
+        return cell_options(self.cell_option, {k: v for k, v in (("r_min", self.r_min), ("r_max", self.r_max))
+                                               if v is not None})
 
     def build(self):
         """The validated cell, inputs and start state (core.build.assemble_model)."""
