@@ -38,6 +38,8 @@ bench: setup
 	$(PY) benchmarks/diagnose.py
 	$(PY) benchmarks/monitor.py
 	$(PY) benchmarks/modern.py
+	$(PY) benchmarks/train.py --modern
+	$(PY) -P benchmarks/flossing.py --task delayed-copy --delays 40,60 --seeds 0,1,2 --cell pal --init normal --hidden 80 --k 75 --pre 500 --steps 3000
 
 clean:
 	rm -rf $(VENV) rnnscope-report .pytest_cache .hypothesis

@@ -84,16 +84,16 @@ def main() -> None:
                       f"{fmt(r['loss_over_ln2'])}, error {fmt(r['error_rate'])}, lambda_1 pre {fmt(r['pre_before'])} -> "
                       f"{fmt(r['pre_after'])}, first eval {fmt(r['first_eval_lambda1'])}, last {fmt(r['last_lambda1'])} "
                       f"(lambda_k {fmt(r['last_lambda_k'])}), {r['seconds']:.0f} s", flush=True)
-    print("\n| task | delay | method | runs | solved | loss / ln 2 | error rate | lambda_1 before -> after pre | "
-          "lambda_1 at the end |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| task | delay | method | runs | solved | updates (mean) | loss / ln 2 | error rate | "
+          "lambda_1 before -> after pre | lambda_1 at the end |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     keys = sorted({(r["task"], r["delay"], r["method"]) for r in rows}, key=lambda k: (k[1], k[2]))
     for key in keys:
         rs = [r for r in rows if (r["task"], r["delay"], r["method"]) == key]
         mean = lambda f: sum(r[f] for r in rs if r[f] is not None) / max(1, sum(r[f] is not None for r in rs))  # noqa: E731
         pre = f"{fmt(mean('pre_before'))} -> {fmt(mean('pre_after'))}" if key[2] != "none" else "-"
         print(f"| {key[0]} | {key[1]} | {key[2]} | {len(rs)} | {sum(r['status'] == 'solved' for r in rs)} | "
-              f"{fmt(mean('loss_over_ln2'))} | {fmt(mean('error_rate'))} | {pre} | {fmt(mean('last_lambda1'))} |")
+              f"{fmt(mean('steps'), '.0f')} | {fmt(mean('loss_over_ln2'))} | {fmt(mean('error_rate'))} | {pre} | {fmt(mean('last_lambda1'))} |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(rows, f, indent=1)

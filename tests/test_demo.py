@@ -178,7 +178,10 @@ def test_demo_writes_claims_reproductions_and_the_report(report):
         assert (out / "claims" / f"{c['id']}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / summary["report"]).is_file()
     assert "index.html" in report["stdout"] and "refuted" in report["stdout"]
-    assert [st["name"] for st in summary["studies"]] == ["pascanu", "cells"]
+    assert [st["name"] for st in summary["studies"]] == ["pascanu", "cells", "modern"]
+    from rnnscope.seeds.after_seeds import after_seeds_ids
+    assert summary["after_seeds"] == dict.fromkeys(after_seeds_ids(), "holds")  # the modern cells' guarantees
+    assert 'id="after-the-seeds"' in (out / summary["report"]).read_text(encoding="utf-8")
     for st in summary["studies"]:
         assert (out / st["figure"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

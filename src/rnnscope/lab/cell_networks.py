@@ -20,11 +20,12 @@ expRNN: the trained parameter is a free matrix P (H, H) with A = P - P^T, skew b
 stays on the skew matrices and W_hh = expm(A) stays orthogonal); P starts at A_0 / 2 of the paper's init, so
 P - P^T = A_0. Each forward computes W_hh = torch.linalg.matrix_exp(A) (autograd through matrix_exp).
 
-Default method (`default_method`), measured at the study's sizes (B = 32, L = 100, float32, one forward + backward
-of the module, one thread, 2 shared cores; benchmarks/train.py --modern for whole training steps): the associative
-scan for the four linear kinds while the state is small (S <= SCAN_MAX_STATE = 256: minGRU, minLSTM, LRU 3-7x the
-step loop, Mamba at D = 2, S = 128 2x), the step loop beyond (Mamba on copy, D = 10, S = 640: there the scan's
-levels over (T, B, S) arrays cost 1.7x the loop) and for the nonlinear kinds. The paper's log-space scan (minGRU,
+Default method (`default_method`), measured at the study's sizes (B = 32, L = 100, float32, one thread, 2 shared
+cores; benchmarks/train.py --modern): the associative scan for the four linear kinds while the state is small
+(S <= SCAN_MAX_STATE = 256: whole training steps of LRU and minGRU 1.2-1.4x faster than with the step loop), the
+step loop beyond (Mamba on copy, D = 10, S = 640: there the scan's levels over (T, B, S) arrays cost more than the
+loop) and for the nonlinear kinds. The step loop reads u_t by unbind (u[t]'s backward would fill a zero (T, B, U)
+tensor at every step: O(T^2)). The paper's log-space scan (minGRU,
 minLSTM) is method="log", 2-4x slower than the associative scan here. Mamba's log scan is not offered for training
 (b_t of either sign is the difference of the scans of its positive and negative parts; an empty part's logcumsumexp
 of -inf has a NaN gradient). Autograd differentiates the associative scan as it runs (core/scan.py).
