@@ -1061,3 +1061,16 @@ def test_study_cli_faithful_version(tmp_path, capsys):
 def test_training_cli_bad_lengths_and_criteria(capsys, argv, expected):
     code, out, err = run(capsys, *argv)
     assert code == 2 and out == "" and err.count("\n") == 1 and expected in err, err
+
+
+def test_meanfield_table_keeps_its_formulas_and_explains_a_negative_depth_scale(capsys):
+    """The table's text is not read as markup (E[phi'(...)^2] stays whole), and in the chaotic phase xi = -1/ln chi_1
+    < 0 is reported with its meaning: the squared gradient norm grows by e every |xi| steps (|xi| from chi_1 here)."""
+    code, out, err = run(capsys, "theory", "--sigma-w", "1.5")
+    assert code == 0, err
+    assert "sigma_w^2 E[phi'(sqrt(q*) z)^2]" in out.replace("\n", " ")
+    chi1 = json.loads(run(capsys, "meanfield", "--sigma-w", "1.5", "--json")[1])["chi1"]
+    flat = " ".join(out.split())
+    assert "chaotic phase" in flat and f"grows by e every {1 / math.log(chi1):.4g} steps" in flat
+    code, out, err = run(capsys, "sweep", "--help")
+    assert code == 0 and "the tables grid and fixed" in " ".join(out.split())

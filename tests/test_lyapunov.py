@@ -200,3 +200,20 @@ def test_start_rules_and_the_fixed_point_test():
     first_still = int((moves <= 1e-9 * (1 + tr.states[1:].abs().amax(-1))).all(1).nonzero()[0])
     assert not tr.fixed_point() and tr.fixed_point(after=first_still) and not tr.fixed_point(after=first_still - 1)
     assert not rs.unroll(cell, torch.randn(400, 3, 1, dtype=F64)).fixed_point(after=100)
+
+
+def test_warmup_not_a_multiple_of_every_is_not_counted():
+    """With warmup 2 and a QR every 5 the counted steps are T - warmup, and the exponents equal those of a QR at
+    every step with the same warm-up (the diagonal of a product of upper-triangular factors is the product of their
+    diagonals: the same sum of logs), whatever the split; a long run converges to ln 2, ln 0.5."""
+    from rnnscope.core.cells import ElmanCell
+    cell = ElmanCell(torch.diag(torch.tensor([2.0, 0.5], dtype=torch.float64)), torch.zeros(2, 1, dtype=torch.float64),
+                     torch.zeros(2, dtype=torch.float64), "identity")
+    x, s0 = torch.zeros(20, 1, 1, dtype=torch.float64), torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    for warmup, every in ((2, 5), (7, 5), (0, 5), (10, 5), (3, 4)):
+        ly = rs.lyapunov(cell, x, s0, every=every, warmup=warmup)
+        ref = rs.lyapunov(cell, x, s0, every=1, warmup=warmup)
+        assert ly.steps == ref.steps == 20 - warmup, (warmup, every)
+        assert torch.allclose(ly.exponents, ref.exponents, atol=1e-12, rtol=0), (warmup, every)
+    long = rs.lyapunov(cell, torch.zeros(2000, 1, 1, dtype=torch.float64), s0, every=7, warmup=3)
+    assert torch.allclose(long.exponents, torch.tensor([math.log(2), math.log(0.5)], dtype=torch.float64), atol=1e-3)

@@ -128,3 +128,17 @@ def test_load_spec_not_a_file(tmp_path):
         load_spec(tmp_path / "missing.toml")
     with pytest.raises(InputError, match=r"spec: expected a TOML sweep file, got .* \(a directory"):
         load_spec(tmp_path)
+
+
+def test_large_grids_load_in_linear_time_or_are_refused_before_running():
+    """Duplicate values are found by counting (a 200,000-value axis would take hours with a pairwise check), and a
+    grid of more than MAX_CONFIGS configs is refused with its sizes before any value is processed."""
+    from rnnscope.runs.spec import MAX_CONFIGS, SweepSpec
+    s = SweepSpec("big", "phase-point", grid={"sigma_w": "0:1:200000"})
+    assert len(s.grid["sigma_w"]) == 200_000 and s.grid["sigma_w"][-1] == 1.0
+    with pytest.raises(InputError, match="grid.x: expected distinct values, got repeated 2"):
+        SweepSpec("dup", "phase-point", grid={"x": [1, 2, 2, 3]})
+    with pytest.raises(InputError, match=r"grid: expected at most 1,000,000 configs, got 2,000,000 \(a 1,000,000 x b 2\)"):
+        SweepSpec("huge", "phase-point", grid={"a": f"0:1:{MAX_CONFIGS}", "b": [0, 1]})
+    with pytest.raises(InputError, match="COUNT <= 1,000,000"):
+        SweepSpec("huge", "phase-point", grid={"a": "0:1:1000001"})

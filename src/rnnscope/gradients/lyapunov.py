@@ -10,7 +10,8 @@ the logs of |diag(R)| are summed (the log domain: nothing overflows however long
 
     lambda_i ~ (1 / n) sum_{steps after warm-up} ln |R_ii|,        n = steps after warm-up.
 
-The first `warmup` steps align the frame with the dynamics and are discarded. With every > 1 the
+The first `warmup` steps align the frame with the dynamics and are discarded (a QR is taken at step `warmup`
+whatever `every` is, so the counted steps are exactly T - warmup: `steps`). With every > 1 the
 product of `every` Jacobians must not spread the k directions beyond float64's precision: if
 (lambda_1 - lambda_k) every exceeds ~ln(1e10) the run stops and asks for a smaller `every`. For a linear RNN with
 fixed W the exponents are ln |eig_i(W)| sorted descending (tested). The standard error of the largest
@@ -170,7 +171,7 @@ def _frame_sweep(cell: Cell, trace: Trace, Q: torch.Tensor, every: int, warmup: 
         for i in range(c1 - c0):
             t = c0 + i + 1
             Q = torch.bmm(J[i], Q)  # Q <- J_t Q (B, S, k)
-            if t % every == 0 or t == T:
+            if t % every == 0 or t == T or t == warmup:  # a QR where the warm-up ends: no counted span reaches into it
                 Q, R = torch.linalg.qr(Q)  # re-orthonormalise: (B, S, k), (B, k, k)
                 if not torch.isfinite(R).all():
                     raise InputError(f"every: expected the product of {every} Jacobians to stay finite, got an "

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import itertools
@@ -31,7 +32,9 @@ from typing import Any
 from ..core.errors import InputError
 from .store import canonical_json
 
-__all__ = ["SweepSpec", "parse_range", "load_spec", "expand", "config_key"]
+__all__ = ["SweepSpec", "parse_range", "load_spec", "expand", "config_key", "MAX_CONFIGS"]
+
+MAX_CONFIGS = 1_000_000  # a grid's configs (the product of its axes' lengths): beyond, refused before anything runs
 
 _RANGE_ERROR = "range: expected START:STOP:COUNT or a comma-separated list, got {!r}"
 
@@ -82,6 +85,8 @@ def parse_range(text: str) -> list:
             raise InputError(_RANGE_ERROR.format(text) + " (COUNT must be a whole number)") from None
         if count < 1:
             raise InputError(_RANGE_ERROR.format(text) + " (COUNT must be at least 1)")
+        if count > MAX_CONFIGS:
+            raise InputError(f"range: expected COUNT <= {MAX_CONFIGS:,} (a sweep's configs), got {count:,} in {text!r}")
         if count == 1:
             return [start]
         if isinstance(start, int) and isinstance(stop, int) and (stop - start) % (count - 1) == 0:
@@ -138,7 +143,7 @@ class SweepSpec:
             raise InputError(f"grid: expected a table {{parameter: values}}, got {type(self.grid).__name__}")
         if not isinstance(self.fixed, dict):
             raise InputError(f"fixed: expected a table {{parameter: value}}, got {type(self.fixed).__name__}")
-        grid = {}
+        raw = {}
         for k, v in self.grid.items():
             if not isinstance(k, str) or not k:
                 raise InputError(f"grid: expected parameter names, got {k!r}")
@@ -151,9 +156,16 @@ class SweepSpec:
                 v = [v]
             if not isinstance(v, (list, tuple)) or not v:
                 raise InputError(f"grid.{k}: expected a non-empty list of values or a range string, got {v!r}")
+            raw[k] = v
+        total = math.prod(len(v) for v in raw.values())  # checked before any value is: a huge grid fails at once
+        if total > MAX_CONFIGS:
+            sizes = " x ".join(f"{k} {len(v):,}" for k, v in raw.items())
+            raise InputError(f"grid: expected at most {MAX_CONFIGS:,} configs, got {total:,} ({sizes})")
+        grid = {}
+        for k, v in raw.items():
             v = [_scalar(x, f"grid.{k}") for x in v]
-            seen = [canonical_json(x) for x in v]
-            dups = sorted({s for s in seen if seen.count(s) > 1})
+            counts = collections.Counter(canonical_json(x) for x in v)  # linear in the number of values
+            dups = sorted(s for s, n in counts.items() if n > 1)
             if dups:
                 raise InputError(f"grid.{k}: expected distinct values, got repeated {', '.join(dups)}")
             grid[k] = v

@@ -57,9 +57,12 @@ def meanfield(
     for name, v, what in (("q*", mf.q_star, "fixed point of the pre-activation variance"),
                           ("chi_1", mf.chi1, "sigma_w^2 E[phi'(sqrt(q*) z)^2]"),
                           ("0.5 ln chi_1", mf.predicted_rate_per_step, "predicted gradient log-growth per step"),
-                          ("xi", mf.xi, "depth scale -1/ln chi_1 (steps)"),
+                          ("xi", mf.xi, "depth scale -1/ln chi_1 (steps): the squared gradient norm shrinks by e "
+                           "every xi steps" if mf.xi is None or mf.xi >= 0 else
+                           f"-1/ln chi_1 < 0 in the chaotic phase: its size {-mf.xi:.6g} is the divergence scale, the "
+                           f"squared gradient norm grows by e every {-mf.xi:.4g} steps"),
                           ("critical sigma_w^2", mf.critical_sigma_w2, f"chi_1 = 1 at sigma_b^2 = {sigma_b ** 2:g}")):
-        con.print(f"  {name:>18s} = {fmt(v, '.6g'):>12s}   {what}")
+        con.print(f"  {name:>18s} = {fmt(v, '.6g'):>12s}   {what}", markup=False)  # E[...] is not a markup tag
     phase = "chaotic (gradients grow)" if mf.chi1 > 1 else "ordered (gradients vanish)" if mf.chi1 < 1 else "critical"
     con.print(f"  phase: {phase}")
 
@@ -241,7 +244,8 @@ def memory(
 
 # ----------------------------------------------------------------------------- sweep, results
 
-@app.command(help="Run any sweep spec (TOML: name, task, [grid], [fixed]) into the results store; resumable.")
+@app.command(help="Run any sweep spec (a TOML file: name, task, and the tables grid and fixed) into the results "
+                  "store; resumable.")
 def sweep(
     spec: Annotated[Path, typer.Argument(parser=path, metavar="SPEC.toml", help="The sweep spec.")],
     db: DbOpt = Path("rnnscope-results.sqlite"),
