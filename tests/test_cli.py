@@ -1074,3 +1074,24 @@ def test_meanfield_table_keeps_its_formulas_and_explains_a_negative_depth_scale(
     assert "chaotic phase" in flat and f"grows by e every {1 / math.log(chi1):.4g} steps" in flat
     code, out, err = run(capsys, "sweep", "--help")
     assert code == 0 and "the tables grid and fixed" in " ".join(out.split())
+
+
+def test_sweep_configs_are_checked_before_dispatch_and_failed_configs_exit_3(capsys, tmp_path):
+    """A phase-point spec without sigma_w, a phase grid with length < 20 or a hidden size beyond the memory budget:
+    one line, exit 2, no store created. A sweep whose configs fail when they run (a task of one's own that raises):
+    its rows are recorded as failed and the command exits 3 with one line saying so (the README's exit codes)."""
+    (tmp_path / "g.toml").write_text('name="g"\ntask="phase-point"\n')
+    for argv, expect in (
+            (["sweep", tmp_path / "g.toml", "--db", tmp_path / "s.sqlite"],
+             "sigma_w: expected a number in every phase-point config, got none"),
+            (["phase", "--sigma-w", "1,2", "--sigma-b", "0,1", "--length", "10", "--db", tmp_path / "p.sqlite"],
+             "length: expected an integer >= 20, got 10"),
+            (["phase", "--sigma-w", "1,2", "--sigma-b", "0,1", "--hidden", "200000", "--db", tmp_path / "p.sqlite"],
+             "size: expected a problem that fits in 4 GiB")):
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and expect in err, err
+    assert not (tmp_path / "s.sqlite").exists() and not (tmp_path / "p.sqlite").exists()
+    (tmp_path / "f.toml").write_text('name="f"\ntask="os.path:basename"\n[grid]\nx = [1, 2]\n')
+    code, out, err = run(capsys, "sweep", tmp_path / "f.toml", "--db", tmp_path / "f.sqlite", "--workers", "1", "--json")
+    assert code == 3 and json.loads(out)["failed"] == 2
+    assert err.strip().splitlines()[-1].startswith("rnnscope: 2 of 2 configs failed")

@@ -1,10 +1,11 @@
 """rnnscope: a gradient-flow laboratory for recurrent neural networks.
 
-The package is layered (docs/architecture.md): core (cells, the modern cells, scans, unroll, heads) -> gradients
-(the adjoint sweep, bptt, Jacobian-product profiles, bounds, Lyapunov spectra) -> dynamics (mean field,
-phase diagrams, the curse of memory); runs (sweeps, the store); seeds (the seed documents' claims, reproductions, report);
-interop (torch modules, diagnose, monitor); lab (tasks, remedies, training, studies); app (CLI, demo,
-explorer). This module re-exports the public API of every layer:
+The package is layered (docs/architecture.md): core (cells, the modern cells, scans, unroll, heads) ->
+gradients (the adjoint sweep, bptt, Jacobian-product profiles, bounds, Lyapunov spectra) -> dynamics (mean
+field, phase diagrams, the curse of memory); runs (sweeps, the store); seeds (the seed documents' claims,
+reproductions, the modern cells' guarantees, report); interop (torch modules, diagnose, monitor); lab (tasks,
+remedies, gradient flossing, training, studies); app (CLI, demo, explorer). This module re-exports the public
+API of every layer:
 
     >>> import torch
     >>> import rnnscope as rs

@@ -36,7 +36,9 @@ import numpy as np
 import torch
 
 from ..core.cells import ElmanCell
+from ..core.budget import check_memory
 from ..core.errors import InputError
+from ..core.vocab import ACTIVATIONS, check
 from ..gradients.flow import jacobian_profile
 from ..gradients.lyapunov import lyapunov_spectrum
 from .meanfield import critical_sigma_w2, mean_field
@@ -44,7 +46,8 @@ from ..core.results import jsonable
 from ..core.threads import torch_threads
 from ..core.unroll import unroll
 
-__all__ = ["PhaseRow", "run_point", "phase_configs", "phase_table", "critical_line", "plot_phase", "PHASE_TASK"]
+__all__ = ["PhaseRow", "check_point", "run_point", "phase_configs", "phase_table", "critical_line", "plot_phase",
+           "PHASE_TASK"]
 
 PHASE_TASK = "phase-point"
 _LN10 = math.log(10.0)
@@ -59,19 +62,41 @@ def _network(sigma_w: float, sigma_b: float, S: int, seed: int, activation: str)
     return ElmanCell(W, torch.zeros(S, 1, dtype=torch.float64), b, activation), h0, g / g.norm()
 
 
+def check_point(config: dict) -> tuple[float, float, int, int, int, str]:
+    """(sigma_w, sigma_b, S, T, seed, activation) of a phase-point config, or an InputError saying which key is
+    missing or wrong: sigma_w, sigma_b finite numbers >= 0 (required); hidden S >= 1 (64), length T >= 20 (200),
+    seed >= 0 (0), activation one of ACTIVATIONS (tanh); the trace and the profile within the memory budget.
+    The CLI runs it on every config of a sweep before anything is dispatched."""
+    def number(key):
+        if key not in config:
+            raise InputError(f"{key}: expected a number in every phase-point config, got none")
+        v = config[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise InputError(f"{key}: expected a finite number >= 0, got {v!r}")
+        return float(v)
+
+    def integer(key, default, lo):
+        v = config.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise InputError(f"{key}: expected an integer >= {lo}, got {v!r}")
+        return int(v)
+
+    sw, sb = number("sigma_w"), number("sigma_b")
+    S, T, seed = integer("hidden", 64, 1), integer("length", 200, 20), integer("seed", 0, 0)
+    act = check("activation", config.get("activation", "tanh"), ACTIVATIONS)
+    check_memory(T, 1, S, 1, S, 8)  # the trace, and the profile's working space (core.budget)
+    return sw, sb, S, T, seed, act
+
+
 def run_point(config: dict) -> dict:
     """The sweep task: measure one random network at (sigma_w, sigma_b) and set it beside mean-field theory.
 
-    config keys: sigma_w, sigma_b (standard deviations), hidden (S), length (T), seed, activation ("tanh").
-    Returns JSON-able metrics: gradient_rate, lyapunov_max, lyapunov_stderr, q_star_measured, theory_rate,
-    chi1, q_star, critical_sigma_w2, seconds.
+    config keys: sigma_w, sigma_b (standard deviations), hidden (S), length (T >= 20: half of it is discarded),
+    seed, activation ("tanh"), checked by check_point. Returns JSON-able metrics: gradient_rate, lyapunov_max,
+    lyapunov_stderr, q_star_measured, theory_rate, chi1, q_star, critical_sigma_w2, seconds.
     """
     start = time.perf_counter()
-    sw, sb = float(config["sigma_w"]), float(config["sigma_b"])
-    S, T, seed = int(config.get("hidden", 64)), int(config.get("length", 200)), int(config.get("seed", 0))
-    act = str(config.get("activation", "tanh"))
-    if T < 20:
-        raise InputError(f"length: expected at least 20 steps (half of them are discarded), got {T}")
+    sw, sb, S, T, seed, act = check_point(config)
     cell, h0, g = _network(sw, sb, S, seed, act)
     with torch_threads(1):
         trace = unroll(cell, torch.zeros(T, 1, 1, dtype=torch.float64), h0)  # autonomous

@@ -42,7 +42,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.results import jsonable
 
-__all__ = ["STUDY_NAMES", "VERSIONS", "Study", "load_study", "study_spec", "run_point", "StudyRow", "study_table",
+__all__ = ["STUDY_NAMES", "VERSIONS", "Study", "load_study", "study_spec", "check_point", "run_point", "StudyRow", "study_table",
            "study_title", "plot_study", "snapshot_profiles", "plot_snapshots"]
 
 STUDY_NAMES = ("pascanu", "cells", "modern")
@@ -128,6 +128,27 @@ def study_spec(study: Study, quick: bool = False, *, version: str | None = None)
     return SweepSpec(f"study-{study.name}" + ("" if version == "full" else f"-{version}"), "study-point", grid, fixed)
 
 
+def _merged(config: dict) -> dict:
+    """The training settings of a study-point config: its own keys but the labels, with the method's merged in."""
+    for key in ("study", "method"):
+        if key not in config:
+            raise InputError(f"{key}: expected it in every study-point config, got none")
+    study = load_study(str(config["study"]))
+    method = config["method"]
+    if method not in study.methods:
+        raise InputError(f"method: expected one of {', '.join(study.methods)}, got {method!r}")
+    run = {k: v for k, v in config.items() if k not in _LABELS}
+    run.update(study.methods[method])
+    return run
+
+
+def check_point(config: dict):
+    """The train.TrainConfig of a study-point config (the method's settings merged in, as run_point runs it), or
+    an InputError: the CLI checks every config of a sweep with it before anything is dispatched."""
+    from .train import TrainConfig
+    return TrainConfig.from_dict(_merged(config))
+
+
 def run_point(config: dict) -> dict:
     """The sweep task: merge the method's settings into the config and train (train.run_config).
 
@@ -136,13 +157,7 @@ def run_point(config: dict) -> dict:
     snapshot (a profile per evaluation would grow the store by T numbers every eval_every updates).
     """
     from .train import run_config
-    study = load_study(str(config["study"]))
-    method = config["method"]
-    if method not in study.methods:
-        raise InputError(f"method: expected one of {', '.join(study.methods)}, got {method!r}")
-    run = {k: v for k, v in config.items() if k not in _LABELS}
-    run.update(study.methods[method])
-    metrics = run_config(run)
+    metrics = run_config(_merged(config))
     if metrics.get("history"):
         h = metrics["history"]
         metrics["history"] = [{k: v for k, v in r.items() if k != "profile"} for r in h[:-1]] + h[-1:]

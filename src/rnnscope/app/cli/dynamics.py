@@ -25,7 +25,7 @@ from ...core.errors import InputError
 from .entry import app
 from .options import (ActivationOpt, DbOpt, HiddenOpt, JsonOpt, RetryOpt, SchedulerOpt, WorkersOpt, finite_float,
                       nonnegative_float, path, positive_float, positive_int, seed)
-from .output import console, echo_json, exit_if_interrupted, fmt, spread
+from .output import check_configs, console, echo_json, exit_if_failed, exit_if_interrupted, fmt, spread
 
 __all__ = ["meanfield", "phase", "memory", "sweep", "results", "lambdas", "rho"]
 
@@ -117,6 +117,7 @@ def phase(
         grid, fixed = phase_configs(w_vals, b_vals, hidden=hidden, length=length, seeds=seeds, activation=activation)
         sw = SweepSpec("phase", PHASE_TASK, grid, fixed)
     act = sw.fixed.get("activation", "tanh")
+    check_configs(sw)
     report = run_sweep(sw, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed, progress=not as_json)
     exit_if_interrupted(report, db)
     table = phase_table(spec_rows(db, sw))
@@ -131,6 +132,7 @@ def phase(
            "points": [r.to_dict() for r in table], "critical_line": comparison}
     if as_json:
         echo_json(out)
+        exit_if_failed(report, db)
         return
     from rich.table import Table
     con = console()
@@ -146,6 +148,7 @@ def phase(
     con.print(tab)
     if fig_ok:
         con.print(f"heatmap: {plot}; every point: rnnscope results --db {db} --csv")
+    exit_if_failed(report, db)
 
 
 # ----------------------------------------------------------------------------- memory
@@ -256,7 +259,9 @@ def sweep(
 ) -> None:
     from ...runs.runner import run_sweep
     from ...runs.spec import load_spec
-    report = run_sweep(load_spec(spec), db, workers=workers, scheduler=scheduler, retry_failed=retry_failed,
+    sw = load_spec(spec)
+    check_configs(sw)
+    report = run_sweep(sw, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed,
                        progress=not as_json)
     exit_if_interrupted(report, db)
     if as_json:
@@ -266,6 +271,7 @@ def sweep(
         console().print(f"sweep {d['sweep']!r}: {d['total']} configs, {d['done']} run now, {d['skipped']} already "
                         f"finished, {d['failed']} failed, {d['remaining']} remaining ({d['seconds']:.1f} s); "
                         f"rows in {db}")
+    exit_if_failed(report, db)
 
 
 @app.command(help="Export the results store: every run with its config, metrics, status, error, seconds, host.")

@@ -16,7 +16,7 @@ from .entry import app
 from ...lab.criteria import CRITERION_NAMES
 from .options import (DbOpt, HiddenOpt, JsonOpt, RetryOpt, SchedulerOpt, SeedOpt, WorkersOpt, cell_options, choice,
                       finite_float, nonnegative_float, nonnegative_int, path, positive_int)
-from .output import console, echo_json, exit_if_interrupted, fmt, spread
+from .output import check_configs, console, echo_json, exit_if_failed, exit_if_interrupted, fmt, spread
 
 __all__ = ["tasks_app", "tasks_sample", "train", "study"]
 
@@ -223,6 +223,7 @@ def study(
         plot = db.with_name(f"study-{s.name}{'' if version == 'full' else '-' + version}.png")
     check_plot_path(plot)
     spec = study_spec(s, version=version)
+    check_configs(spec)
     report = run_sweep(spec, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed, progress=not as_json)
     exit_if_interrupted(report, db)
     rows = spec_rows(db, spec)
@@ -234,6 +235,7 @@ def study(
            "plot": str(plot), "table": [r.to_dict() for r in table]}
     if as_json:
         echo_json(out)
+        exit_if_failed(report, db)
         return
     from rich.table import Table
     con = console()
@@ -245,3 +247,4 @@ def study(
                     fmt(r.mean_loss_over_baseline, ".3f"), fmt(r.mean_steps, ".0f"))
     con.print(tab)
     con.print(f"{report.done} runs now, {report.skipped} already in {db}, {report.failed} failed; figure: {plot}")
+    exit_if_failed(report, db)

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import typer
 
+from ...core.errors import InputError
 from ...core.results import jsonable
 from ..console import make_console
 
-__all__ = ["console", "fmt", "echo_json", "spread", "exit_if_interrupted"]
+__all__ = ["console", "fmt", "echo_json", "spread", "exit_if_interrupted", "check_configs", "exit_if_failed"]
 
 console = make_console
 
@@ -52,3 +53,32 @@ def exit_if_interrupted(report, db: Path) -> None:
         sys.stderr.write(f"rnnscope: {report.done + report.skipped} of {report.total} configs are finished in {db}; "
                          f"{report.remaining} remain: run the same command again to finish them\n")
         raise typer.Exit(130)
+
+
+def check_configs(spec) -> None:
+    """Every config of a sweep of a built-in task checked before anything is dispatched (a bad key fails here, in
+    one line, not as failed rows in the store): phase-point by dynamics.phase.check_point, train by
+    TrainConfig.from_dict, study-point by lab.studies.check_point. A task of the user's own is not checked."""
+    from ...runs.spec import expand
+    if spec.task == "phase-point":
+        from ...dynamics.phase import check_point
+    elif spec.task == "train":
+        from ...lab.train import TrainConfig
+        check_point = TrainConfig.from_dict
+    elif spec.task == "study-point":
+        from ...lab.studies import check_point
+    else:
+        return
+    for i, config in enumerate(expand(spec)):
+        try:
+            check_point(config)
+        except InputError as e:
+            raise InputError(f"config {i + 1} of sweep {spec.name!r} ({spec.task}): {e}") from None
+
+
+def exit_if_failed(report, db: Path) -> None:
+    """Exit code 3 (documented in the README) when configs failed: their rows are in the store with the error."""
+    if report.failed:
+        sys.stderr.write(f"rnnscope: {report.failed} of {report.total} configs failed; their errors: rnnscope results "
+                         f"--db {db}; --retry-failed runs them again\n")
+        raise typer.Exit(3)
