@@ -1095,3 +1095,21 @@ def test_sweep_configs_are_checked_before_dispatch_and_failed_configs_exit_3(cap
     code, out, err = run(capsys, "sweep", tmp_path / "f.toml", "--db", tmp_path / "f.sqlite", "--workers", "1", "--json")
     assert code == 3 and json.loads(out)["failed"] == 2
     assert err.strip().splitlines()[-1].startswith("rnnscope: 2 of 2 configs failed")
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["train", "--task", "copy", "--length", "10", "--steps", "1", "--hidden", "1000000"], "size: expected a problem"),
+    (["train", "--task", "copy", "--length", "10", "--steps", "1", "--batch", "1000000000"], "size: expected a problem"),
+    (["train", "--task", "adding-le", "--length", "1000000000", "--steps", "1"], "size: expected a problem"),
+    (["train", "--task", "copy", "--length", "10", "--steps", "1", "--eval-size", "1000000000"],
+     "eval_size: expected at most 1,000,000"),
+    (["tasks", "sample", "--task", "adding-le", "--length", "100000000", "--n", "1000000", "--out", "t.npz"],
+     "size: expected a batch that fits in 4 GiB"),
+])
+def test_sizes_that_would_exhaust_memory_are_refused_before_allocation(capsys, tmp_path, monkeypatch, argv, expect):
+    """Issue 16, item 3: over-large sizes in train and tasks sample exit 2 with one line (they used to reach an
+    allocation and exit 1), and nothing is written."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and expect in err, err
+    assert list(tmp_path.iterdir()) == []

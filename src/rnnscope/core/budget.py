@@ -28,7 +28,7 @@ from .errors import InputError
 
 __all__ = ["MEMORY_LIMIT", "BPTT_MAX_T", "BPTT_ROWS_BYTES", "GATES", "STATES", "run_bytes", "check_memory",
            "random_sizes", "cell_sizes",
-           "check_cell_memory", "check_stack_memory", "check_bptt_size"]
+           "check_cell_memory", "check_stack_memory", "check_batch_memory", "check_bptt_size"]
 
 MEMORY_LIMIT = 4 * 1024**3  # bytes: the trace and working space a command-line run may ask for
 BPTT_MAX_T = 4096  # the T x T contributions table (JSON) and the O(T^2 S^2) per-step partials
@@ -83,6 +83,15 @@ def check_stack_memory(kind: str, T: int, B: int, D: int, hidden: int, itemsize:
     G = GATES.get(family, 1)
     P = proj or hidden
     check_memory(T * runs, B, P + hidden if family == "lstm" else hidden, D, G * hidden, itemsize)
+
+
+def check_batch_memory(N: int, T: int, D: int, O: int, limit: int = MEMORY_LIMIT) -> None:
+    """An InputError when a task batch of N sequences of T steps (x (N, T, D) and y (N, T, O) float32, the mask, and
+    the draws that make them: about twice that) would exceed limit, before it is sampled."""
+    need = 2 * N * T * (D + O + 1) * 4
+    if need > limit:
+        raise InputError(f"size: expected a batch that fits in {limit / 1024**3:.0f} GiB, got N={N:,} sequences of "
+                         f"T={T:,} steps, D={D}, O={O} (about {need / 1024**3:.3g} GiB)")
 
 
 def check_bptt_size(T: int, S: int, D: int) -> None:

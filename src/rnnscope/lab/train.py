@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..core.budget import GATES, STATES, check_batch_memory, check_memory
 from ..core.build import get_dtype
 from ..core.errors import InputError
 from ..core.results import jsonable
@@ -67,6 +68,7 @@ __all__ = ["TrainConfig", "TrainResult", "train", "run_config", "make_optimizer"
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 STATUSES = ("solved", "unsolved", "diverged")
 MOMENTUM = 0.9  # "momentum": SGD with the customary heavy-ball coefficient
+MAX_EVAL_SIZE = 1_000_000  # fresh sequences per evaluation at most: beyond, an evaluation would run for hours
 EVAL_BATCH = 1000  # sequences per evaluation batch, each drawn on its own: Pascanu's state['cbs']
 EVAL_CHUNK = 250  # sequences per forward pass in evaluations: bounded memory, steadier timings (measured here)
 FLOSSING_LR = 1e-3  # Engelken's code: AdamW(lr = 1e-3, (0.9, 0.999)) for flossing
@@ -140,6 +142,9 @@ class TrainConfig:
             if not is_int(v) or v < lo:
                 raise InputError(f"{name}: expected an integer >= {lo}, got {v!r}")
         crit.check_sequences(self.eval_size)
+        if self.eval_size > MAX_EVAL_SIZE:
+            raise InputError(f"eval_size: expected at most {MAX_EVAL_SIZE:,} fresh sequences per evaluation, got "
+                             f"{self.eval_size:,}")
         for name, choices in (("cell", TRAIN_CELL_KINDS), ("activation", TRAIN_ACTIVATIONS), ("init", TRAIN_INITS),
                               ("optimizer", OPTIMIZERS)):
             check(name, getattr(self, name), choices)
@@ -302,6 +307,19 @@ def _resolve_task(config: TrainConfig, task):
     return task
 
 
+def _check_memory(config: TrainConfig, task) -> None:
+    """An InputError before anything is allocated when the run would not fit (core.budget): the longest batch
+    (T' <= L + L/10 + 20, or the task's fixed `steps`) of max(batch, EVAL_CHUNK) sequences through the network,
+    its state S (2H for LSTM's (h, c), 4H for sLSTM, ...) and pre-activations (G H), and a task batch of EVAL_BATCH."""
+    L = config.length
+    T = max(L + L // 10 + 20, int(getattr(task, "steps", 0) or 0))
+    H, kind = config.hidden, config.cell
+    S = (2 if kind == "lstm" else STATES.get(kind, 1)) * H
+    check_memory(T, max(config.batch, EVAL_CHUNK), S, task.input_size, GATES.get(kind, 1) * H,
+                 torch.finfo(get_dtype(config.dtype)).bits // 8)
+    check_batch_memory(max(config.batch, min(config.eval_size, EVAL_BATCH)), T, task.input_size, task.output_size)
+
+
 def _seeds(seed: int) -> tuple[int, int, int]:
     """Independent seeds for the init, the training batches and the evaluation batches."""
     a, b, c = np.random.SeedSequence(int(seed)).generate_state(3)
@@ -378,6 +396,7 @@ def train(config: TrainConfig, *, progress: bool = True, writer=None, store=None
         raise InputError(f"config: expected a TrainConfig, got {type(config).__name__}")
     t0 = time.perf_counter()
     task = _resolve_task(config, task)
+    _check_memory(config, task)
     crit = get_criterion(config.criterion)
     dtype = get_dtype(config.dtype)
     init_seed, train_seed, eval_seed = _seeds(config.seed)

@@ -46,6 +46,8 @@ def tasks_sample(
         raise InputError(f"out: expected a file name ending in .npz, got {str(out)!r}")
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise InputError(f"out: expected an existing folder for {str(out)!r}, got {str(out.parent)!r} (no such folder)")
+    from ...core.budget import check_batch_memory
+    check_batch_memory(n, length + length // 10 + 20, t.input_size, t.output_size)  # T' <= L + L/10 + 20 (any task)
     batch = t.sample(n, length, torch.Generator().manual_seed(seed))
     try:
         batch.save(out)
