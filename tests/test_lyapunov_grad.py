@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch_reference import central_difference
 
 from rnnscope.core.cells import ElmanCell, GRUCell
 from rnnscope.core.errors import InputError
@@ -71,21 +72,6 @@ def test_a_gated_cell_and_an_autonomous_run_match_lyapunov():
     assert float((lyapunov_exponents(e, z, k=2, warmup=20) - lyapunov(e, z, k=2, warmup=20).exponents).abs().max()) <= 1e-10
 
 
-def _fd(f, A: torch.Tensor, idx, h=1e-6):
-    """Central finite difference of f() in the entries idx of A (changed in place, restored)."""
-    out = []
-    with torch.no_grad():
-        for i in idx:
-            v = float(A[i])
-            A[i] = v + h
-            fp = float(f())
-            A[i] = v - h
-            fm = float(f())
-            A[i] = v
-            out.append((fp - fm) / (2 * h))
-    return np.array(out)
-
-
 @pytest.mark.parametrize("field", ["W_hh", "W_xh", "b_h"])
 def test_gradient_against_central_finite_differences(field):
     cell, x = elman(S=5, g=1.8, grad=True), inputs(60, 2)
@@ -98,7 +84,7 @@ def test_gradient_against_central_finite_differences(field):
     A = getattr(cell, field)
     gen = np.random.default_rng(0)
     idx = [tuple(int(gen.integers(n)) for n in A.shape) for _ in range(6)]
-    fd = _fd(f, A, idx)
+    fd = np.array(central_difference(f, A, idx))
     ad = np.array([float(A.grad[i]) for i in idx])
     assert np.abs(ad - fd).max() <= 1e-6 * max(1.0, np.abs(fd).max()), (ad, fd)  # FD error ~h^2 + rounding/h
 
@@ -114,7 +100,7 @@ def test_gradient_of_a_gru_cell_weight_against_finite_differences():
 
     f().backward()
     idx = [(0, 1), (5, 2), (9, 3), (11, 0)]
-    fd = _fd(f, cell.W_hh, idx)
+    fd = np.array(central_difference(f, cell.W_hh, idx))
     assert np.abs(np.array([float(cell.W_hh.grad[i]) for i in idx]) - fd).max() <= 1e-6 * max(1.0, np.abs(fd).max())
 
 
