@@ -41,7 +41,7 @@ from torch import nn
 
 from ..core.errors import InputError
 from ..gradients.lyapunov_grad import lyapunov_exponents
-from .networks import as_cell as module_cell  # the recurrent module as an rnnscope cell (any kind)
+from .networks import as_cell  # the recurrent module as an rnnscope cell (any kind)
 
 __all__ = ["Flossing", "FlossingRun", "flossing_loss", "recurrent_module", "default_warmup"]
 
@@ -77,7 +77,7 @@ def flossing_loss(model: nn.Module, x: torch.Tensor, *, k: int, target: float = 
         raise InputError(f"reduction: expected mean or sum, got {reduction!r}")
     if not isinstance(x, torch.Tensor) or x.dim() != 3:
         raise InputError(f"x: expected a tensor (B, T, D), got {getattr(x, 'shape', type(x).__name__)}")
-    cell = module_cell(rnn, dtype=dtype, differentiable=True)
+    cell = as_cell(rnn, dtype=dtype, differentiable=True)
     xt = x.transpose(0, 1) if getattr(rnn, "batch_first", True) else x  # (T, B, D)
     T = xt.shape[0]
     lam = lyapunov_exponents(cell, xt.to(cell.dtype), k=k, warmup=default_warmup(T) if warmup is None else warmup,
@@ -167,7 +167,7 @@ class FlossingRun:
             raise InputError(f"flossing inputs: expected a function () -> x (B, T, D), got {type(inputs).__name__}")
         self.flossing, self.model, self.inputs = flossing, model, inputs
         self.rnn = recurrent_module(model)
-        S = module_cell(self.rnn).state_size
+        S = as_cell(self.rnn).state_size
         if flossing.k > S:
             raise InputError(f"flossing k: expected at most the state size S = {S} exponents, got {flossing.k}")
         params = [p for p in self.rnn.parameters() if p.requires_grad]
