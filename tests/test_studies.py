@@ -184,3 +184,78 @@ def test_the_modern_study_is_the_issues_grid_and_every_config_builds():
             assert run.flossing() is not None and run.flossing_k == 16
     quick = expand(st.study_spec(m, quick=True))
     assert len(quick) == 7 and {c["task"] for c in quick} == {"adding-le"}
+
+
+def _what_the_title_names(title: str) -> tuple[set, set, int]:
+    """The tasks, lengths and seed count a study title names ("... on T1, T2 at L = 10, 20; 2 seeds, ...")."""
+    import re
+    m = re.search(r" on (.+) at L = (.+?); (\d+) seeds?, ", title)
+    assert m, title
+    return set(m.group(1).split(", ")), set(m.group(2).split(", ")), int(m.group(3))
+
+
+@pytest.mark.parametrize("name,version", [("pascanu", "quick"), ("cells", "quick"), ("modern", "quick"),
+                                          ("pascanu", "full"), ("pascanu", "faithful")])
+def test_a_studys_title_names_exactly_what_its_configs_ran(name, version):
+    """The title of a study's figure and table names the tasks, lengths and number of seeds of the configs that
+    ran (the version's sweep expanded here), nothing of the full grid it did not run."""
+    study = st.load_study(name)
+    configs = expand(st.study_spec(study, version=version))
+    rows = [{"status": "done", "config": c, "metrics": {}} for c in configs]
+    tasks, lengths, seeds = _what_the_title_names(st.study_title(study, rows, version))
+    assert tasks == {c["task"] for c in configs}
+    assert lengths == {f"{c['length_range'][0]}..{c['length_range'][1]}" if c.get("length_range") else str(c["length"])
+                       for c in configs}
+    assert seeds == len({c["seed"] for c in configs})
+    if (name, version) == ("pascanu", "quick"):  # the issue's case: temporal order only, L = 10-30, 2 seeds
+        assert (tasks, seeds) == (set(study.quick["task"]), len(study.quick["seed"])) and "adding-pascanu" not in tasks
+
+
+def test_a_quick_versions_title_differs_from_the_full_grid(tmp_path):
+    """A study file of our own, quick and full: each title names its own configs' tasks, lengths and seeds."""
+    f = tmp_path / "own.toml"
+    f.write_text('name = "own"\n[methods.A]\nlr = 0.1\n[methods.B]\nlr = 0.2\n'
+                 '[grid]\ntask = ["copy", "adding-le", "temporal-order"]\nlength = [7, 9, 11, 13]\nseed = [4, 5, 6]\n'
+                 '[fixed]\nsteps = 3\n[quick]\ntask = ["adding-le"]\nlength = [9]\nseed = [5]\n')
+    study = st.load_study(str(f))
+    for version in ("quick", "full"):
+        configs = expand(st.study_spec(study, version=version))
+        title = st.study_title(study, [{"config": c, "metrics": {}} for c in configs], version)
+        assert _what_the_title_names(title) == ({c["task"] for c in configs}, {str(c["length"]) for c in configs},
+                                                len({c["seed"] for c in configs}))
+
+
+def test_coinciding_series_are_all_drawn_and_said_to_coincide():
+    """SGD and SGD-C with the same success rates at every length: both lines are drawn, each with its own marker
+    and line style, the first thicker and underneath, and the legend says SGD-C equals SGD."""
+    rows = ([_row("t", m, L, "unsolved") for m in ("SGD", "SGD-C") for L in (10, 20, 30)]
+            + [_row("t", "SGD-CR", L, "solved" if L < 30 else "unsolved") for L in (10, 20, 30)])
+    fig = st.plot_study(st.study_table(rows), title="x")
+    ax = fig.axes[0]
+    lines = {ln.get_gid(): ln for ln in ax.lines if ln.get_gid()}
+    a, b, c = lines["t:SGD"], lines["t:SGD-C"], lines["t:SGD-CR"]
+    assert list(a.get_xdata()) == list(b.get_xdata()) == [10, 20, 30]
+    assert list(a.get_ydata()) == list(b.get_ydata()) == [0.0, 0.0, 0.0]  # the same points, both present
+    assert len({ln.get_marker() for ln in (a, b, c)}) == 3 and len({ln.get_linestyle() for ln in (a, b, c)}) == 3
+    assert a.get_linewidth() > b.get_linewidth() and a.get_zorder() < b.get_zorder()  # SGD shows around SGD-C
+    assert a.get_markersize() > b.get_markersize() and b.get_markerfacecolor() == "none"  # hollow, nested
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["SGD", "SGD-C (= SGD)", "SGD-CR"]
+    sn = st.plot_snapshots({"t": {"length": 3, "methods": {"A": [0.0, -1.0, -2.0], "B": [0.0, -1.0, -2.0]}}})
+    assert [t.get_text() for t in sn.axes[0].get_legend().get_texts()] == ["A", "B (= A)"]
+
+
+@pytest.mark.parametrize("name", ["pascanu", "modern"])
+def test_the_title_fits_the_figure(name, tmp_path):
+    """The wrapped suptitle lies inside the figure (the issue: cut at both edges), for a one-panel quick study
+    and a three-panel full one."""
+    study = st.load_study(name)
+    version = "quick" if name == "pascanu" else "full"
+    rows = [{"status": "done", "config": c, "metrics": {"status": "unsolved", "final_loss": 0.5, "baseline_loss": 1.0,
+                                                         "steps": 1}} for c in expand(st.study_spec(study, version=version))]
+    title = st.study_title(study, rows, version)
+    fig = st.plot_study(st.study_table(rows), tmp_path / "s.png", measure=study.measure, title=title)
+    renderer = fig.canvas.get_renderer()
+    box, page = fig._suptitle.get_window_extent(renderer), fig.bbox
+    assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, (box, page)
+    assert fig.get_suptitle().replace("\n", " ") == title

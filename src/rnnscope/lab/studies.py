@@ -18,7 +18,8 @@ runs as the sweep task `run_point` (in a worker): the method's settings are merg
 run is train.run_config. `study_table(rows)` aggregates the store's rows per (task, method, length, length
 range), with the success criterion the runs were judged by; `study_title(study, rows)` says what ran (methods,
 tasks, lengths, seeds, updates, criterion), read from the rows themselves; `plot_study(table, path)` draws
-success rate (or loss / baseline) against length, one line per method.
+success rate (or loss / baseline) against length, one line per method (its own marker and line style, the
+legend naming the methods whose points coincide).
 
 Example:
     >>> s = load_study("pascanu")
@@ -264,6 +265,35 @@ def study_title(study: Study, rows: list[dict], version: str = "full") -> str:
             f"{seeds} seed{'s' if seeds != 1 else ''}, {steps} updates; success: {'; '.join(crits)}")
 
 
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+_DASHES = ("-", "--", "-.", ":")
+
+
+def _style(j: int, n: int) -> dict:
+    """The look of the j-th of n series in a panel, so that series which coincide are all seen: each its own
+    colour, hollow marker shape and line style; earlier series drawn thicker and underneath (zorder), so a later
+    one on top of it leaves its colour showing at both edges and its marker around the later one's."""
+    frac = (n - 1 - j) / max(n - 1, 1)  # 1 for the first series, 0 for the last
+    return dict(color=f"C{j % 10}", marker=_MARKERS[j % len(_MARKERS)], ls=_DASHES[j % len(_DASHES)],
+                lw=1.3 + 2.2 * frac, ms=5 + 5 * frac, mfc="none", mew=1.5, zorder=2 + j)
+
+
+def _same(a: list, b: list) -> bool:
+    """Whether two series of (x, y) points are the same points (NaN equal to NaN)."""
+    return len(a) == len(b) and all(xa == xb and (ya == yb or (ya != ya and yb != yb))
+                                    for (xa, ya), (xb, yb) in zip(a, b))
+
+
+def _labels(series: dict) -> dict:
+    """Legend labels: the series' name, with "(= A)" where its points are exactly those of an earlier series A (the
+    first such), so a reader knows a line hidden under another is there and equal."""
+    out = {}
+    for i, (name, pts) in enumerate(series.items()):
+        twin = next((other for other, q in list(series.items())[:i] if _same(pts, q)), None)
+        out[name] = f"{name} (= {twin})" if twin is not None else name
+    return out
+
+
 def _wrap(title: str, fig) -> str:
     """title broken into lines that fit the figure's width (about 11 characters per inch at 10 points)."""
     return textwrap.fill(title, max(40, int(11 * fig.get_figwidth())), break_on_hyphens=False)
@@ -277,7 +307,9 @@ def _criterion_label(table: list[StudyRow]) -> str:
 
 def plot_study(table: list[StudyRow], path=None, *, measure: str = "success", title: str = ""):
     """Success rate (or final loss / baseline) against length, one line per method, one panel per task; the
-    y label names the success criterion the runs were judged by (StudyRow.criterion)."""
+    y label names the success criterion the runs were judged by (StudyRow.criterion). Each method has its own
+    colour, marker and line style (_style), so methods whose points coincide are all visible, and the legend says
+    which coincide ("SGD-C (= SGD)"); the title (study_title: what ran) is wrapped to the figure's width."""
     from ..core.plots import check_plot_path, new_figure, save_figure
     if path is not None:
         check_plot_path(path)
@@ -287,12 +319,18 @@ def plot_study(table: list[StudyRow], path=None, *, measure: str = "success", ti
     fig = new_figure((5.2 * len(tasks), 4.2))
     for i, task in enumerate(tasks):
         ax = fig.add_subplot(1, len(tasks), i + 1)
-        for j, method in enumerate(dict.fromkeys(r.method for r in table)):
+        methods = list(dict.fromkeys(r.method for r in table))
+        series = {}
+        for method in methods:
             rs = sorted((r for r in table if r.task == task and r.method == method), key=lambda r: r.length)
-            if not rs:
-                continue
-            ys = [r.success_rate if measure == "success" else r.mean_loss_over_baseline for r in rs]
-            ax.plot([r.length for r in rs], ys, "o-", color=f"C{j}", label=method, gid=f"{task}:{method}")
+            if rs:
+                series[method] = [(r.length, r.success_rate if measure == "success" else r.mean_loss_over_baseline)
+                                  for r in rs]
+        labels = _labels(series)
+        for method, pts in series.items():
+            ax.plot([x for x, _ in pts], [y for _, y in pts], label=labels[method], gid=f"{task}:{method}",
+                    **_style(methods.index(method), len(methods)))
+        ax.set_xticks(sorted({r.length for r in table if r.task == task}))
         if measure == "success":
             ax.set_ylim(-0.05, 1.05)
             ax.set_ylabel(f"success rate ({_criterion_label(table)})")
@@ -348,8 +386,11 @@ def plot_snapshots(snapshots: dict, path=None, *, title: str = ""):
     fig = new_figure((5.2 * len(snapshots), 4.2))
     for i, (task, t) in enumerate(sorted(snapshots.items())):
         ax = fig.add_subplot(1, len(snapshots), i + 1)
+        series = {method: list(enumerate(ys)) for method, ys in t["methods"].items()}
+        labels = _labels(series)
         for j, (method, ys) in enumerate(t["methods"].items()):
-            ax.plot(range(len(ys)), ys, color=f"C{j}", label=method, gid=f"{task}:{method}")
+            ax.plot(range(len(ys)), ys, label=labels[method], gid=f"{task}:{method}",
+                    markevery=max(1, len(ys) // 8), **_style(j, len(series)))
         ax.set_xlabel("k (step the loss gradient flows back to)")
         ax.set_ylabel("log10 ||dL/dh_k|| (mean over seeds)")
         ax.set_title(f"{task}, L = {t['length']}: gradient flow after training", fontsize=10)
