@@ -8,6 +8,7 @@ for how many times each config ran. The probe (tests/sweep_probe.py) is named by
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -63,6 +64,24 @@ def wait_for_rows(proc, db: Path, n: int, timeout: float = 60) -> None:
             finally:
                 con.close()
         time.sleep(0.05)
+
+
+def session_processes(sid: int) -> dict:
+    """{pid: command line} of the running (not zombie) processes of session sid, read from /proc alone: a
+    coordinator started with start_new_session=True, and every process it starts, are in its session."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # ended meanwhile
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()  # state ppid pgrp session ...
+        if int(fields[3]) == sid and fields[0] not in (b"Z", b"X"):
+            found[int(entry.name)] = cmdline
+    return found
 
 
 def closed_port() -> int:
@@ -151,9 +170,17 @@ def test_sigkill_of_the_coordinator_loses_nothing(tmp_path):
                             stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": SUBPROCESS_PATH})
     try:
         wait_for_rows(proc, db, 4)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the coordinator, its forkserver and its workers
+        assert len(session_processes(proc.pid)) >= 4  # the coordinator, its forkserver and two workers at least
+        os.kill(proc.pid, signal.SIGKILL)  # the coordinator alone: what `kill -9 PID` does
         out, err = proc.communicate(timeout=30)
+        deadline = time.monotonic() + 10  # every process it started ends within 10 s (the workers watch it)
+        while session_processes(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = session_processes(proc.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever is left, so that a failure leaves nothing behind
+    assert left == {}, f"alive 10 s after the coordinator was killed: {left}"
     assert proc.returncode == -signal.SIGKILL and b"finished without" not in out
 
     con = sqlite3.connect(str(db))
@@ -257,6 +284,56 @@ def test_dask_cluster_matches_local_pool(tmp_path):
     assert rows[2]["status"] == "failed" and rows[2]["error"].startswith("worker died (KilledWorker: ")
     assert all(rows[x]["status"] == "done" and rows[x]["metrics"]["x2"] == x * x for x in (0, 1, 3))
     assert runs_per_x(log)[2] == 2  # its first run and the coordinator's one resubmission
+
+def test_sigkill_of_a_dask_client_releases_its_futures(tmp_path):
+    """The coordinator on a dask cluster, SIGKILLed: within 10 s the scheduler holds none of its tasks and no
+    client of it; the resumed run loses and duplicates nothing (sqlite3 on the file, the probe's own log)."""
+    import distributed
+
+    db, log = tmp_path / "runs.db", tmp_path / "runs.log"
+    grid = {"x": list(range(16))}
+    fixed = {"sleep": 0.4, "log": str(log)}
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as watcher:
+        code = textwrap.dedent(f"""
+            from rnnscope.runs.runner import run_sweep
+            from rnnscope.runs.spec import SweepSpec
+            spec = SweepSpec("killme", {PROBE!r}, grid={grid!r}, fixed={fixed!r})
+            run_sweep(spec, {str(db)!r}, scheduler={cluster.scheduler_address!r}, progress=False)
+            print("finished without being killed")
+        """)
+        proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": SUBPROCESS_PATH})
+        try:
+            wait_for_rows(proc, db, 2)
+            held = watcher.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            assert held > 0  # the killed client's futures: queued and running on the cluster
+            os.kill(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            tasks = watcher.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+            clients = watcher.run_on_scheduler(lambda dask_scheduler: sorted(dask_scheduler.clients))
+            if tasks == 0 and len(clients) <= 2:  # ours and the scheduler's own fire-and-forget client
+                break
+            time.sleep(0.1)
+        assert tasks == 0, f"the scheduler still holds {tasks} tasks 10 s after their client was killed"
+        assert watcher.id in clients and len(clients) <= 2, clients
+        assert proc.returncode == -signal.SIGKILL and b"finished without" not in out
+        before = db_rows(db)
+        assert 2 <= len(before) < 16
+        rep = run_sweep(SweepSpec("killme", PROBE, grid=grid, fixed=fixed), db,
+                        scheduler=cluster.scheduler_address, progress=False)
+    after = db_rows(db)
+    assert (rep.skipped, rep.done, rep.failed) == (len(before), 16 - len(before), 0)
+    assert len(after) == 16 and sorted(r["config"]["x"] for r in after) == list(range(16))
+    assert after[:len(before)] == before
+    runs = runs_per_x(log)  # a run the kill cut short may have started twice; a recorded one never again
+    assert all(runs[r["config"]["x"]] == 1 for r in before)
+
 
 # ------------------------------------------------------------------------------------------- bad inputs
 
