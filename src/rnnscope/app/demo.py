@@ -186,9 +186,11 @@ def _print_summary(summary: dict, out: Path, console=None) -> None:
               f"open {out}/index.html for the report ({summary['seconds']:.1f} s)")
 
 
-def run_studies(out: Path, quick: bool = True, console=None, workers: int = 2) -> list[dict]:
+def run_studies(out: Path, quick: bool = True, workers: int = 2, progress: bool | None = None) -> list[dict]:
     """Run the training studies (their short versions with quick) into out/studies.sqlite (resumable) and draw
-    each one's figure; return the report's study entries (name, description, measure, figure, table, db)."""
+    each one's figure; return the report's study entries (name, description, measure, figure, table, db).
+    progress: the sweeps' bars on stderr; None: when stderr is a terminal (runs.progress.progress_enabled)."""
+    from ..runs.progress import progress_enabled
     from ..runs.store import Store
     from ..lab.studies import (STUDY_NAMES, load_study, plot_snapshots, plot_study, snapshot_profiles, study_spec,
                                study_table, study_title)
@@ -199,7 +201,7 @@ def run_studies(out: Path, quick: bool = True, console=None, workers: int = 2) -
     for name in STUDY_NAMES:
         s = load_study(name)
         spec = study_spec(s, quick=quick)
-        run_sweep(spec, db, workers=workers, progress=True, console=console)
+        run_sweep(spec, db, workers=workers, progress=progress_enabled() if progress is None else progress)
         keys = {config_key(spec.task, c) for c in expand(spec)}
         with Store(db) as store:
             rows = [r for r in store.rows() if r["key"] in keys]
@@ -217,8 +219,10 @@ def run_studies(out: Path, quick: bool = True, console=None, workers: int = 2) -
 
 
 def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[DemoCase, ...] = CASES,
-             config: DemoConfig | None = None, console=None, with_studies: bool = True) -> dict:
-    """Run every case, write figures, weights, inputs and summary.json to out_dir, print the summary table.
+             config: DemoConfig | None = None, console=None, with_studies: bool = True,
+             progress: bool | None = None) -> dict:
+    """Run every case, write figures, weights, inputs and summary.json to out_dir, print the summary table (on
+    console; the studies' progress on stderr, see run_studies).
 
     Returns the summary (as written to summary.json): {"config": ..., "cases": [row per case], "seconds": ...}.
     """
@@ -247,7 +251,7 @@ def run_demo(out_dir="rnnscope-report", quick: bool = False, *, cases: tuple[Dem
         claims = run_claims()  # the seeds' claims, judged (claims.py)
         reproductions = reproduce("all", out)  # the seeds' figures, as written and corrected (reproduce.py)
         after = run_after_seeds()  # the modern cells' guarantees, checked (seeds.after_seeds)
-    studies = run_studies(out, quick=True, console=console or make_console()) if with_studies else []
+    studies = run_studies(out, quick=True, progress=progress) if with_studies else []
     claim_dicts = [c.to_dict() for c in claims]
     (out / "claims.json").write_text(json.dumps(claim_dicts, indent=2, allow_nan=False) + "\n")
     summary = {"config": asdict(config), "quick": quick, "cases": rows, "overview": "overview.png",

@@ -1,4 +1,5 @@
-"""One rich progress bar for long loops (sweeps, training), or nothing when disabled.
+"""One rich progress bar for long loops (sweeps, training), or nothing when disabled; and the one rule for
+whether a command shows it (progress_enabled).
 
     description | bar | M/N | extra fields | elapsed | ETA
 
@@ -8,11 +9,28 @@ set at creation and changed with update(). Written to the given console (default
 Example:
     >>> with ProgressBar(False, None, "scan", 10) as bar:     # disabled: every call is a no-op
     ...     bar.update(advance=1)
+    >>> progress_enabled(quiet=True)
+    False
 """
 
 from __future__ import annotations
 
-__all__ = ["ProgressBar"]
+import sys
+
+__all__ = ["ProgressBar", "progress_enabled"]
+
+
+def progress_enabled(quiet: bool = False, stream=None) -> bool:
+    """Whether a command shows its progress: on stderr (stream), whatever its output format (--json too, whose
+    stdout stays the JSON alone), and only when stderr is a terminal (a bar in a log file or a pipe is noise) and
+    --quiet was not given. The commands' one rule (sweep, phase, train, study, demo's studies)."""
+    if quiet:
+        return False
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
 
 
 class ProgressBar:

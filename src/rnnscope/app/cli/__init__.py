@@ -17,14 +17,16 @@ former name, kept as an alias):
                       [--burn-in X] [--plot FILE.png] [--json]
     rnnscope phase    [--sigma-w 0.5:3:40 --sigma-b 0:1:40 --hidden S --length T --seeds K | --spec FILE.toml]
                       [--db FILE] [--workers N | --scheduler tcp://HOST:PORT] [--retry-failed] [--plot FILE] [--json]
-    rnnscope sweep    SPEC.toml [--db FILE] [--workers N | --scheduler URL] [--retry-failed] [--json]
+                      [--quiet]
+    rnnscope sweep    SPEC.toml [--db FILE] [--workers N | --scheduler URL] [--retry-failed] [--json] [--quiet]
     rnnscope results  --db FILE [--json | --csv] [--sweep NAME]
     rnnscope tasks sample --task NAME --length L [--n N] [--seed S] --out FILE.npz
     rnnscope train    --task NAME --length L | --length-range MIN:MAX [--cell --activation --hidden --init --optimizer
                       --lr --batch --steps] [--clip-norm C | --clip-value C | --clip-adaptive X] [--regularizer-alpha A]
                       [--seed S] [--eval-every N --eval-size N] [--criterion lenient|pascanu] [--log-dir DIR]
-                      [--db FILE] [--json]
+                      [--db FILE] [--json] [--quiet]
     rnnscope study    NAME [--workers N | --scheduler URL] [--db FILE] [--quick | --faithful] [--plot FILE] [--json]
+                      [--quiet]
     rnnscope claims   [--only ID[,ID...]] [--json]
     rnnscope reproduce SEED|all [--out DIR] [--json]
     rnnscope demo     [--out DIR] [--quick]
@@ -34,7 +36,9 @@ former name, kept as an alias):
 
 Human-readable tables by default (rich), the same data as one JSON object with --json. Errors: bad input of any
 kind gives one line on stderr, `rnnscope <command>: error: <what was expected>, got <what arrived>`, and exit
-code 2; anything unexpected one line and exit code 1; never a traceback (entry.py).
+code 2; anything unexpected one line and exit code 1; never a traceback (entry.py). Progress (train, study, sweep,
+phase): a bar on stderr whatever the output format, only when stderr is a terminal and without --quiet
+(options.progress_enabled, from runs.progress).
 
 The modules, one per command group: entry (the app, `main`, the error lines), options (the option parsers, the
 shared option types, the model block of profile and lyapunov), output (JSON and table helpers), gradients

@@ -23,8 +23,8 @@ import typer
 
 from ...core.errors import InputError
 from .entry import app
-from .options import (ActivationOpt, DbOpt, HiddenOpt, JsonOpt, RetryOpt, SchedulerOpt, WorkersOpt, finite_float,
-                      nonnegative_float, path, positive_float, positive_int, seed)
+from .options import (ActivationOpt, DbOpt, HiddenOpt, JsonOpt, QuietOpt, RetryOpt, SchedulerOpt, WorkersOpt,
+                      finite_float, nonnegative_float, path, positive_float, positive_int, progress_enabled, seed)
 from .output import check_configs, console, echo_json, exit_if_failed, exit_if_interrupted, fmt, spread
 
 __all__ = ["meanfield", "phase", "memory", "sweep", "results", "lambdas", "rho"]
@@ -96,6 +96,7 @@ def phase(
     plot: Annotated[Path | None, typer.Option(parser=path, metavar="FILE",
                                               help="The heatmap (.png, .svg, .pdf); default phase.png beside --db.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     from ...core.plots import check_plot_path
     from ...dynamics.phase import PHASE_TASK, critical_line, phase_configs, phase_table, plot_phase
@@ -118,7 +119,8 @@ def phase(
         sw = SweepSpec("phase", PHASE_TASK, grid, fixed)
     act = sw.fixed.get("activation", "tanh")
     check_configs(sw)
-    report = run_sweep(sw, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed, progress=not as_json)
+    report = run_sweep(sw, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed,
+                       progress=progress_enabled(quiet))
     exit_if_interrupted(report, db)
     table = phase_table(spec_rows(db, sw))
     if not table:
@@ -256,13 +258,14 @@ def sweep(
     scheduler: SchedulerOpt = None,
     retry_failed: RetryOpt = False,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     from ...runs.runner import run_sweep
     from ...runs.spec import load_spec
     sw = load_spec(spec)
     check_configs(sw)
     report = run_sweep(sw, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed,
-                       progress=not as_json)
+                       progress=progress_enabled(quiet))
     exit_if_interrupted(report, db)
     if as_json:
         echo_json(report.to_dict())

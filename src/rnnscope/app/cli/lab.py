@@ -14,8 +14,8 @@ import typer
 from ...core.errors import InputError
 from .entry import app
 from ...lab.criteria import CRITERION_NAMES
-from .options import (DbOpt, HiddenOpt, JsonOpt, RetryOpt, SchedulerOpt, SeedOpt, WorkersOpt, cell_options, choice,
-                      finite_float, nonnegative_float, nonnegative_int, path, positive_int)
+from .options import (DbOpt, HiddenOpt, JsonOpt, QuietOpt, RetryOpt, SchedulerOpt, SeedOpt, WorkersOpt, cell_options,
+                      choice, finite_float, nonnegative_float, nonnegative_int, path, positive_int, progress_enabled)
 from .output import check_configs, console, echo_json, exit_if_failed, exit_if_interrupted, fmt, spread
 
 __all__ = ["tasks_app", "tasks_sample", "train", "study"]
@@ -137,6 +137,7 @@ def train(
                                                  help="TensorBoard logs.")] = None,
     db: Annotated[Path | None, typer.Option("--db", parser=path, metavar="FILE", help="Record the run in this store.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     from ...lab.train import TrainConfig, train as run_train
     cfg = TrainConfig(task=task, length=length, cell=cell, activation=activation, hidden=hidden, init=init,
@@ -160,7 +161,7 @@ def train(
             store = Store(db)
         from ...core.threads import SMALL_STATE, torch_threads
         with torch_threads(1) if hidden <= SMALL_STATE else contextlib.nullcontext():  # small nets: one thread
-            result = run_train(cfg, progress=not as_json, writer=writer, store=store)
+            result = run_train(cfg, progress=progress_enabled(quiet), writer=writer, store=store)
     finally:
         if writer is not None:
             writer.close()
@@ -212,6 +213,7 @@ def study(
     plot: Annotated[Path | None, typer.Option(parser=path, metavar="FILE",
                                               help="The figure; default study-NAME.png beside --db.")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     from ...core.plots import check_plot_path
     from ...lab.studies import load_study, plot_study, study_spec, study_table, study_title
@@ -226,7 +228,8 @@ def study(
     check_plot_path(plot)
     spec = study_spec(s, version=version)
     check_configs(spec)
-    report = run_sweep(spec, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed, progress=not as_json)
+    report = run_sweep(spec, db, workers=workers, scheduler=scheduler, retry_failed=retry_failed,
+                       progress=progress_enabled(quiet))
     exit_if_interrupted(report, db)
     rows = spec_rows(db, spec)
     table = study_table(rows)

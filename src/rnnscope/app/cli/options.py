@@ -28,11 +28,12 @@ from typer._click.core import ParameterSource
 
 from ...core.build import DTYPES
 from ...core.vocab import ACTIVATIONS, ANALYSIS_KINDS, MATRIX_INITS
+from ...runs.progress import progress_enabled
 
 __all__ = ["choice", "positive_int", "nonnegative_int", "seed", "finite_float", "nonnegative_float", "path", "port",
            "cell_option", "cell_options",
            "explicit", "ModelOptions", "model_options", "CellOpt", "ActivationOpt", "HiddenOpt", "SeedOpt", "JsonOpt",
-           "DbOpt", "WorkersOpt", "SchedulerOpt", "RetryOpt"]
+           "DbOpt", "WorkersOpt", "SchedulerOpt", "RetryOpt", "QuietOpt", "progress_enabled"]
 
 
 # ----------------------------------------------------------------------------- parsers
@@ -174,6 +175,9 @@ WorkersOpt = Annotated[int | None, typer.Option(parser=positive_int, metavar="N"
 SchedulerOpt = Annotated[str | None, typer.Option(metavar="tcp://HOST:PORT",
                                                   help="Run on this dask.distributed scheduler instead.")]
 RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Run configs recorded as failed again.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="No progress bar. It goes to stderr, whatever the output "
+                                        "format (--json too), and only when stderr is a terminal.")]
+# a command with QuietOpt passes progress_enabled(quiet) (runs.progress: the one rule) to the library
 
 
 # ----------------------------------------------------------------------------- the model block
