@@ -118,7 +118,7 @@ def test_human_output_plot_and_trusted_whole_module(files, capsys):
     (["{d}/corrupt.pt", "--arch", ARCH, "--inputs", "{d}/x.npy"], "readable torch file"),
     (["{d}/missing.pt", "--arch", ARCH, "--inputs", "{d}/x.npy"], "no such file"),
     (["{d}/linear.pt", "--trust", "--inputs", "{d}/x.npy"], "expected nn.RNN.*got Linear"),
-    (["{d}/m.pt", "--arch", ARCH, "--inputs", "{d}/corrupt.pt"], "readable .npy"),
+    (["{d}/m.pt", "--arch", ARCH, "--inputs", "{d}/corrupt.pt"], r"inputs: expected a single \.npy array.*got a zip"),
     (["{d}/m.pt", "--arch", ARCH, "--inputs", "{d}/x.npy", "--plot", "{d}/f.gif"], ".png, .svg, .pdf"),
     (["{d}/m.pt", "--arch", ARCH, "--inputs", "{d}/x.npy", "--loss", "l1", "--targets", "{d}/y.npy"], "one of mse, ce"),
 ])
@@ -433,3 +433,26 @@ def test_the_readme_example_char_lm_setup_file(capsys):
     for got, want in zip(j["layers"], d.layers):
         assert got["verdict"] == want.verdict and got["credit_case"] == "per-step"
         np.testing.assert_allclose(got["log10_credit"], want.log10_credit.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16, np.float64])
+def test_float_targets_for_ce_are_reported_in_the_files_dtype(files, capsys, dtype):
+    """Class indices saved as floats: refused for ce, naming the dtype the file holds (numpy's name for it, read
+    back here with np.load), not the float64 they are analysed in."""
+    d, _, _ = files
+    np.save(d / "c_float.npy", np.load(d / "c.npy").astype(dtype))
+    stored = np.load(d / "c_float.npy").dtype.name
+    code, out, err = run(capsys, "diagnose", d / "m.pt", "--arch", ARCH, "--inputs", d / "x.npy", "--targets",
+                         d / "c_float.npy", "--loss", "ce")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.rstrip().endswith(f"targets: expected integer class indices for ce, got dtype {stored}"), err
+    # and mse on float32 targets of every step: the same numbers as float64 ones (float32 -> float64 is exact)
+    y = np.load(d / "y.npy")
+    np.save(d / "y64.npy", y.astype(np.float64))
+    outs = []
+    for name in ("y.npy", "y64.npy"):
+        code, out, err = run(capsys, "diagnose", d / "m.pt", "--arch", ARCH, "--inputs", d / "x.npy", "--targets",
+                             d / name, "--json", "--jacobian-sequences", "0")
+        assert code == 0, err
+        outs.append(json.loads(out)["loss"])
+    assert outs[0] == outs[1]

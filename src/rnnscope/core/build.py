@@ -156,25 +156,29 @@ def cell_from_arrays(kind: str, activation: str, arrays: Mapping[str, np.ndarray
     b_h = _tensor(arrays, "b_h", dtype, where)
     if kind in ("elman", "pal"):
         act = get_activation(activation)
-        if W_hh.dim() != 2 or W_hh.shape[0] != W_hh.shape[1]:
-            raise InputError(f"{where}: expected W_hh of shape (S, S), got {tuple(W_hh.shape)}")
+        if W_hh.dim() != 2 or W_hh.shape[0] != W_hh.shape[1] or W_hh.shape[0] < 1:
+            raise InputError(f"{where}: expected W_hh of shape (S, S) with S >= 1, got {tuple(W_hh.shape)}")
         S = W_hh.shape[0]
-        if W_xh.dim() != 2 or W_xh.shape[0] != S:
-            raise InputError(f"{where}: expected W_xh of shape ({S}, D), got {tuple(W_xh.shape)}")
+        if W_xh.dim() != 2 or W_xh.shape[0] != S or W_xh.shape[1] < 1:
+            raise InputError(f"{where}: expected W_xh of shape ({S}, D) with D >= 1 (S = {S} from W_hh), got "
+                             f"{tuple(W_xh.shape)}")
         if tuple(b_h.shape) != (S,):
-            raise InputError(f"{where}: expected b_h of shape ({S},), got {tuple(b_h.shape)}")
+            raise InputError(f"{where}: expected b_h of shape ({S},) (S = {S} from W_hh), got {tuple(b_h.shape)}")
         return (ElmanCell if kind == "elman" else PalCell)(W_hh, W_xh, b_h, act)
     G = GATES[kind]
-    if W_hh.dim() != 2 or W_hh.shape[0] != G * W_hh.shape[1]:
-        raise InputError(f"{where}: expected W_hh of shape ({G}*H, H) for {kind}, got {tuple(W_hh.shape)}")
+    if W_hh.dim() != 2 or W_hh.shape[0] != G * W_hh.shape[1] or W_hh.shape[1] < 1:
+        raise InputError(f"{where}: expected W_hh of shape ({G}*H, H) with H >= 1 for {kind}, got {tuple(W_hh.shape)}")
     H = W_hh.shape[1]
-    if W_xh.dim() != 2 or W_xh.shape[0] != G * H:
-        raise InputError(f"{where}: expected W_xh of shape ({G * H}, D) for {kind}, got {tuple(W_xh.shape)}")
+    if W_xh.dim() != 2 or W_xh.shape[0] != G * H or W_xh.shape[1] < 1:
+        raise InputError(f"{where}: expected W_xh of shape ({G * H}, D) with D >= 1 for {kind} (H = {H} from W_hh), "
+                         f"got {tuple(W_xh.shape)}")
     if tuple(b_h.shape) != (G * H,):
-        raise InputError(f"{where}: expected b_h of shape ({G * H},) for {kind}, got {tuple(b_h.shape)}")
+        raise InputError(f"{where}: expected b_h of shape ({G * H},) for {kind} (H = {H} from W_hh), got "
+                         f"{tuple(b_h.shape)}")
     b_hh = _tensor(arrays, "b_hh", dtype, where) if "b_hh" in arrays else torch.zeros(G * H, dtype=dtype)
     if tuple(b_hh.shape) != (G * H,):
-        raise InputError(f"{where}: expected b_hh of shape ({G * H},) for {kind}, got {tuple(b_hh.shape)}")
+        raise InputError(f"{where}: expected b_hh of shape ({G * H},) for {kind} (H = {H} from W_hh), got "
+                         f"{tuple(b_hh.shape)}")
     return (LSTMCell if kind == "lstm" else GRUCell)(W_xh, W_hh, b_h, b_hh)
 
 
@@ -186,8 +190,8 @@ def head_from_arrays(arrays: Mapping[str, np.ndarray], S: int, kind: str = "mse"
             raise InputError(f"{where}: expected W_hy together with b_y, got b_y alone")
         return Head.identity(S, kind, dtype)
     W_hy = _tensor(arrays, "W_hy", dtype, where)
-    if W_hy.dim() != 2 or W_hy.shape[1] != S:
-        raise InputError(f"{where}: expected W_hy of shape (O, {S}), got {tuple(W_hy.shape)}")
+    if W_hy.dim() != 2 or W_hy.shape[1] != S or W_hy.shape[0] < 1:
+        raise InputError(f"{where}: expected W_hy of shape (O, {S}) with O >= 1, got {tuple(W_hy.shape)}")
     b_y = _tensor(arrays, "b_y", dtype, where) if "b_y" in arrays else torch.zeros(W_hy.shape[0], dtype=dtype)
     if tuple(b_y.shape) != (W_hy.shape[0],):
         raise InputError(f"{where}: expected b_y of shape ({W_hy.shape[0]},), got {tuple(b_y.shape)}")
@@ -220,10 +224,14 @@ def as_float64(a: np.ndarray) -> np.ndarray:
 
 
 def as_targets(a: np.ndarray) -> np.ndarray:
-    """Targets as int64 class indices (integer files) or float64 (float files); bool stays bool (and is refused)."""
+    """Targets as int64 class indices (integer files); float16/32/64 files as they are, so that a message about
+    them names the file's own dtype (the heads and losses convert them, exactly, to the analysis dtype), other
+    floats (longdouble, which torch cannot hold) as float64; bool stays bool (and is refused)."""
     if a.dtype.kind in "iu":
         return a.astype(np.int64)  # uint64 beyond 2^63 wraps negative: refused by the class-range check
-    return a if a.dtype.kind == "b" else as_float64(a)
+    if a.dtype.kind == "b" or a.dtype in (np.float16, np.float32, np.float64):
+        return a
+    return as_float64(a)
 
 
 def load_inputs(path, D: int, *, nonempty: bool = True) -> np.ndarray:

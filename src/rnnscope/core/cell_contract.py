@@ -59,11 +59,14 @@ def sized_generator(kind: str, hidden: int, input_size: int, seed: int, unknown,
     return torch.Generator().manual_seed(int(seed))
 
 
-def check_matrix(name: str, m: torch.Tensor, shape: tuple[int, ...]) -> None:
+def check_matrix(name: str, m: torch.Tensor, shape: tuple[int, ...], why: str = "") -> None:
+    """m a finite tensor of this shape, else an InputError naming it; why: where the sizes come from, for the
+    message ("H = 4 from W_hh"), so that a reader can tell which of two arrays disagrees."""
+    why = f" ({why})" if why else ""
     if not isinstance(m, torch.Tensor):
-        raise InputError(f"{name}: expected a torch.Tensor of shape {shape}, got {type(m).__name__}")
+        raise InputError(f"{name}: expected a torch.Tensor of shape {shape}{why}, got {type(m).__name__}")
     if tuple(m.shape) != tuple(shape):
-        raise InputError(f"{name}: expected shape {tuple(shape)}, got {tuple(m.shape)}")
+        raise InputError(f"{name}: expected shape {tuple(shape)}{why}, got {tuple(m.shape)}")
     if not torch.isfinite(m).all():
         raise InputError(f"{name}: expected finite numbers, got NaN or Inf")
 

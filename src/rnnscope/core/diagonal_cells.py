@@ -68,23 +68,39 @@ def __getattr__(name: str):  # the cells, from their modules on first use (PEP 5
 def check_fields(cell, shapes: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
     """Check a cell's tensor fields against symbolic shapes, e.g. {"W": ("H", "D"), "b": ("H",)}: each a finite
     real floating-point tensor of that many dimensions, a symbol's size fixed by its first use, at least 1, one
-    dtype for all. Returns the sizes {"H": ..., "D": ...}."""
+    dtype for all. Returns the sizes {"H": ..., "D": ...}. A message names the array at fault, and for a size
+    that disagrees, the array that fixed it ("b: expected shape (4,) (H = 4 from W), got (5,)").
+
+    Example:
+        >>> from types import SimpleNamespace as NS
+        >>> check_fields(NS(W=torch.zeros(4, 2), b=torch.zeros(5)), {"W": ("H", "D"), "b": ("H",)})
+        Traceback (most recent call last):
+        ...
+        rnnscope.core.errors.InputError: b: expected shape (4,) (H = 4 from W), got (5,)
+    """
     sizes: dict[str, int] = {}
+    source: dict[str, str] = {}  # symbol -> the array that fixed its size
     dtypes = set()
     for name, dims in shapes.items():
         m = getattr(cell, name)
+        symbolic = f"({', '.join(dims)}{',' * (len(dims) == 1)})"
         if not isinstance(m, torch.Tensor) or m.dim() != len(dims):
             got = tuple(m.shape) if isinstance(m, torch.Tensor) else type(m).__name__
-            raise InputError(f"{name}: expected shape ({', '.join(dims)}{',' * (len(dims) == 1)}), got {got}")
+            raise InputError(f"{name}: expected shape {symbolic}, got {got}")
         if not m.is_floating_point():
             raise InputError(f"{name}: expected a real floating-point tensor, got {m.dtype}")
         for d, n in zip(dims, m.shape):
-            sizes.setdefault(d, n)
-        check_matrix(name, m, tuple(sizes[d] for d in dims))
+            if d not in sizes:
+                if n < 1:
+                    raise InputError(f"{name}: expected shape {symbolic} with {d} >= 1, got {tuple(m.shape)}")
+                sizes[d], source[d] = n, name
+        want = tuple(sizes[d] for d in dims)
+        if tuple(m.shape) != want:
+            why = ", ".join(dict.fromkeys(f"{d} = {sizes[d]} from {source[d]}" for d, n in zip(dims, m.shape)
+                                          if n != sizes[d] and source[d] != name))
+            raise InputError(f"{name}: expected shape {want}{f' ({why})' if why else ''}, got {tuple(m.shape)}")
+        check_matrix(name, m, want)
         dtypes.add(m.dtype)
-    empty = [d for d, n in sizes.items() if n < 1]
-    if empty:
-        raise InputError(f"{', '.join(shapes)}: expected sizes {', '.join(empty)} >= 1, got {sizes}")
     if len(dtypes) > 1:
         raise InputError(f"{', '.join(shapes)}: expected one dtype, got {', '.join(sorted(map(str, dtypes)))}")
     return sizes

@@ -57,17 +57,66 @@ def _check_numeric(name: str, a: np.ndarray, what: str) -> np.ndarray:
     return a
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry; an empty zip's end record
+_OTHER_FORMATS = ((b"\x89PNG", "a PNG image"), (b"%PDF", "a PDF document"), (b"\x1f\x8b", "a gzip file"),
+                  (b"\x80", "a Python pickle"), (b"\x89HDF", "an HDF5 file"))
+
+
+def _file_kind(p: Path, what: str) -> str:
+    """What a file is, from its first bytes: "npy", "zip" (.npz archives are zips), or words for anything else
+    ("an empty file", "a text file (it starts 'W_hh = ...')", "a PNG image", ...), for the message."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(512)
+    except OSError as e:  # no permission to read, an I/O error
+        raise InputError(f"{what}: expected a readable file, got {str(p)!r} ({type(e).__name__}: {e})") from None
+    if head.startswith(_NPY_MAGIC):
+        return "npy"
+    if head.startswith(_ZIP_MAGIC):
+        return "zip"
+    if not head:
+        return "an empty file"
+    for magic, words in _OTHER_FORMATS:
+        if head.startswith(magic):
+            return words
+    text = head.decode("utf-8", errors="ignore") if b"\x00" not in head else ""
+    if text and sum(c.isprintable() or c in "\t\r\n" for c in text) >= 0.95 * len(text):
+        first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+        return f"a text file (it starts {first[:40]!r})" if first else "a text file of blank lines"
+    return f"a file of another format (first bytes {head[:4].hex(' ')})"
+
+
+def _object_array(e: Exception) -> bool:
+    """Whether numpy refused an array because it holds Python objects (it loads those only by unpickling)."""
+    return isinstance(e, ValueError) and "allow_pickle" in str(e)
+
+
 def load_npz(path, what: str = "weights") -> dict[str, np.ndarray]:
-    """All arrays of an .npz file, checked to be numeric and finite (pickled objects are refused)."""
+    """All arrays of an .npz file, checked to be numeric and finite (pickled objects are refused); any other kind
+    of file (a text file, a single .npy array, a zip of other files) is an InputError that says what it is."""
     p = _check_file(path, what)
+    kind = _file_kind(p, what)
+    if kind == "npy":
+        raise InputError(f"{what}: expected an .npz archive of named arrays, got a single .npy array in {str(p)!r}")
+    if kind != "zip":
+        raise InputError(f"{what}: expected a .npz file written by numpy (np.savez), got {kind} in {str(p)!r}")
     try:
         # open the file here, not in np.load: numpy leaks its own handle when the zip is corrupt
-        with open(p, "rb") as fh:
-            z = np.load(fh, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise InputError(f"{what}: expected an .npz archive of named arrays, got a single .npy array in {str(p)!r}")
-            with z:
-                arrays = {k: z[k] for k in z.files}
+        with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            arrays = {}
+            for k in z.files:
+                try:
+                    a = z[k]
+                except Exception as e:
+                    if _object_array(e):
+                        raise InputError(f"{what}: expected numeric arrays, got an array of Python objects, {k!r} "
+                                         f"(dtype object; rnnscope never unpickles), in {str(p)!r}") from None
+                    raise
+                if not isinstance(a, np.ndarray):  # np.load hands back a member that is not an .npy as bytes
+                    raise InputError(f"{what}: expected a .npz file written by numpy (np.savez), got a zip archive "
+                                     f"whose member {k!r} is not a numpy array in {str(p)!r}")
+                arrays[k] = a
     except InputError:
         raise
     except Exception as e:  # a corrupt file fails in many ways (BadZipFile, zlib.error, EOFError, MemoryError, ...)
@@ -78,16 +127,21 @@ def load_npz(path, what: str = "weights") -> dict[str, np.ndarray]:
 
 
 def load_npy(path, what: str) -> np.ndarray:
-    """One array from an .npy file, checked to be numeric and finite."""
+    """One array from an .npy file, checked to be numeric and finite; any other kind of file (a text file, an
+    .npz archive) is an InputError that says what it is."""
     p = _check_file(path, what)
+    kind = _file_kind(p, what)
+    if kind == "zip":
+        raise InputError(f"{what}: expected a single .npy array (np.save), got a zip archive (an .npz of several "
+                         f"arrays, or a .pt) in {str(p)!r}")
+    if kind != "npy":
+        raise InputError(f"{what}: expected a .npy file written by numpy (np.save), got {kind} in {str(p)!r}")
     try:
         with open(p, "rb") as fh:  # our handle, closed on every path (see load_npz)
             a = np.load(fh, allow_pickle=False)
-            if isinstance(a, np.lib.npyio.NpzFile):
-                a.close()
-                raise InputError(f"{what}: expected a single .npy array, got an .npz archive {str(p)!r}")
-    except InputError:
-        raise
     except Exception as e:  # a corrupt file fails in many ways (see load_npz)
+        if _object_array(e):
+            raise InputError(f"{what}: expected a numeric array, got an array of Python objects (dtype object; "
+                             f"rnnscope never unpickles) in {str(p)!r}") from None
         raise InputError(f"{what}: expected a readable .npy array, got {str(p)!r} ({type(e).__name__}: {e})") from None
     return _check_numeric("the array", a, what)

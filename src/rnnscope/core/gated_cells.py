@@ -45,16 +45,18 @@ class _Gated(WeightedCell):
 
     def __post_init__(self) -> None:
         G = self.gates
-        if not isinstance(self.W_hh, torch.Tensor) or self.W_hh.dim() != 2 or self.W_hh.shape[0] != G * self.W_hh.shape[1]:
+        W_hh = self.W_hh
+        if not isinstance(W_hh, torch.Tensor) or W_hh.dim() != 2 or W_hh.shape[0] != G * W_hh.shape[1] or W_hh.shape[1] < 1:
             got = tuple(self.W_hh.shape) if isinstance(self.W_hh, torch.Tensor) else type(self.W_hh).__name__
-            raise InputError(f"W_hh: expected shape ({G}*H, H) for {self.kind}, got {got}")
+            raise InputError(f"W_hh: expected shape ({G}*H, H) with H >= 1 for {self.kind}, got {got}")
         H = self.W_hh.shape[1]
         check_matrix("W_hh", self.W_hh, (G * H, H))
-        if not isinstance(self.W_xh, torch.Tensor) or self.W_xh.dim() != 2:
-            raise InputError(f"W_xh: expected shape ({G * H}, D), got {getattr(self.W_xh, 'shape', self.W_xh)!r}")
-        check_matrix("W_xh", self.W_xh, (G * H, self.W_xh.shape[1]))
-        check_matrix("b_xh", self.b_xh, (G * H,))
-        check_matrix("b_hh", self.b_hh, (G * H,))
+        if not isinstance(self.W_xh, torch.Tensor) or self.W_xh.dim() != 2 or self.W_xh.shape[1] < 1:
+            raise InputError(f"W_xh: expected shape ({G * H}, D) with D >= 1 (H = {H} from W_hh), got "
+                             f"{tuple(getattr(self.W_xh, 'shape', ())) or type(self.W_xh).__name__}")
+        check_matrix("W_xh", self.W_xh, (G * H, self.W_xh.shape[1]), f"H = {H} from W_hh")
+        check_matrix("b_xh", self.b_xh, (G * H,), f"H = {H} from W_hh")
+        check_matrix("b_hh", self.b_hh, (G * H,), f"H = {H} from W_hh")
 
     @property
     def hidden_size(self) -> int:

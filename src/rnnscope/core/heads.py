@@ -85,24 +85,29 @@ class Head:
         """Targets as a tensor (T, B, O) floats for mse, (T, B) int64 class indices for ce; (T, O) / (T,) mean B = 1."""
         y = torch.as_tensor(y)
         O = self.output_size
+        given = tuple(y.shape)  # for the messages: the shape as it arrived, before (T, O) becomes (T, 1, O)
         if self.kind == "mse":
             if y.dim() == 2:
                 y = y.unsqueeze(1)
             if tuple(y.shape) != (T, B, O):
-                raise InputError(f"targets: expected floats of shape ({T}, {O}) or ({T}, {B}, {O}) for the mse head, got {tuple(y.shape)}")
+                raise InputError(f"targets: expected floats of shape ({T}, {O}) or ({T}, {B}, {O}) for the mse head, "
+                                 f"got {given}")
             y = y.to(self.W_hy.dtype)
             if not torch.isfinite(y).all():
                 raise InputError("targets: expected finite numbers, got NaN or Inf")
             return y
         if torch.is_floating_point(y):
             if not torch.isfinite(y).all() or not torch.equal(y, torch.round(y)):
-                raise InputError(f"targets: expected integer class indices for the ce head, got non-integer values (dtype {y.dtype})")
+                raise InputError(f"targets: expected integer class indices for the ce head, got non-integer values "
+                                 f"(dtype {str(y.dtype).removeprefix('torch.')})")
         elif y.dtype == torch.bool or torch.is_complex(y):
-            raise InputError(f"targets: expected integer class indices for the ce head, got dtype {y.dtype}")
+            raise InputError(f"targets: expected integer class indices for the ce head, got dtype "
+                             f"{str(y.dtype).removeprefix('torch.')}")
         if y.dim() == 1:
             y = y.unsqueeze(1)
         if tuple(y.shape) != (T, B):
-            raise InputError(f"targets: expected class indices of shape ({T},) or ({T}, {B}) for the ce head, got {tuple(y.shape)}")
+            raise InputError(f"targets: expected class indices of shape ({T},) or ({T}, {B}) for the ce head, "
+                             f"got {given}")
         y = y.to(torch.int64)
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= O):
             raise InputError(f"targets: expected class indices in [0, {O - 1}] (O = {O} outputs), got values in [{int(y.min())}, {int(y.max())}]")

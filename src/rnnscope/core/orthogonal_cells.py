@@ -106,9 +106,9 @@ class ExpRNNCell(ElmanCell):
     def from_skew(cls, A: torch.Tensor, W_xh: torch.Tensor, b_h: torch.Tensor,
                   activation: str | Activation = "tanh") -> "ExpRNNCell":
         """The cell with W_hh = expm(A) (computed in float64, then cast to A's dtype)."""
-        if not isinstance(A, torch.Tensor) or A.dim() != 2 or A.shape[0] != A.shape[1]:
+        if not isinstance(A, torch.Tensor) or A.dim() != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1:
             got = tuple(A.shape) if isinstance(A, torch.Tensor) else type(A).__name__
-            raise InputError(f"A: expected a square skew-symmetric matrix (H, H), got {got}")
+            raise InputError(f"A: expected a square skew-symmetric matrix (H, H) with H >= 1, got {got}")
         W_hh = torch.linalg.matrix_exp(A.detach().to(torch.float64)).to(A.dtype)
         return cls(W_hh, W_xh, b_h, activation, A)
 

@@ -89,16 +89,17 @@ class CoRNNCell(Cell):
     def __post_init__(self) -> None:
         for name in ("dt", "gamma", "epsilon"):
             object.__setattr__(self, name, _positive(name, getattr(self, name)))
-        if not isinstance(self.W, torch.Tensor) or self.W.dim() != 2:
+        if not isinstance(self.W, torch.Tensor) or self.W.dim() != 2 or self.W.shape[0] < 1:
             got = tuple(self.W.shape) if isinstance(self.W, torch.Tensor) else type(self.W).__name__
-            raise InputError(f"W: expected a square matrix (H, H), got {got}")
+            raise InputError(f"W: expected a square matrix (H, H) with H >= 1, got {got}")
         H = self.W.shape[0]
         check_matrix("W", self.W, (H, H))
-        check_matrix("W_z", self.W_z, (H, H))
-        if not isinstance(self.V, torch.Tensor) or self.V.dim() != 2:
-            raise InputError(f"V: expected shape ({H}, D), got {getattr(self.V, 'shape', self.V)!r}")
-        check_matrix("V", self.V, (H, self.V.shape[1]))
-        check_matrix("b", self.b, (H,))
+        check_matrix("W_z", self.W_z, (H, H), f"H = {H} from W")
+        if not isinstance(self.V, torch.Tensor) or self.V.dim() != 2 or self.V.shape[1] < 1:
+            raise InputError(f"V: expected shape ({H}, D) with D >= 1 (H = {H} from W), got "
+                             f"{tuple(getattr(self.V, 'shape', ())) or type(self.V).__name__}")
+        check_matrix("V", self.V, (H, self.V.shape[1]), f"H = {H} from W")
+        check_matrix("b", self.b, (H,), f"H = {H} from W")
         dts = {self.W.dtype, self.W_z.dtype, self.V.dtype, self.b.dtype}
         if len(dts) > 1:
             raise InputError(f"W, W_z, V, b: expected one dtype, got {', '.join(sorted(map(str, dts)))}")

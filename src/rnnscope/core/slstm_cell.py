@@ -102,10 +102,11 @@ class SLSTMCell(Cell):
         H = K * E
         if H < 1:
             raise InputError(f"R: expected at least one head of at least one unit, got shape {tuple(self.R.shape)}")
-        if not isinstance(self.W, torch.Tensor) or self.W.dim() != 2:
-            raise InputError(f"W: expected shape ({4 * H}, D), got {getattr(self.W, 'shape', self.W)!r}")
-        check_matrix("W", self.W, (4 * H, self.W.shape[1]))
-        check_matrix("b", self.b, (4 * H,))
+        if not isinstance(self.W, torch.Tensor) or self.W.dim() != 2 or self.W.shape[1] < 1:
+            raise InputError(f"W: expected shape ({4 * H}, D) with D >= 1 (H = {H} from R), got "
+                             f"{tuple(getattr(self.W, 'shape', ())) or type(self.W).__name__}")
+        check_matrix("W", self.W, (4 * H, self.W.shape[1]), f"H = {H} from R")
+        check_matrix("b", self.b, (4 * H,), f"H = {H} from R")
         if not (self.W.dtype == self.R.dtype == self.b.dtype):
             raise InputError(f"W, R, b: expected one dtype, got {self.W.dtype}, {self.R.dtype}, {self.b.dtype}")
 

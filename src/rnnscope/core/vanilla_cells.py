@@ -35,15 +35,16 @@ class _Vanilla(WeightedCell):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "activation", get_activation(self.activation))
-        if not isinstance(self.W_hh, torch.Tensor) or self.W_hh.dim() != 2:
+        if not isinstance(self.W_hh, torch.Tensor) or self.W_hh.dim() != 2 or self.W_hh.shape[0] < 1:
             got = tuple(self.W_hh.shape) if isinstance(self.W_hh, torch.Tensor) else type(self.W_hh).__name__
-            raise InputError(f"W_hh: expected a square matrix (S, S), got {got}")
+            raise InputError(f"W_hh: expected a square matrix (S, S) with S >= 1, got {got}")
         S = self.W_hh.shape[0]
         check_matrix("W_hh", self.W_hh, (S, S))
-        if not isinstance(self.W_xh, torch.Tensor) or self.W_xh.dim() != 2:
-            raise InputError(f"W_xh: expected a matrix (S={S}, D), got {getattr(self.W_xh, 'shape', self.W_xh)!r}")
-        check_matrix("W_xh", self.W_xh, (S, self.W_xh.shape[1]))
-        check_matrix("b_h", self.b_h, (S,))
+        if not isinstance(self.W_xh, torch.Tensor) or self.W_xh.dim() != 2 or self.W_xh.shape[1] < 1:
+            raise InputError(f"W_xh: expected a matrix (S={S}, D) with D >= 1 (S from W_hh), got "
+                             f"{tuple(getattr(self.W_xh, 'shape', ())) or type(self.W_xh).__name__}")
+        check_matrix("W_xh", self.W_xh, (S, self.W_xh.shape[1]), f"S = {S} from W_hh")
+        check_matrix("b_h", self.b_h, (S,), f"S = {S} from W_hh")
 
     @property
     def state_size(self) -> int:  # type: ignore[override]

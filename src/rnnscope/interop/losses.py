@@ -81,10 +81,11 @@ def target_loss(kind: str, targets, *, batch_first: bool = False) -> Callable:
 
     check("loss", kind, LOSSES)
     y = torch.as_tensor(targets)
-    if kind == "ce" and (y.is_floating_point() or y.dtype == torch.bool):
-        raise InputError(f"targets: expected integer class indices for ce, got dtype {y.dtype}")
+    if kind == "ce" and (y.is_floating_point() or y.dtype == torch.bool):  # the dtype as the file's, numpy's name
+        raise InputError(f"targets: expected integer class indices for ce, got dtype "
+                         f"{str(y.dtype).removeprefix('torch.')}")
     if kind == "mse" and y.dtype == torch.bool:
-        raise InputError("targets: expected numbers for mse, got dtype torch.bool")
+        raise InputError("targets: expected numbers for mse, got dtype bool")
 
     def loss(out: torch.Tensor) -> torch.Tensor:
         last = out[:, -1] if (out.dim() == 3 and batch_first) else out[-1]
