@@ -72,7 +72,7 @@ def test_plot(capsys, tmp_path):
     (["--lambdas", "0"], "--lambdas: expected"),
     (["--lambdas", "-0.5"], "--lambdas: expected"),
     (["--lambdas", "0.5,abc"], "got 'abc'"),
-    (["--lambdas", "0.5,,0.9"], "got ''"),
+    (["--lambdas", "0.5,,0.9"], "got an empty entry in '0.5,,0.9'"),
     (["--lambdas", ""], "--lambdas: expected"),
     (["--lambdas", "nan"], "got 'nan'"),
     (["--lambdas", "0.9999999"], "size: expected sequences x steps"),

@@ -9,7 +9,7 @@ Example:
     >>> lambdas("0.5,1")
     Traceback (most recent call last):
     ...
-    ValueError: expected a comma-separated list of numbers in (0, 1), got '1'
+    ValueError: expected a comma-separated list of numbers in (0, 1), got '1' in '0.5,1'
 """
 
 from __future__ import annotations
@@ -165,7 +165,8 @@ def lambdas(v: object) -> tuple[float, ...]:
         except ValueError:
             f = math.nan
         if not 0 < f < 1:  # NaN fails too
-            raise ValueError(f"expected a comma-separated list of numbers in (0, 1), got {item.strip()!r}")
+            what = f"{item.strip()!r}" if item.strip() else "an empty entry"
+            raise ValueError(f"expected a comma-separated list of numbers in (0, 1), got {what} in {text!r}")
         out.append(f)
     return tuple(out)
 

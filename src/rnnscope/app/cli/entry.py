@@ -1,7 +1,8 @@
 """The entry point: the typer app every command registers on, and `main`, which runs it and turns every failure into
 one line on stderr, `rnnscope <command>: error: <what was expected>, got <what arrived>`.
 
-Exit codes: 0 done; 2 bad input of any kind (an option value, a file, a shape, an unknown option or command);
+Exit codes: 0 done; 2 bad input of any kind (an option value, a file, a shape, an unknown option or command, a
+path the operating system refuses: too long, under a file, not permitted);
 1 anything unexpected (a bug, out of memory, a closed pipe); 130 interrupted. Never a traceback, never a usage
 box: `main` runs the click command with standalone_mode=False and maps its exceptions.
 
@@ -74,10 +75,39 @@ def _usage_message(e: click_exc.UsageError, command: str | None) -> str:
     return f"expected valid arguments (see {where}), got: {msg}"
 
 
+LONGEST_WORD = 160  # a longer word of an error line (a 5,000-character path) is shown by its ends and length
+
+# operating-system errors about a path the user gave: bad input (exit 2), not a bug
+_PATH_ERRNOS = (errno.ENAMETOOLONG, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.EROFS,
+                errno.ENOENT, errno.ELOOP, errno.EEXIST)
+
+
+def shorten_words(s: str, longest: int = LONGEST_WORD) -> str:
+    """Every word of s longer than `longest` as its first and last characters and its length.
+
+    Example:
+        >>> shorten_words("got '" + "x" * 500 + "'", longest=20)
+        "got 'xxxxxxxxx...xxxx' (a word of 502 characters)"
+    """
+    def short(w: str) -> str:
+        if len(w) <= longest:
+            return w
+        head = longest // 2
+        return f"{w[:head]}...{w[-(longest // 4):]} (a word of {len(w)} characters)"
+    return " ".join(short(w) for w in s.split(" "))
+
+
+def _path_error(e: OSError) -> str:
+    """'path: expected a file name this system can use, got 'NAME' (File name too long)' for an OSError that
+    names the user's path."""
+    name = e.filename if e.filename is not None else "a path"
+    return f"path: expected a file or folder name this system can use, got {str(name)!r} ({e.strerror})"
+
+
 def _error(command: str | None, msg: str) -> None:
     prefix = f"rnnscope {command}" if command else "rnnscope"
     try:
-        sys.stderr.write(f"{prefix}: error: {one_line(msg)}\n")
+        sys.stderr.write(f"{prefix}: error: {shorten_words(one_line(msg))}\n")
         sys.stderr.flush()
     except (OSError, ValueError):  # pragma: no cover - stderr closed
         pass
@@ -124,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 except (OSError, ValueError):  # pragma: no cover
                     pass
             return 1
+        if e.errno in _PATH_ERRNOS:  # a path of the user's that the system refuses: bad input
+            _error(command, _path_error(e))
+            return 2
         _error(command, f"unexpected {type(e).__name__}: {e}")
         return 1
     except Exception as e:  # never a traceback: one line, exit 1

@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import inspect
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Callable, Sequence
 
@@ -137,10 +138,19 @@ def start_state(v: object) -> str:
     return str(path(v))
 
 
+NAME_MAX = 255  # bytes in one part of a path (Linux, macOS); longer parts fail in open() with ENAMETOOLONG
+
+
 def path(v: object) -> Path:
+    """A file or folder name: not empty, no NUL, no part longer than NAME_MAX bytes (refused here, by the option's
+    name, rather than by the operating system after the computation)."""
     s = str(v)
     if not s or "\x00" in s:
         raise ValueError(f"expected a file name, got {s!r}")
+    longest = max(len(os.fsencode(part)) for part in s.split(os.sep))
+    if longest > NAME_MAX:
+        raise ValueError(f"expected a file name whose parts have at most {NAME_MAX} bytes, got {s!r} "
+                         f"(a part of {longest} bytes)")
     return Path(s)
 
 
