@@ -66,6 +66,16 @@ from .core.version import VERSION
 
 __version__ = VERSION
 
+
+def __getattr__(name: str):
+    """`rs.notebook` (app/notebook.py: the notebook widgets), imported on first use, so that `import rnnscope` does not
+    load ipywidgets; the widgets ask for it when built."""
+    if name == "notebook":
+        import importlib
+        return importlib.import_module(".app.notebook", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "ACTIVATIONS", "Activation", "get_activation",
     "Profile", "profile", "profile_trace",

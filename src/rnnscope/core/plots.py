@@ -4,6 +4,9 @@
                                       with the bound (gamma sigma_max)^(t-k)
     plot_overview({...}, "all.png")   several profiles against the distance t - k, one axis
     plot_spec(spec, "claim.png")      a results.FigureSpec (a figure as data: named series)
+    plot_jacobian_profile(jp)         a flow.JacobianProfile: log10 ||ds_t/ds_k||_2 and _F against k
+    plot_lyapunov(ly)                 a lyapunov.LyapunovSpectrum: lambda_i against i, lambda_1 +- 2 stderr
+    plot_layer_step(layer, k)         one layer of a diagnosis against k, with a marker at step k
 
 The y axis carries log10 of the norms (a log axis written out): in the exploding regime the norms
 themselves overflow float64 long before their logs do, so the logs are what is plotted. A norm that
@@ -27,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 from typing import Mapping
 
@@ -37,7 +41,8 @@ from matplotlib.figure import Figure
 from .errors import InputError
 
 __all__ = ["PLOT_EXTENSIONS", "check_plot_path", "new_figure", "save_figure", "plot_profile", "plot_overview", "plot_spec",
-           "plot_diagnosis", "plot_monitor", "plot_adjoint_profile"]
+           "plot_diagnosis", "plot_monitor", "plot_adjoint_profile", "plot_jacobian_profile", "plot_lyapunov",
+           "plot_layer_step"]
 
 PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 _MAX_SEQUENCE_LINES = 16  # faint per-sequence lines drawn for B > 1 (more would only be noise)
@@ -144,7 +149,10 @@ def plot_profile(profile, path=None, *, ax=None) -> Figure:
         ys = _gaps(y)
         shown.append(ys)
         ax.plot(k, ys, gid=gid, label=label, **style)
-    if profile.log10_bound is not None:
+    if profile.log10_bound is not None and profile.gamma is None:  # a modern cell's own guarantee c^(t-k)
+        ax.plot(k, _gaps(profile.log10_bound), color="k", lw=1.2, ls="-.", gid="bound",
+                label=rf"bound $c^{{t-k}}$ (the cell's guarantee), c = {profile.step_bound:.3g}")
+    elif profile.log10_bound is not None:
         gs = profile.gamma * profile.sigma_max
         ax.plot(k, _gaps(profile.log10_bound), color="k", lw=1.2, ls="-.", gid="bound",
                 label=rf"bound $(\gamma\,\sigma_{{max}})^{{t-k}}$, $\gamma\sigma_{{max}}$ = {gs:.3g}")
@@ -249,9 +257,10 @@ def plot_diagnosis(diag, path=None) -> Figure:
     fig = new_figure((11 + 3.5 * bool(credit), 7.2))
     gs = fig.add_gridspec(2, len(widths), height_ratios=[1, 1.5], width_ratios=widths)
     ax_h = fig.add_subplot(gs[0, :])
-    data = torch.stack([d.log10_adjoint_h.to(torch.float64) for d in layers])  # (rows, T)
+    T = max(d.log10_adjoint_h.shape[0] for d in layers)  # a whole model's modules may read sequences of their own
+    data = torch.stack([torch.nn.functional.pad(d.log10_adjoint_h.to(torch.float64), (0, T - d.log10_adjoint_h.shape[0]),
+                                                value=math.nan) for d in layers])  # (rows, T), NaN past a row's own T
     shown = torch.where(torch.isfinite(data), data, torch.full_like(data, math.nan))
-    T = data.shape[1]
     im = ax_h.imshow(shown.numpy(), aspect="auto", interpolation="nearest", cmap="viridis",
                      extent=(0.5, T + 0.5, len(layers) - 0.5, -0.5), gid="heatmap")
     ax_h.set_yticks(range(len(layers)), [_rows_label(d) for d in layers])
@@ -260,12 +269,12 @@ def plot_diagnosis(diag, path=None) -> Figure:
     ax_h.set_title(f"{diag.model}: {diag.num_layers} layer(s) x {diag.num_directions} direction(s), T = {diag.T}, "
                    f"B = {diag.batch}; loss = {diag.loss:.4g} ({diag.loss_kind})", fontsize=9)
     ax = fig.add_subplot(gs[1, 0])
-    k = list(range(1, T + 1))
     lines = []
     for i, d in enumerate(layers):
         color, row = f"C{i % 10}", _rows_label(d)
         ys = _gaps(d.log10_adjoint_h)
         lines.append(ys)
+        k = list(range(1, len(ys) + 1))  # the row's own steps
         ax.plot(k, ys, color=color, lw=1.8, gid=f"adjoint_h:{row}", label=f"{row} " + r"$\|\partial L/\partial h_k\|$")
         if d.log10_adjoint_c is not None:
             ys = _gaps(d.log10_adjoint_c)
@@ -305,8 +314,8 @@ def plot_diagnosis(diag, path=None) -> Figure:
         ax_c = fig.add_subplot(gs[1, len(widths) - 1])
         for i, d in enumerate(layers):
             if d.carry_share is not None:
-                ax_c.plot(k, _gaps(d.carry_share), color=f"C{i % 10}", lw=1.5, gid=f"carry:{_rows_label(d)}",
-                          label=_rows_label(d))
+                ax_c.plot(range(1, d.carry_share.shape[0] + 1), _gaps(d.carry_share), color=f"C{i % 10}", lw=1.5,
+                          gid=f"carry:{_rows_label(d)}", label=_rows_label(d))
         ax_c.set_ylim(-0.03, 1.03)
         ax_c.set_xlabel("k")
         ax_c.set_ylabel("carry share")
@@ -385,6 +394,125 @@ def plot_adjoint_profile(profile, path=None, *, title: str = "") -> Figure:
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_jacobian_profile(jp, path=None) -> Figure:
+    """A flow.JacobianProfile: log10 ||ds_t/ds_k||_2 (gid "spectral", when computed) and ||ds_t/ds_k||_F (gid
+    "frobenius"), batch means, against k = 1..t; each sequence's spectral line faint for B > 1 (gid "sequence").
+
+    Example:
+        >>> from rnnscope.gradients.flow import JacobianProfile
+        >>> jp = JacobianProfile(torch.tensor([[-2.0, -1.0, 0.0]]), torch.tensor([[-1.9, -0.8, 0.5]]), 3, 0, 0, 0)
+        >>> [l.get_gid() for l in plot_jacobian_profile(jp).axes[0].lines]
+        ['spectral', 'frobenius']
+    """
+    if path is not None:
+        check_plot_path(path)
+    fig = new_figure((7.0, 4.2))
+    ax = fig.add_subplot()
+    B, t = jp.log10_frobenius.shape
+    k = list(range(1, t + 1))
+    spectral = not bool(torch.isnan(jp.log10_spectral).all())  # NaN throughout: computed with spectral=False
+    shown = []
+    if spectral and B > 1:
+        for b in range(min(B, _MAX_SEQUENCE_LINES)):
+            ax.plot(k, _gaps(jp.log10_spectral[b]), color="C0", alpha=0.18, lw=0.8, gid="sequence",
+                    label="per sequence, spectral" if b == 0 else None)
+    lines = [("frobenius", jp.log10_frobenius, dict(color="C1", lw=1.4, ls="--"), r"$\|\partial s_t/\partial s_k\|_F$")]
+    if spectral:
+        lines.insert(0, ("spectral", jp.log10_spectral, dict(color="C0", lw=2.0), r"$\|\partial s_t/\partial s_k\|_2$"))
+    for gid, y, style, label in lines:
+        ys = _gaps(y.to(torch.float64).mean(0))
+        shown.append(ys)
+        ax.plot(k, ys, gid=gid, label=label + (" (batch mean)" if B > 1 else ""), **style)
+    _clip_ylim(ax, shown)
+    ax.set_xlabel(f"k (step the product reaches back to; t = {jp.t})")
+    ax.set_ylabel("log10 of the norm")
+    ax.set_title(f"Jacobian products ds_t/ds_k, t = {jp.t}, B = {B}; {jp.power_half_steps} power half-steps, "
+                 f"{jp.svd_fallbacks} SVD fallbacks", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_lyapunov(ly, path=None) -> Figure:
+    """A lyapunov.LyapunovSpectrum: the exponents lambda_i (natural log per step, batch mean) against i = 1..k (gid
+    "exponents"), each sequence's faint for B > 1 (gid "sequence"), the line 0 (gid "zero": above it directions
+    grow, below they shrink) and lambda_1 +- 2 stderr (gid "max_stderr", when the stderr is finite).
+
+    Example:
+        >>> from rnnscope.gradients.lyapunov import LyapunovSpectrum
+        >>> ly = LyapunovSpectrum(torch.tensor([0.1, -0.5]), torch.tensor([[0.1, -0.5]]), 0.1, 2.2, 0.01, 90, 10,
+        ...                       1, 2, 1, 2, "elman")
+        >>> [l.get_gid() for l in plot_lyapunov(ly).axes[0].lines][:2]
+        ['exponents', 'zero']
+    """
+    if path is not None:
+        check_plot_path(path)
+    fig = new_figure((6.5, 4.0))
+    ax = fig.add_subplot()
+    i = list(range(1, ly.k + 1))
+    ax.plot(i, _gaps(ly.exponents), color="C0", marker="o", ms=4, lw=1.5, gid="exponents",
+            label=r"$\lambda_i$" + (" (batch mean)" if ly.batch > 1 else ""))
+    ax.axhline(0.0, color="0.3", lw=0.9, ls="--", gid="zero")
+    if ly.batch > 1:
+        for b in range(min(ly.batch, _MAX_SEQUENCE_LINES)):
+            ax.plot(i, _gaps(ly.per_sequence[b]), color="C0", alpha=0.2, lw=0.8, gid="sequence",
+                    label="per sequence" if b == 0 else None)
+    if math.isfinite(ly.stderr) and math.isfinite(ly.max_exponent):
+        ax.errorbar([1], [ly.max_exponent], yerr=[2 * ly.stderr], color="C3", capsize=4, ls="none", gid="max_stderr",
+                    label=rf"$\lambda_1$ $\pm$ 2 stderr ({2 * ly.stderr:.2g})")
+    ax.set_xlabel("i (exponents in descending order)")
+    ax.set_ylabel(r"$\lambda_i$ (natural log per step)")
+    ax.set_title(f"Lyapunov spectrum of {ly.cell}, S = {ly.state_size}: lambda_1 = {ly.max_exponent:.4g}, "
+                 f"D_KY = {ly.kaplan_yorke_dimension:.3g}\n{ly.steps} steps after a warm-up of {ly.warmup}, QR every "
+                 f"{ly.every}, B = {ly.batch}", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_layer_step(layer, k: int | None = None, path=None) -> Figure:
+    """One (layer, direction) of a diagnosis (interop LayerDiagnosis) against k = 1..T, batch means: log10
+    ||dL/dh_k|| (gid "adjoint_h"), ||dL/dc_k|| (dotted, "adjoint_c", LSTM), ||ds_T/ds_k||_2 (dashed, "spectral", when
+    computed); with k, a vertical line (gid "step") and a marker on log10 ||dL/dh_k|| at that step (gid "marker").
+    """
+    if path is not None:
+        check_plot_path(path)
+    fig = new_figure((6.5, 3.6))
+    ax = fig.add_subplot()
+    y = layer.log10_adjoint_h.to(torch.float64)
+    T = y.shape[0]
+    steps = list(range(1, T + 1))
+    shown = [_gaps(y)]
+    ax.plot(steps, shown[0], color="C0", lw=1.8, gid="adjoint_h", label=r"$\|\partial L/\partial h_k\|$")
+    for gid, v, color, ls, label in (
+        ("adjoint_c", layer.log10_adjoint_c, "C1", ":", r"$\|\partial L/\partial c_k\|$"),
+        ("spectral", layer.log10_spectral, "C2", "--", r"$\|\partial s_T/\partial s_k\|_2$"),
+    ):
+        if v is not None:
+            shown.append(_gaps(v))
+            ax.plot(steps, shown[-1], color=color, ls=ls, lw=1.2, gid=gid, label=label)
+    _clip_ylim(ax, shown)
+    if k is not None:
+        if not 1 <= k <= T:
+            raise InputError(f"step: expected an integer in [1, {T}], got {k!r}")
+        ax.axvline(k, color="0.4", lw=0.8, ls="--", gid="step")
+        v = float(y[k - 1])
+        ax.plot([k], [v if math.isfinite(v) else math.nan], "o", color="C3", ms=7, gid="marker",
+                label=f"k = {k}: {v:.4g}")
+    ax.set_xlabel("k (the direction's own step)")
+    ax.set_ylabel("log10 of the norm (batch mean)")
+    ax.set_title(textwrap.fill(f"{layer.name} ({layer.cell}, state {layer.state}): {layer.verdict}", 100), fontsize=8)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
     if path is not None:
         save_figure(fig, path)
     return fig

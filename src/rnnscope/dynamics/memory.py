@@ -456,6 +456,11 @@ class MemorySensitivity:
                  slopes=self.slopes(), rows=[r.to_dict() for r in self.rows])
         return jsonable(d)
 
+    def _repr_html_(self) -> str:  # a notebook's view (core.display): the settings, table(), plot_memory's figure
+        from ..core.display import fields, html_card
+        return html_card("The curse of memory: E|h|^2 and E|dh/dp|^2 by Monte Carlo against the closed forms",
+                         fields(self), lambda: plot_memory(self), rows=self.table())
+
 
 def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.4g}"

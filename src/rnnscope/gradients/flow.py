@@ -69,6 +69,17 @@ class JacobianProfile:
     log10_carried: torch.Tensor | None = None  # (B, R, t) log10 ||g_r^T ds_t/ds_k|| for carried rows g_r
     log10_blocks: torch.Tensor | None = None  # (B, n_blocks, t) log10 ||[ds_t/ds_k]_block||_2 for asked blocks
 
+    def _repr_html_(self) -> str:
+        """A notebook's view (core.display.html_card): t, B, the work counters, log10 ||ds_t/ds_1||_2 and _F (the
+        longest distance, batch means) and plots.plot_jacobian_profile's figure."""
+        from ..core.display import fields, html_card
+        from ..core.plots import plot_jacobian_profile
+        first = {f"{name} (k = 1)": float(getattr(self, name)[:, 0].mean())
+                 for name in ("log10_spectral", "log10_frobenius")}
+        B = self.log10_frobenius.shape[0]
+        facts = {**fields(self, skip=("log10_carried", "log10_blocks")), "batch": B, **first}
+        return html_card(f"Jacobian products ds_t/ds_k, t = {self.t}, B = {B}", facts, lambda: plot_jacobian_profile(self))
+
 
 def _chunk_length(B: int, S: int) -> int:
     return max(1, min(_MAX_CHUNK, _CHUNK_BYTES // (8 * B * S * (S + 1))))

@@ -90,6 +90,15 @@ class LyapunovSpectrum:
                          "cell": self.cell, "seconds": self.seconds, "start": self.start,
                          "warnings": list(self.warnings)})
 
+    def _repr_html_(self) -> str:
+        """A notebook's view (core.display.html_card): the scalar fields, the exponents, the warnings and
+        plots.plot_lyapunov's figure."""
+        from ..core.display import fields, html_card
+        from ..core.plots import plot_lyapunov
+        return html_card(f"Lyapunov spectrum of {self.cell}, S = {self.state_size}: lambda_1 = {self.max_exponent:.4g}",
+                         {**fields(self, skip=("warnings",)), "exponents": self.exponents.tolist()},
+                         lambda: plot_lyapunov(self), notes=self.warnings)
+
 
 def kaplan_yorke(exponents) -> float:
     """D_KY = j + (lambda_1 + ... + lambda_j) / |lambda_{j+1}| for exponents sorted descending (see module doc)."""

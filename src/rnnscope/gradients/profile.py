@@ -105,6 +105,18 @@ class Profile:
             "warnings": list(self.warnings), "step_bound": self.step_bound,
         })
 
+    def _repr_html_(self) -> str:
+        """A notebook's view (core.display.html_card): the scalar fields, log10 ||ds_t/ds_1||_2, _F and ||dL/ds_1||
+        (the longest distance, batch means), the note and warnings, and plots.plot_profile's figure."""
+        from ..core.display import fields, html_card
+        from ..core.plots import plot_profile
+        first = {f"{name} (k = 1)": float(getattr(self, name)[0])
+                 for name in ("log10_spectral", "log10_frobenius", "log10_adjoint")}
+        what = self.cell if self.activation is None else f"{self.cell} ({self.activation})"
+        return html_card(f"Profile of {what}, S = {self.state_size}, t = {self.t}, B = {self.batch}: {self.verdict}",
+                         {**fields(self, skip=("note", "warnings")), **first}, lambda: plot_profile(self),
+                         notes=(self.note, *self.warnings))
+
 
 def profile_trace(cell: Cell, trace: Trace, *, t: int | None = None, direct: torch.Tensor | None = None,
                   spectral: bool = True) -> Profile:

@@ -295,6 +295,21 @@ class Diagnosis:
         from ..core.plots import plot_diagnosis
         return plot_diagnosis(self, path)
 
+    def _repr_html_(self) -> str:
+        """A notebook's view (core.display.html_card): the scalar fields and ||dL/dtheta||, one row per (layer,
+        direction) (its verdict, log10 ||dL/dh_k|| at k = 1 and T, rate, horizon, sigma_max(W_hh)), the NaN hunt's
+        finding, the advice and notes, and plots.plot_diagnosis's figure."""
+        from ..core.display import fields, html_card
+        rows = [["layer", "cell", "verdict", "log10 ||dL/dh_1||", "log10 ||dL/dh_T||", "rate / step", "horizon",
+                 "sigma_max"]]
+        rows += [[d.name, d.cell, d.verdict, float(d.log10_adjoint_h[0]), float(d.log10_adjoint_h[-1]), d.rate_per_step,
+                  d.horizon, d.sigma_max] for d in self.layers]
+        found = () if self.nonfinite is None else (str(self.nonfinite.message()),)
+        facts = {**fields(self, skip=("advice", "notes")), "gradient_norm": self.gradient_norm}
+        return html_card(f"diagnose: {self.model}, {self.num_layers} layer(s) x {self.num_directions} direction(s), "
+                         f"T = {self.T}, B = {self.batch}", facts, self.plot if self.layers else None, rows=rows,
+                         notes=(*found, *self.advice, *self.notes))
+
 
 def _f(v, spec: str = ".3f") -> str:
     v = float(v)

@@ -16,7 +16,8 @@ version `make demo` runs) and, optionally, [faithful] (the source's own setup, a
 `study_spec(study, version)` turns a study into a sweep.SweepSpec whose grid has a `method` axis; each config
 runs as the sweep task `run_point` (in a worker): the method's settings are merged into the config and the
 run is train.run_config. `study_table(rows)` aggregates the store's rows per (task, method, length, length
-range), with the success criterion the runs were judged by; `study_title(study, rows)` says what ran (methods,
+range), with the success criterion the runs were judged by, into a StudyTable (a list of StudyRow that a notebook
+shows as a table with its figure); `study_title(study, rows)` says what ran (methods,
 tasks, lengths, seeds, updates, criterion), read from the rows themselves; `plot_study(table, path)` draws
 success rate (or loss / baseline) against length, one line per method (its own marker and line style, the
 legend naming the methods whose points coincide).
@@ -43,7 +44,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.results import jsonable
 
-__all__ = ["STUDY_NAMES", "VERSIONS", "Study", "load_study", "study_spec", "check_point", "run_point", "StudyRow", "study_table",
+__all__ = ["STUDY_NAMES", "VERSIONS", "Study", "load_study", "study_spec", "check_point", "run_point", "StudyRow", "StudyTable", "study_table",
            "study_title", "plot_study", "snapshot_profiles", "plot_snapshots"]
 
 STUDY_NAMES = ("pascanu", "cells", "modern")
@@ -204,9 +205,39 @@ def _criterion_of(row: dict) -> str:
     return str(row["config"].get("criterion", "lenient"))
 
 
-def study_table(rows: list[dict]) -> list[StudyRow]:
+class StudyTable(list):
+    """The result of study_table: its StudyRows as a list (indexed, iterated, compared and printed as before), with
+    the measure plot_study draws (success rate or loss / baseline) and the title of what ran (study_title).
+    In a notebook it shows as a card: the totals, one row per StudyRow, and plot_study's figure."""
+
+    def __init__(self, rows=(), *, measure: str = "success", title: str = ""):
+        super().__init__(rows)
+        if measure not in ("success", "baseline"):
+            raise InputError(f"study table measure: expected 'success' or 'baseline', got {measure!r}")
+        self.measure, self.title = measure, title
+
+    def to_dict(self) -> dict:
+        """{"measure", "title", "runs", "solved", "rows": [StudyRow.to_dict()]}."""
+        return jsonable({"measure": self.measure, "title": self.title, "runs": sum(r.runs for r in self),
+                         "solved": sum(r.solved for r in self), "rows": [r.to_dict() for r in self]})
+
+    def _repr_html_(self) -> str:
+        """A notebook's view (core.display.html_card): the totals, a row per (task, method, length), plot_study."""
+        from ..core.display import html_card
+        d = self.to_dict()
+        facts = {"measure": self.measure, "runs": d["runs"], "solved": d["solved"],
+                 "tasks": sorted({r.task for r in self}), "methods": list(dict.fromkeys(r.method for r in self))}
+        head = ["task", "method", "L", "runs", "solved", "success_rate", "diverged", "mean_loss_over_baseline",
+                "mean_steps", "criterion"]
+        rows = [head] + [[r.task, r.method, r.length_label] + [getattr(r, k) for k in head[3:]] for r in self]
+        return html_card(self.title or f"study table: {len(self)} row(s)", facts,
+                         lambda: plot_study(self, measure=self.measure, title=self.title), rows=rows)
+
+
+def study_table(rows: list[dict], *, measure: str = "success", title: str = "") -> StudyTable:
     """Aggregate store rows ({"config", "metrics", "status"}) per (task, method, length, length range); failed
-    rows are counted as runs that did not solve (never silently dropped)."""
+    rows are counted as runs that did not solve (never silently dropped). measure and title (the study's measure and
+    study_title) travel with the table for its notebook view."""
     groups: dict[tuple, list] = {}
     for r in rows:
         c = r["config"]
@@ -223,7 +254,7 @@ def study_table(rows: list[dict]) -> list[StudyRow]:
         out.append(StudyRow(task, method, length, len(rs), solved, solved / len(rs), diverged,
                             float(np.mean(ratios)) if ratios else math.nan,
                             float(np.mean([m["steps"] for m in ms])) if ms else math.nan, criteria, lr or None))
-    return out
+    return StudyTable(out, measure=measure, title=title)
 
 
 def _values(xs) -> str:

@@ -72,3 +72,12 @@ class ClaimResult:
         if figure:
             d["figure"] = self.figure
         return jsonable(d)
+
+    def _repr_html_(self) -> str:
+        """A notebook's view (core.display.html_card): the claim's fields, the scalar entries of its evidence (as
+        "evidence: <name>") and its figure (plots.plot_spec of the FigureSpec), when it has one."""
+        from ..core.display import fields, html_card
+        from ..core.plots import plot_spec
+        facts = {**fields(self), **{f"evidence: {k}": v for k, v in fields(self.evidence).items()}}
+        return html_card(f"Claim {self.id} (seed {self.seed}): {self.verdict}", facts,
+                         None if self.figure is None else lambda: plot_spec(self.figure))
