@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup chromium demo test bench clean
+.PHONY: setup chromium demo test bench clean notebook
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ chromium:
 
 test: setup chromium
 	$(PY) -m pytest -q
+
+# The lessons in notebooks/ (each runs in well under a minute on a CPU), in JupyterLab from the same .venv.
+notebook: setup
+	$(VENV)/bin/jupyter lab notebooks/
 
 bench: setup
 	$(PY) benchmarks/profile.py
