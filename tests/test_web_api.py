@@ -12,11 +12,13 @@ pre-activations; torch.autograd for the BPTT gradients; the CLI's own --json for
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.client
 import importlib.resources
 import json
 import math
+import re
 import socket
 import statistics
 import threading
@@ -33,7 +35,8 @@ import torch
 from rnnscope.gradients.profile import profile as library_profile
 from rnnscope.app.cli import main
 from rnnscope.core.errors import InputError
-from rnnscope.app.explorer import LIMITS, PRESETS, ExplorerConfig, build, check_budget, explore, profile_view
+from rnnscope.app.explorer import (LIMITS, PRESETS, ExplorerConfig, Limits, build, check_budget, explore,
+                                   peak_numbers, profile_view)
 from rnnscope.core.build import random_cell
 from rnnscope.app.web.server import background, create_app
 from rnnscope.app.explorer_modern import MEMORY_CASES
@@ -352,6 +355,161 @@ def test_budgets_bound_time_and_memory():
         assert (T + 1) * (3 * S + 4 * H + 1) * 8 < 0.1 * LIMITS.memory_limit
 
 
+def test_spectrum_of_lstm_256_is_its_w_hh_eigen_and_singular_values(url):
+    """/api/spectrum computes no profile: lstm at H = 256 (T B S^3 = 2.7e10 at the default T = 200) is answered, with
+    torch.linalg.eigvals / svdvals of the gate blocks of the W_hh that the same seed builds (rebuilt here)."""
+    sp = ok(url, "api/spectrum", cell="lstm", hidden=256)
+    W = random_cell("lstm", hidden=256, input_size=1, seed=0, dtype=F64).W_hh  # (4H, H): i, f, g, o
+    assert torch.equal(torch.tensor(sp["W_hh"], dtype=F64), W)
+    key = lambda z: (round(z.real, 8), round(z.imag, 8))  # noqa: E731
+    assert [b["name"] for b in sp["blocks"]] == ["W_hh input gate i", "W_hh forget gate f", "W_hh candidate g",
+                                                 "W_hh output gate o"]
+    for i, b in enumerate(sp["blocks"]):
+        block = W[256 * i:256 * (i + 1)]
+        ev = torch.linalg.eigvals(block).numpy()
+        got = np.array(b["eigenvalues"]["re"]) + 1j * np.array(b["eigenvalues"]["im"])
+        np.testing.assert_allclose(sorted(got, key=key), sorted(ev, key=key), rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(b["singular_values"], torch.linalg.svdvals(block).numpy(), rtol=1e-12)
+    assert sp["sigma_max"] == pytest.approx(float(torch.linalg.svdvals(W)[0]), rel=1e-12)
+    assert sp["verdict"] == "no a-priori bound (gated cell)" and sp["tests"] is None
+
+
+# each endpoint refused over the budget of what it computes, within LIMITS's ranges; None: answered
+OWN_BUDGET = [
+    ("profile", dict(hidden=256, length=2000), "length: expected T*B*S^3 <= 1.2e+10"),
+    ("explore", dict(hidden=256, length=2000), "length: expected T*B*S^3 <= 1.2e+10"),
+    ("spectrum", dict(hidden=256, length=2000, batch=8), None),  # eigen- and singular values of W_hh only
+    ("spectrum", dict(cell="lstm", hidden=256, length=2000, batch=8), None),
+    ("spectrum", dict(cell="slstm", hidden=256, length=100), None),  # its Jacobian along a 100-step trajectory
+    ("spectrum", dict(cell="slstm", hidden=256, length=2000, batch=8),
+     "size: expected the spectrum view's trace and working space to fit in 1 GiB, got T = 2000, B = 8, S = 1024"),
+    ("activation", dict(hidden=256, length=2000, batch=8), None),  # one unroll: T B A S = 1e9
+    ("activation", dict(cell="lstm", hidden=256, length=2000, batch=8),
+     "size: expected the activation view's trace and working space to fit in 1 GiB, got T = 2000, B = 8, S = 512, "
+     "A = 1024"),
+    ("heatmap", dict(hidden=256, length=2000, batch=8), None),  # T_h steps within its own budget
+    ("bptt", dict(hidden=256, length=2000), None),
+]
+
+
+@pytest.mark.parametrize("view,params,message", OWN_BUDGET, ids=[f"{v}-{p}" for v, p, _ in OWN_BUDGET])
+def test_each_endpoint_is_held_to_the_budget_of_what_it_computes(url, view, params, message):
+    r = get(url, f"api/{view}", **params)
+    if message is None:
+        assert r.status_code == 200, r.text[:300]
+        if view in ("heatmap", "bptt"):
+            d = r.json()
+            S, B = 256, params.get("batch", 1)
+            assert 2 <= d["T"] == d["heatmap"]["steps"] and d["T"] ** 2 * B * S * (S + 2) <= LIMITS.heatmap_budget
+        return
+    assert r.status_code == 422 and list(r.json()) == ["error"] and message in r.json()["error"], r.text[:300]
+
+
+TIGHT = Limits(trajectory_budget=1e7, weights_budget=1e6, heatmap_budget=2e4, memory_budget=1e5)
+TIGHT_CASES = [  # (view, params, the quantity named) with TIGHT's budgets
+    ("activation", dict(hidden=64, length=2000, batch=2), "length: expected T*B*A*S <= 1e+07 for the trajectory "
+     "(A = 64 the pre-activations' width, S = 64 the state size: a few seconds of compute), got T = 2000, B = 2, "
+     "A = 64, S = 64 (1.64e+07); at this size T <= 1220"),
+    ("activation", dict(hidden=64, length=1200, batch=2), None),
+    ("profile", dict(hidden=64, length=2000, batch=2), "length: expected T*B*A*S <= 1e+07"),  # it unrolls too
+    ("spectrum", dict(hidden=128), "hidden: expected A*S^2 <= 1e+06 for the eigen- and singular values (A = 128 the "
+     "pre-activations' width, S = 128 the state size), got H = 128 (2.1e+06)"),
+    ("spectrum", dict(hidden=64, length=2000, batch=2), None),  # no trajectory for elman's W_hh
+    ("spectrum", dict(cell="mamba", hidden=64, length=2000, batch=2), "length: expected T*B*A*S <= 1e+07"),
+    ("spectrum", dict(cell="lru", hidden=32, length=2000, batch=2), None),  # lambda: weights only
+    ("heatmap", dict(hidden=128), "hidden: expected T_h^2*B*S*(S+D+1) <= 2e+04 for the (t, k) table over at least "
+     "T_h = 2 steps, got B = 1, S = 128, D = 1 (6.66e+04 at T_h = 2)"),
+    ("bptt", dict(hidden=64, length=500), None),
+    ("memory", dict(lambdas="0.9", sequences=1000), "sequences: expected sequences x steps <= 1e+05"),
+    ("memory", dict(lambdas="0.5", sequences=100), None),
+]
+
+
+@pytest.fixture(scope="module")
+def tight_url():
+    with background(create_app(workers=1, limits=TIGHT)) as base:
+        yield base
+
+
+@pytest.mark.parametrize("view,params,message", TIGHT_CASES, ids=[f"{v}-{p}" for v, p, _ in TIGHT_CASES])
+def test_tighter_budgets_refuse_each_endpoint_by_its_own_quantity(tight_url, view, params, message):
+    """Budgets that the ranges never reach are enforced too: an app with tighter Limits refuses each endpoint by the
+    formula of what it computes (explorer.check_budget), and answers what stays within it."""
+    r = get(tight_url, f"api/{view}", **params)
+    if message is None:
+        assert r.status_code == 200, r.text[:300]
+        if view == "bptt":
+            d = r.json()
+            assert d["T"] ** 2 * 64 * 66 <= TIGHT.heatmap_budget < (d["T"] + 1) ** 2 * 64 * 66
+        return
+    assert r.status_code == 422 and message in r.json()["error"], r.text[:300]
+    assert "\n" not in r.json()["error"]
+
+
+def test_check_budget_counts_match_the_formulas():
+    """peak_numbers and the time formulas of check_budget, against the counts written out here."""
+    cfg = ExplorerConfig(cell="gru", activation=None, hidden=100, length=300, batch=3)
+    S, A, T, B, D = 100, 300, 300, 3, 1
+    weights = A * (S + D) + T * B * D + 8 * S * S
+    assert peak_numbers(cfg, "spectrum") == weights
+    assert peak_numbers(cfg, "activation") == weights + 8 * (T + 1) * B * (S + A + D)
+    assert peak_numbers(cfg, "profile") == weights + 8 * (T + 1) * B * (S + A + D) + 6 * B * S * S + 2 * 1024**2
+    Th = int(math.sqrt(LIMITS.heatmap_budget / (B * S * (S + D + 1))))
+    assert peak_numbers(cfg, "heatmap") == (weights + 8 * (Th + 1) * B * (S + A + D) + 2 * Th * S * (S + D + 1)
+                                            + 3 * Th * Th + 5 * (Th + 1) * B * S)
+    tight = Limits(trajectory_budget=T * B * A * S, weights_budget=A * S * S)
+    check_budget(cfg, tight, "activation")  # exactly at the budgets: allowed
+    with pytest.raises(InputError, match="expected T\\*B\\*A\\*S"):
+        check_budget(dataclasses.replace(cfg, length=T + 1), tight, "activation")
+    check_budget(dataclasses.replace(cfg, length=T + 1), tight, "spectrum")  # gru's spectrum: no trajectory
+    with pytest.raises(InputError, match="expected A\\*S\\^2"):
+        check_budget(cfg, dataclasses.replace(tight, weights_budget=A * S * S - 1), "spectrum")
+    with pytest.raises(InputError, match="view: expected one of explore, profile"):
+        check_budget(cfg, view="memory")
+
+
+# ----------------------------------------------------------------------------------- HEAD answers as GET
+
+HEADS = ["/", "/static/index.html", "/static/app.js", "/static/style.css", "/static/plotly.min.js", "/static/x.js",
+         "/api/meta", "/api/presets", "/api/report", "/api/openapi.json", "/api/nothing", "/report",
+         "/api/explore?hidden=8&length=20", "/api/profile?hidden=8&length=20", "/api/spectrum?hidden=8",
+         "/api/activation?hidden=8&length=20", "/api/bptt?hidden=8&length=20", "/api/heatmap?hidden=8&length=20",
+         "/api/memory?lambdas=0.5&sequences=100", "/api/profile?hidden=1", "/api/profile?hidden=256&length=2000",
+         "/api/heatmap?cell=gru&hidden=8", "/api/memory?rho=2"]
+TIMED = ("/api/explore", "/api/profile?hidden=8", "/api/bptt", "/api/heatmap?hidden=8", "/api/memory?lambdas")
+
+
+def _raw_response(url, method, path):
+    """(status, headers, bytes after the header block) of one request on a raw socket (Connection: close)."""
+    u = urlparse(url)
+    with socket.create_connection((u.hostname, u.port), timeout=60) as s:
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {u.hostname}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, rest
+
+
+@pytest.mark.parametrize("path", HEADS)
+def test_head_answers_like_get_without_a_body(url, path):
+    """HEAD on every GET route: the status and headers of GET (never 405), and not one byte of body."""
+    g_status, g_headers, g_body = _raw_response(url, "GET", path)
+    h_status, h_headers, h_body = _raw_response(url, "HEAD", path)
+    assert h_status == g_status and h_status != 405, (path, h_status, g_status)
+    assert h_body == b"" and len(g_body) == int(g_headers["content-length"])
+    varying = {"date", "server-timing", "content-length"}
+    assert set(h_headers) == set(g_headers)
+    assert {k: v for k, v in h_headers.items() if k not in varying} == \
+           {k: v for k, v in g_headers.items() if k not in varying}
+    if path.startswith(TIMED) and g_status == 200:  # "seconds" fields: the length varies by a few digits
+        assert abs(int(h_headers["content-length"]) - int(g_headers["content-length"])) <= 40
+    else:
+        assert h_headers["content-length"] == g_headers["content-length"]
+
+
 @pytest.mark.slow
 def test_the_largest_allowed_setting_computes_in_a_few_seconds(url):
     T = int(LIMITS.profile_budget // 256**3)
@@ -472,6 +630,8 @@ def test_serve_refuses_a_port_in_use_with_one_line(capsys):
     assert "serve: error: --port: expected a port number in [0, 65535], got 70000" in capsys.readouterr().err
     assert main(["serve", "--host", "no such host.invalid"]) == 2
     assert "host: expected an address" in capsys.readouterr().err
+    assert main(["serve", "--workers", "0"]) == 2
+    assert capsys.readouterr().err == "rnnscope serve: error: --workers: expected a positive integer, got 0\n"
 
 
 def test_fifty_concurrent_requests_are_all_answered_correctly(url):
@@ -524,7 +684,7 @@ def test_explore_latency_at_s64_t500(url, artifacts_dir):
         h = get(url, "api/heatmap", gain=g, **q)
         t2 = time.perf_counter()
         assert e.status_code == h.status_code == 200
-        server = [float(r.headers["Server-Timing"].split("dur=")[1]) for r in (e, h)]
+        server = [float(re.search(r"compute;dur=([0-9.]+)", r.headers["Server-Timing"]).group(1)) for r in (e, h)]
         rows.append({"gain": g, "explore_ms": 1e3 * (t1 - t0), "heatmap_ms": 1e3 * (t2 - t1),
                      "explore_server_ms": server[0], "heatmap_server_ms": server[1]})
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "gain"}
@@ -540,16 +700,49 @@ def test_explore_is_one_unroll_of_the_same_model():
     assert e["measured"]["log10_first"] == p["log10_spectral"][0]
 
 
+def _parents() -> dict[int, int]:
+    """{pid: parent pid} of every process (Linux /proc)."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_bytes()
+            except OSError:
+                continue
+            out[int(d.name)] = int(stat[stat.rindex(b")") + 2:].split()[1])
+    return out
+
+
+def _descendants(pid: int) -> list[int]:
+    parents, found, todo = _parents(), [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        found += kids
+        todo += kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_bytes()
+    except OSError:
+        return False
+    return stat[stat.rindex(b")") + 2:][:1] not in (b"Z", b"X")
+
+
 def test_console_script_serves_then_stops_on_ctrl_c(tmp_path):
-    """`rnnscope serve --port 0` (any free port) as a learner runs it: the page and the API answer; Ctrl-C stops it."""
+    """`rnnscope serve --port 0` (any free port) as a learner runs it: the page and the API answer; Ctrl-C stops it,
+    and with it every process it started (the pool's workers and multiprocessing's helpers)."""
     import os
     import signal
     import subprocess
     import sys
 
     exe = Path(sys.executable).parent / "rnnscope"
-    proc = subprocess.Popen([str(exe), "serve", "--port", "0"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen([str(exe), "serve", "--port", "0", "--workers", "2"], cwd=tmp_path, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         line = proc.stderr.readline()
         assert line.startswith("rnnscope explorer: http://127.0.0.1:") and "Ctrl-C to stop" in line, line
@@ -563,9 +756,15 @@ def test_console_script_serves_then_stops_on_ctrl_c(tmp_path):
         assert r.status_code == 200 and "rnnscope explorer" in r.text
         d = requests.get(base + "api/profile", params={"hidden": 4, "length": 10, "gain": 0.5}, timeout=30).json()
         assert d["verdict"] == "vanishing guaranteed" and d["log10_spectral"][-1] == 0.0
+        family = _descendants(proc.pid)  # the forkserver, its two workers, multiprocessing's resource tracker
+        assert len(family) >= 3, family
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
         assert proc.stderr.read() == "rnnscope explorer: stopped\n"
+        deadline = time.monotonic() + 10  # the forkserver and the tracker see their parent's end and exit
+        while any(_alive(p) for p in family) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not [p for p in family if _alive(p)], family  # nothing left behind
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -49,9 +49,12 @@ lambda_j, exprnn's expm(A), else the one-step Jacobian at the last step) and the
 (bounds.weight_facts, step_bound); their activation view the memory 1/(1 - |a_t|) of diagonal factors.
 explorer_modern.memory_view is the page's curse-of-memory panel (dynamics.memory).
 
-Limits (LIMITS): every range below, and two budgets so that no setting computes for more than a few
-seconds or allocates more than about 1 GB: T B S^3 <= PROFILE_BUDGET (the profile's running product,
-S the state size: 2H for LSTM), and the trace's bytes <= MEMORY_LIMIT.
+Limits (LIMITS, explorer_limits, re-exported here): every range below, and budgets so that no request computes for
+more than a few seconds or holds more than about 1 GB; each view is held to the budget of what it computes
+(check_budget: the spectrum of a seeds' cell only to its eigen- and singular values, the activation view to the
+unroll's T B A S, profile and explore to the running product's T B S^3, bptt and heatmap to their (t, k) table's
+T_h^2 B S (S + D + 1); S the state size: 2H for LSTM, A the pre-activations' width) and to its peak memory
+(peak_numbers) within memory_limit. compute(view, cfg) is the one entry of the web server's workers (VIEWS).
 
 Legend: T time, B batch, S state size, D input size (1 here), H hidden size.
 
@@ -80,17 +83,19 @@ from ..seeds.counterexamples import saddle
 from ..core.errors import InputError
 from ..core.heads import Head
 from ..core.build import random_cell
-from ..core.budget import random_sizes
 from ..core.vocab import ANALYSIS_KINDS, MODERN_KINDS
 from ..core.vocab import MATRIX_INITS as INITS
 from ..core.results import jsonable
 from ..gradients.bounds import weight_facts
 from ..core.unroll import Trace, unroll
 from . import explorer_modern as modern
+from .explorer_limits import (LIMITS, TRAJECTORY_COPIES, VIEWS, Limits, check_budget, heatmap_steps, peak_numbers,
+                              reads_trajectory)
 
 __all__ = ["ExplorerConfig", "ExplorerModel", "Limits", "LIMITS", "PRESETS", "SCALES", "EXPLORER_INITS", "BIASES",
-           "build", "check_budget", "run", "profile_view", "measured_view", "spectrum_view", "activation_view", "bptt_view",
-           "heatmap_steps", "explore", "presets", "ring_of"]
+           "VIEWS", "TRAJECTORY_COPIES", "build", "check_budget", "peak_numbers", "reads_trajectory", "compute", "run",
+           "profile_view", "measured_view", "spectrum_view", "activation_view", "bptt_view", "heatmap_steps", "explore",
+           "presets", "ring_of"]
 
 SCALES = ("gain", "rho", "sigma_max")
 EXPLORER_INITS = (*INITS, "saddle")
@@ -99,36 +104,6 @@ _GATED = ("lstm", "gru")
 _DT = torch.float64
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for. The budgets are measured on a 2-core machine (see the README)."""
-
-    hidden: tuple[int, int] = (2, 256)
-    length: tuple[int, int] = (2, 2000)
-    batch: tuple[int, int] = (1, 8)
-    value: tuple[float, float] = (0.0, 20.0)  # gain, rho or sigma_max (sigmoid's 1/gamma = 4; seed 002 goes to 14)
-    input_scale: tuple[float, float] = (0.0, 10.0)
-    seed: tuple[int, int] = (0, 2**31 - 1)
-    profile_budget: float = 1.2e10  # T B S^3 (the running product): T <= 715 at S = 256, about 2.5 s on 2 cores
-    memory_limit: int = 1024**3  # bytes of the trace and working space
-    heatmap_max_steps: int = 200  # T_h: the (t, k) table's first steps
-    heatmap_budget: float = 5e7  # T_h^2 B S (S + D + 1): T_h = 108 at S = 64 (about 30 ms), 200 at S <= 34
-    heatmap_cells: int = 100  # the heatmap sent to the page: at most this many t and k
-    r_min: tuple[float, float] = (0.0, 1.0)  # lru: the ring of |lambda| (explorer_modern)
-    r_max: tuple[float, float] = (0.0, 1.0)
-    dt_min: tuple[float, float] = (1e-4, 10.0)  # mamba: the range of the initial step Delta
-    dt_max: tuple[float, float] = (1e-4, 10.0)
-    memory_lambdas: int = 12  # /api/memory (explorer_modern.memory_view): at most this many lambdas,
-    memory_lambda: tuple[float, float] = (0.01, 0.9999)  # each in this range,
-    memory_rho: tuple[float, float] = (-0.95, 0.95)  # the inputs' autocorrelation,
-    memory_sequences: tuple[int, int] = (2, 20000)
-    memory_budget: float = 1e8  # sequences x steps over the lambdas: about 3 s for the three cases on 2 cores
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -230,22 +205,6 @@ class ExplorerModel:
         return self.x.shape[0]
 
 
-def check_budget(cfg: ExplorerConfig, limits: Limits = LIMITS) -> None:
-    """Refuse a setting whose profile would compute too long or whose trace would not fit, before building it."""
-    S, T, B, D = cfg.state_size(), cfg.length, cfg.batch, 1
-    cost = float(T) * B * S**3
-    if cost > limits.profile_budget:
-        t_max = int(limits.profile_budget // (B * S**3))
-        raise InputError(f"length: expected T*B*S^3 <= {limits.profile_budget:.3g} (S = {S} the state size"
-                         f"{modern.state_note(cfg.cell)}: a few seconds of compute), got T = {T}, "
-                         f"B = {B}, S = {S} ({cost:.3g}); at this size T <= {t_max}")
-    A = random_sizes(cfg.cell, cfg.hidden, D)[1]  # the pre-activations' width
-    numbers = A * (S + D) + (T + 1) * B * (3 * S + A + D) + 6 * B * S * S + 2 * 1024**2  # + the flow's chunk buffers
-    if numbers * 8 > limits.memory_limit:
-        raise InputError(f"size: expected a trace that fits in {limits.memory_limit / 1024**3:.0f} GiB, got T = {T}, "
-                         f"B = {B}, S = {S} (about {numbers * 8 / 1024**3:.3g} GiB)")
-
-
 def _rescale(cell: Cell, factor: float) -> Cell:
     """The same vanilla cell with W_hh multiplied by factor."""
     return type(cell)(factor * cell.W_hh, cell.W_xh, cell.b_h, cell.activation)
@@ -262,10 +221,11 @@ def _scale_factor(W: torch.Tensor, scale: str, value: float) -> float:
     return value / current
 
 
-def build(cfg: ExplorerConfig, limits: Limits = LIMITS) -> ExplorerModel:
-    """The model of a setting: cell, inputs x (T, B, 1), start state (see the module docstring)."""
+def build(cfg: ExplorerConfig, limits: Limits = LIMITS, view: str = "profile") -> ExplorerModel:
+    """The model of a setting: cell, inputs x (T, B, 1), start state (see the module docstring); refused first if
+    `view` (what will be computed on it: VIEWS) is over its budget (check_budget)."""
     cfg.validate(limits)
-    check_budget(cfg, limits)
+    check_budget(cfg, limits, view)
     T, B, D = cfg.length, cfg.batch, 1
     gain = cfg.value if cfg.scale == "gain" else 1.0
     model: dict = {"source": "random", "hidden": cfg.hidden, "input_size": D, "gain": gain, "init": cfg.init,
@@ -434,13 +394,6 @@ def activation_view(cell: Cell, trace: Trace) -> dict:
     return jsonable({"cell": cell.kind, "curves": curves, "factors": factors, "note": note})
 
 
-def heatmap_steps(cfg: ExplorerConfig, limits: Limits = LIMITS) -> int:
-    """T_h: the steps the (t, k) table covers, min(T, heatmap_max_steps, the budget's T)."""
-    S, B, D = cfg.state_size(), cfg.batch, 1
-    by_budget = int(math.sqrt(limits.heatmap_budget / (B * S * (S + D + 1))))
-    return max(2, min(cfg.length, limits.heatmap_max_steps, by_budget))
-
-
 def bptt_view(m: ExplorerModel, limits: Limits = LIMITS, *, full: bool = True) -> dict:
     """The object of `rnnscope bptt --json` over the first T_h steps, and the heatmap log10 C[t, k] sampled.
 
@@ -498,13 +451,44 @@ def ring_of(cfg: ExplorerConfig) -> tuple[float, float] | None:
 def explore(cfg: ExplorerConfig, limits: Limits = LIMITS) -> dict:
     """Everything the page draws but the heatmap, from one unroll: profile, spectrum, activation."""
     start = time.perf_counter()
-    m = build(cfg, limits)
+    m = build(cfg, limits, "explore")
     trace = run(m)
     prof = profile_view(m, trace)
     out = {"config": cfg.to_dict(), "profile": prof, "measured": measured_view(prof),
            "spectrum": spectrum_view(m.cell, trace=trace, ring=ring_of(cfg)), "activation": activation_view(m.cell, trace)}
     out["seconds"] = time.perf_counter() - start
     return out
+
+
+def compute(view: str, cfg: ExplorerConfig, limits: Limits = LIMITS) -> dict:
+    """The object of /api/<view> for a setting (what the web server runs, in a worker process):
+
+        explore     explore(cfg)
+        profile     profile_view(build(cfg))
+        spectrum    spectrum_view(cell, weights=True, trace, ring): the trace only where the transition is read
+                    along it (reads_trajectory)
+        activation  activation_view(cell, run(m))
+        bptt        bptt_view(m, full=True); heatmap: the same with full=False
+
+    Each refused (InputError) before anything is built when over the budget of what it computes (check_budget).
+
+        >>> d = compute("spectrum", ExplorerConfig(cell="lstm", activation=None, hidden=8, length=2000))
+        >>> [b["name"] for b in d["blocks"]][:2], len(d["blocks"][0]["singular_values"])
+        (['W_hh input gate i', 'W_hh forget gate f'], 8)
+    """
+    if view == "explore":
+        return explore(cfg, limits)
+    if view not in VIEWS:
+        raise InputError(f"view: expected one of {', '.join(VIEWS)}, got {view!r}")
+    m = build(cfg, limits, view)
+    if view == "profile":
+        return profile_view(m)
+    if view == "spectrum":
+        trace = run(m) if reads_trajectory(cfg, view) else None
+        return spectrum_view(m.cell, weights=True, trace=trace, ring=ring_of(cfg))
+    if view == "activation":
+        return activation_view(m.cell, run(m))
+    return bptt_view(m, limits, full=view == "bptt")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from ..core.vocab import ACTIVATIONS, MODERN_KINDS
 from ..dynamics import memory as _memory
 
 __all__ = ["MODERN_KINDS", "ACTIVATED", "OPTIONS", "OPTION_FIELDS", "DEFAULT_ACTIVATION", "DIAGONAL",
+           "WEIGHT_TRANSITIONS", "TRAJECTORY_TRANSITIONS", "check_memory_budget",
            "option_defaults", "check_modern", "check_options", "options_of", "state_note", "state_size",
            "transition_view", "factor_view", "FACTOR_DECADES", "MEMORY_CASES", "memory_view", "parse_lambdas"]
 
@@ -61,6 +62,9 @@ OPTION_FIELDS = ("r_min", "r_max", "dt_min", "dt_max")
 _OWNER = {name: kind for kind, names in OPTIONS.items() for name in names}
 DEFAULT_ACTIVATION = {"indrnn": "relu", "exprnn": "tanh"}  # random_cell's phi when none is given (the papers')
 DIAGONAL = ("lru", "mingru", "minlstm", "mamba")  # J_t = diag(a_t): memory per unit, per step
+WEIGHT_TRANSITIONS = ("lru", "exprnn")  # transition_view reads lambda / W_hh = expm(A) from the weights
+TRAJECTORY_TRANSITIONS = tuple(k for k in MODERN_KINDS if k not in WEIGHT_TRANSITIONS)  # the one-step Jacobian J_T
+# along the trajectory: these need the unroll
 FACTOR_DECADES = 5.0  # factor_view's bins: memory 1/(1 - |a|) from 1 to 10^5 steps (beyond: the last bin)
 _BINS = 50
 _DT = torch.float64
@@ -148,7 +152,7 @@ def transition_view(cell, trace: Trace | None, *, ring: tuple[float, float] | No
                  "singular_values": torch.sort(lam.abs().to(_DT), descending=True).values}
         return {"matrix": "lambda", "blocks": [block], "step": None,
                 "ring": None if ring is None else {"r_min": ring[0], "r_max": ring[1]}}
-    if hasattr(cell, "W_hh"):  # exprnn: W_hh = expm(A), A skew-symmetric
+    if kind == "exprnn":  # W_hh = expm(A), A skew-symmetric
         W = cell.W_hh.detach().to(_DT)
         block = {"name": "W_hh = expm(A) (orthogonal)", "eigenvalues": _complex(torch.linalg.eigvals(W)),
                  "singular_values": torch.linalg.svdvals(W)}
@@ -216,6 +220,19 @@ def parse_lambdas(text: str, limits) -> tuple[float, ...]:
     return values
 
 
+def check_memory_budget(lambdas: tuple[float, ...], sequences: int, limits) -> None:
+    """Refuse /api/memory's work before it runs: sequences in limits.memory_sequences, and sequences x steps
+    <= limits.memory_budget, the steps of each distinct lambda counted as memory._steps(lambda, 10): at least those
+    the library runs at its default burn-in of 8 / (1 - lambda) steps; memory O(sequences) per case."""
+    lo, hi = limits.memory_sequences
+    if isinstance(sequences, bool) or not isinstance(sequences, int) or not lo <= sequences <= hi:
+        raise InputError(f"sequences: expected an integer in [{lo}, {hi}], got {sequences!r}")
+    work = sequences * sum(_memory._steps(v, 10.0) for v in sorted(set(lambdas)))
+    if work > limits.memory_budget:
+        raise InputError(f"sequences: expected sequences x steps <= {limits.memory_budget:.3g} (a few seconds; "
+                         f"1/(1 - lambda) sets the steps), got {sequences} x {work // sequences} = {work:.3g}")
+
+
 def memory_view(lambdas: tuple[float, ...], rho: float, sequences: int, seed: int, limits) -> dict:
     """memory.memory_sensitivity(lambdas, rho=rho, sequences=sequences, seed=seed, cases=MEMORY_CASES).to_dict()
     with each row's "memory" 1/(1 - lambda) and error bars "h2_bar", "sens_bar" (MEMORY_BAR_SE standard errors),
@@ -224,14 +241,8 @@ def memory_view(lambdas: tuple[float, ...], rho: float, sequences: int, seed: in
     lo, hi = limits.memory_rho
     if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not math.isfinite(rho) or not lo <= rho <= hi:
         raise InputError(f"rho: expected a number in [{lo:g}, {hi:g}], got {rho!r}")
-    lo, hi = limits.memory_sequences
-    if isinstance(sequences, bool) or not isinstance(sequences, int) or not lo <= sequences <= hi:
-        raise InputError(f"sequences: expected an integer in [{lo}, {hi}], got {sequences!r}")
+    check_memory_budget(lambdas, sequences, limits)
     lams = sorted(set(lambdas))
-    work = sequences * sum(_memory._steps(v, 10.0) for v in lams)  # the library's steps at its default burn-in
-    if work > limits.memory_budget:
-        raise InputError(f"sequences: expected sequences x steps <= {limits.memory_budget:.3g} (a few seconds; "
-                         f"1/(1 - lambda) sets the steps), got {sequences} x {work // sequences} = {work:.3g}")
     m = _memory.memory_sensitivity(tuple(lams), rho=float(rho), sequences=sequences, seed=seed, cases=MEMORY_CASES)
     d = m.to_dict()
     for row in d["rows"]:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from .entry import app
-from .options import path, port as port_number
+from .options import path, port as port_number, positive_int
 
 __all__ = ["demo", "serve"]
 
@@ -38,6 +38,9 @@ def serve(
                                                 help="The claims report to link (a folder with index.html); default "
                                                      "./rnnscope-report if present, else generated on first visit.")]
     = None,
+    workers: Annotated[int | None, typer.Option(parser=positive_int, metavar="N",
+                                                help="Processes that compute, one request each at a time (default: "
+                                                     "the CPU count).")] = None,
 ) -> None:
     from ..web import serve as run_server
-    run_server(host, port, open_browser=open_browser, report_dir=report)
+    run_server(host, port, open_browser=open_browser, report_dir=report, workers=workers)

@@ -1,9 +1,10 @@
 """The explorer's web server: a FastAPI app that serves the page and a JSON API over rnnscope.app.explorer.
 
-    create_app(report_dir=None, report_builder=None, max_concurrent=2)  ->  FastAPI app
-    serve(host="127.0.0.1", port=8765, open_browser=False, report_dir=None)   (rnnscope serve)
+    create_app(report_dir=None, report_builder=None, workers=None, limits=LIMITS)  ->  FastAPI app
+    serve(host="127.0.0.1", port=8765, open_browser=False, report_dir=None, workers=None)   (rnnscope serve)
 
-Routes (every /api/... takes the model parameters below as a query string; the README has examples):
+Routes (every /api/... takes the model parameters below as a query string; the README has examples). HEAD on any
+of them answers as GET does, without the body: the same status and headers, computed the same way (_HeadAsGet).
 
     GET /                    the explorer page (static/index.html)
     GET /static/NAME         index.html, app.js, style.css, and plotly.min.js from the installed plotly
@@ -27,13 +28,21 @@ Routes (every /api/... takes the model parameters below as a query string; the R
 
 Model parameters: cell, activation, hidden, length, batch, one of gain | rho | sigma_max, input_scale, init,
 bias, seed, and the modern cells' options r_min, r_max (lru), dt_min, dt_max (mamba) (explorer.ExplorerConfig;
-a modern cell takes no W_hh scale, init or bias: explorer_modern). Errors: 422 {"error": "what: expected X, got Y"} for a malformed or
-out-of-range value, an unknown or repeated parameter, or a setting over the compute and memory budgets
-(explorer.check_budget); 404 for anything else.
+a modern cell takes no W_hh scale, init or bias: explorer_modern). Errors: 422 {"error": "what: expected X, got Y"}
+for a malformed or out-of-range value, an unknown or repeated parameter, or a setting over the budget of what its
+endpoint computes (explorer.check_budget: the spectrum its eigen- and singular values, the activation its unroll,
+profile and explore the profile's T B S^3, bptt and heatmap their (t, k) table; memory explorer_modern's
+check_memory_budget), refused before it is queued; 404 for anything else.
 
-Computations run in the threadpool, max_concurrent at a time (default 1: the engine's per-step loops hold
-Python's GIL between small torch calls, so two at once in one process each run 2-3 times slower, measured),
-on one torch thread (serve sets it); a request whose client has gone while it waited is dropped (499).
+Concurrency: the computations (explore, profile, spectrum, activation, bptt, heatmap, memory) run in a pool of
+`workers` processes (rnnscope.app.web.pool.ComputePool; default os.cpu_count()), one computation per process at a
+time on one torch thread, in arrival order; each worker renders its answer to JSON bytes, which the server relays
+with Server-Timing compute (in the worker) and wait (queue and transfer). A client that disconnects cancels its
+work: waiting, it leaves the queue; running, its worker is killed and replaced (499 in the log, nobody to answer).
+A worker that dies is replaced and its request run once more; a second death answers that request alone with 503.
+The pool starts and stops with the app (lifespan): no worker is left behind. A script that runs the app itself
+(create_app, background) keeps its code under `if __name__ == "__main__":` (the workers import the main script;
+notebooks and `rnnscope serve` need nothing).
 """
 
 from __future__ import annotations
@@ -55,19 +64,18 @@ import torch
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ...core.activations import ACTIVATIONS as ACTIVATION_FUNCTIONS
 from ...core.vocab import ACTIVATIONS, ANALYSIS_KINDS, CELL_KINDS, MODERN_KINDS
 from ...core.errors import InputError
 from ...core.version import VERSION
-from ..explorer import (BIASES, EXPLORER_INITS, LIMITS, SCALES, ExplorerConfig, activation_view, bptt_view, build,
-                        explore, presets, profile_view, ring_of, run, spectrum_view)
-from ..explorer_modern import (ACTIVATED, DEFAULT_ACTIVATION, MEMORY_CASES, MEMORY_DEFAULTS, OPTIONS, memory_view,
-                               option_defaults, parse_lambdas)
+from ..explorer import BIASES, EXPLORER_INITS, LIMITS, SCALES, ExplorerConfig, Limits, check_budget, presets
+from ..explorer_modern import (ACTIVATED, DEFAULT_ACTIVATION, MEMORY_CASES, MEMORY_DEFAULTS, OPTIONS,
+                               check_memory_budget, option_defaults, parse_lambdas)
+from .pool import ClientGone, ComputePool, PoolClosed, WorkerDied, disconnected
 
-__all__ = ["create_app", "serve", "background", "STATIC_FILES", "MODEL_PARAMETERS"]
+__all__ = ["create_app", "serve", "background", "ComputePool", "STATIC_FILES", "MODEL_PARAMETERS"]
 
 _STATIC = importlib.resources.files("rnnscope.app.web") / "static"
 _TYPES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
@@ -201,11 +209,6 @@ def _error_message(errors) -> str:
     return f"{'.'.join(map(str, e.get('loc', ('request',))))}: expected a valid value, got: {e.get('msg', 'invalid')}"
 
 
-def _json(content, started: float) -> JSONResponse:
-    ms = (time.perf_counter() - started) * 1e3
-    return JSONResponse(content, headers={"Server-Timing": f"compute;dur={ms:.1f}", "Cache-Control": "no-store"})
-
-
 _WAITING = """<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
 <title>rnnscope: generating the claims report</title><link rel="stylesheet" href="/static/style.css"></head>
 <body class="waiting"><main><h1>Generating the claims report&hellip;</h1>
@@ -283,28 +286,58 @@ def _inside(root: Path, rel: str) -> Path | None:
     return path
 
 
+class _HeadAsGet:
+    """ASGI middleware: HEAD is answered as GET is, without the body (RFC 9110 9.3.2): the same status and headers,
+    Content-Length included, from the same route, computed the same way."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def create_app(report_dir: str | Path | None = None, report_builder: Callable[[Path], object] | None = None,
-               max_concurrent: int = 1) -> FastAPI:
+               workers: int | None = None, limits: Limits = LIMITS) -> FastAPI:
     """The explorer's app. report_dir: a folder with the claims report's index.html (None: generate it on first
-    visit with report_builder(out_dir), default rnnscope.seeds.claims + report.write_report); max_concurrent:
-    computations at once (the others wait)."""
+    visit with report_builder(out_dir), default rnnscope.seeds.claims + report.write_report); workers: processes
+    that compute (ComputePool; None: os.cpu_count()), forked when the app starts (lifespan) and stopped with it;
+    limits: the budgets every request is held to (explorer.check_budget, in the server before a request is queued
+    and again in the worker; the query's declared ranges are LIMITS's)."""
     if report_dir is not None and not (Path(report_dir) / "index.html").is_file():
         raise InputError(f"report: expected a folder with index.html (e.g. the rnnscope-report/ of rnnscope demo), "
                          f"got {str(report_dir)!r}")
-    if not isinstance(max_concurrent, int) or max_concurrent < 1:
-        raise InputError(f"max_concurrent: expected a positive integer, got {max_concurrent!r}")
+    if not isinstance(limits, Limits):
+        raise InputError(f"limits: expected an explorer.Limits, got {type(limits).__name__}")
     report = _Report(None if report_dir is None else Path(report_dir), report_builder)
-    gate = asyncio.Semaphore(max_concurrent)
+    pool = ComputePool(workers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        yield
-        report.close()
+        await pool.start()
+        try:
+            yield
+        finally:
+            await pool.close()
+            report.close()
 
     app = FastAPI(title="rnnscope explorer", version=VERSION, docs_url=None, redoc_url=None,
                   openapi_url="/api/openapi.json", lifespan=lifespan,
                   description="The JSON API behind `rnnscope serve`: every number comes from rnnscope's engine.")
+    app.add_middleware(_HeadAsGet)
     app.state.report = report
+    app.state.pool = pool
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError):
@@ -320,15 +353,36 @@ def create_app(report_dir: str | Path | None = None, report_builder: Callable[[P
         what = "not found" if exc.status_code == 404 else str(exc.detail)
         return JSONResponse({"error": what}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    async def computed(request: Request, fn: Callable[[], object]) -> Response:
-        """fn() in the threadpool, at most max_concurrent at a time; skipped when the client has gone meanwhile
-        (the page aborts stale requests, so a fast drag leaves no queue of stale work behind)."""
-        async with gate:
-            if await request.is_disconnected():
-                return Response(status_code=499)  # nobody is waiting for it (nginx's "client closed request")
-            started = time.perf_counter()
-            out = await run_in_threadpool(fn)
-        return _json(out, started)
+    async def computed(request: Request, view: str, payload) -> Response:
+        """/api/<view> computed by a worker of the pool (its JSON bytes relayed as they are), with Server-Timing
+        compute (in the worker) and wait (queue and transfer); 499 when the client has gone (its work stopped:
+        ComputePool), 422 for the worker's InputError, 503 when its worker died twice or the pool stops."""
+        started = time.perf_counter()
+        gone = asyncio.ensure_future(disconnected(request.receive))
+        try:
+            answer = await pool.run((view, payload, limits), gone)
+        except ClientGone:
+            return Response(status_code=499)  # nobody is waiting for it (nginx's "client closed request")
+        except WorkerDied as e:
+            return JSONResponse({"error": f"worker: expected a computation that completes, got {e}"}, status_code=503)
+        except PoolClosed as e:
+            return JSONResponse({"error": str(e)}, status_code=503)
+        finally:
+            gone.cancel()
+        kind = answer[0]
+        if kind == "refused":
+            return JSONResponse({"error": answer[1]}, status_code=422)
+        if kind == "failed":
+            return JSONResponse({"error": f"{view}: expected an answer, got {answer[1]}"}, status_code=500)
+        body, seconds = answer[1], answer[2]
+        wait = max(0.0, time.perf_counter() - started - seconds)
+        return Response(body, media_type="application/json",
+                        headers={"Server-Timing": f"compute;dur={seconds * 1e3:.1f}, wait;dur={wait * 1e3:.1f}",
+                                 "Cache-Control": "no-store"})
+
+    async def model_view(request: Request, view: str, cfg: ExplorerConfig) -> Response:
+        check_budget(cfg, limits, view)  # refused here, before it takes a worker's place in the queue
+        return await computed(request, view, cfg)
 
     # ------------------------------------------------------------------ page and static files
 
@@ -349,7 +403,7 @@ def create_app(report_dir: str | Path | None = None, report_builder: Callable[[P
     @app.get("/api/meta")
     def meta() -> JSONResponse:
         return JSONResponse({
-            "limits": LIMITS.to_dict(), "presets": presets(), "cells": list(ANALYSIS_KINDS),
+            "limits": limits.to_dict(), "presets": presets(), "cells": list(ANALYSIS_KINDS),
             "activations": {n: {"gamma": a.gamma} for n, a in ACTIVATION_FUNCTIONS.items()},
             "inits": list(EXPLORER_INITS), "scales": list(SCALES), "biases": list(BIASES),
             "parameters": dict(_EXPECT), "report": report.to_dict(), "seeds_cells": list(CELL_KINDS),
@@ -363,38 +417,32 @@ def create_app(report_dir: str | Path | None = None, report_builder: Callable[[P
 
     @app.get("/api/explore")
     async def get_explore(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
-        return await computed(request, lambda: explore(cfg))
+        return await model_view(request, "explore", cfg)
 
     @app.get("/api/profile")
     async def get_profile(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
-        return await computed(request, lambda: profile_view(build(cfg)))
+        return await model_view(request, "profile", cfg)
 
     @app.get("/api/spectrum")
     async def get_spectrum(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
-        def go():
-            m = build(cfg)
-            trace = run(m) if cfg.cell in MODERN_KINDS else None  # a modern cell's transition is read along it
-            return spectrum_view(m.cell, weights=True, trace=trace, ring=ring_of(cfg))
-        return await computed(request, go)
+        return await model_view(request, "spectrum", cfg)
 
     @app.get("/api/activation")
     async def get_activation(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
-        def go():
-            m = build(cfg)
-            return activation_view(m.cell, run(m))
-        return await computed(request, go)
+        return await model_view(request, "activation", cfg)
 
     @app.get("/api/bptt")
     async def get_bptt(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
-        return await computed(request, lambda: bptt_view(build(cfg), full=True))
+        return await model_view(request, "bptt", cfg)
 
     @app.get("/api/heatmap")
     async def get_heatmap(request: Request, cfg: ExplorerConfig = Depends(_config)) -> Response:
-        return await computed(request, lambda: bptt_view(build(cfg), full=False))
+        return await model_view(request, "heatmap", cfg)
 
     @app.get("/api/memory")
     async def get_memory(request: Request, q: dict = Depends(_memory_request)) -> Response:
-        return await computed(request, lambda: memory_view(q["lambdas"], q["rho"], q["sequences"], q["seed"], LIMITS))
+        check_memory_budget(q["lambdas"], q["sequences"], limits)
+        return await computed(request, "memory", q)
 
     @app.get("/api/report")
     def report_status() -> JSONResponse:
@@ -447,11 +495,12 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
-          report_dir: str | Path | None = None) -> None:
+          report_dir: str | Path | None = None, workers: int | None = None) -> None:
     """Run the explorer until Ctrl-C: http://host:port/ (127.0.0.1 unless told otherwise; port 0: any free one).
 
     report_dir: the claims report to link; None uses ./rnnscope-report/ when it has an index.html (written by
-    `rnnscope demo`), else generates one on first visit. Raises InputError for a port in use or a bad host.
+    `rnnscope demo`), else generates one on first visit. workers: the processes that compute (None: the CPU
+    count). Raises InputError for a port in use, a bad host or a bad worker count.
     """
     import uvicorn
 
@@ -459,10 +508,10 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
         raise InputError(f"port: expected an integer in [0, 65535], got {port!r}")
     if report_dir is None and (Path("rnnscope-report") / "index.html").is_file():
         report_dir = Path("rnnscope-report")
-    app = create_app(report_dir)
+    app = create_app(report_dir, workers=workers)
     sock = _listen(host, port)
     port = sock.getsockname()[1]
-    torch.set_num_threads(1)  # small per-step matrices: one thread each is fastest (threads.py)
+    torch.set_num_threads(1)  # this process only relays (the workers compute, one torch thread each)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
     report = app.state.report.to_dict()["source"]
