@@ -82,6 +82,18 @@ def test_explorer_recomputes_through_explore():
     assert w.result["spectrum"]["sigma_max"] == pytest.approx(1.8, rel=1e-12)
 
 
+# each cell's phi when none is given, from the papers and the seeds (tanh for the vanilla cells; relu for IndRNN,
+# tanh for expRNN; none for the cells whose nonlinearities are fixed)
+PAPERS_PHI = {"elman": "tanh", "pal": "tanh", "indrnn": "relu", "exprnn": "tanh"}
+
+
+@pytest.mark.parametrize("cell", ["elman", "lstm", "gru", "lru", "indrnn", "exprnn", "mamba"])
+def test_explorer_starts_on_any_cell_with_its_own_phi(cell):
+    w = rs.notebook.explorer(cell=cell, hidden=4, length=20)
+    _same_views(w, ExplorerConfig(cell=cell, activation=PAPERS_PHI.get(cell), hidden=4, length=20,
+                                  **option_defaults().get(cell, {})))
+
+
 def test_explorer_cell_and_preset():
     w = rs.notebook.explorer(hidden=4, length=30)
     w.controls["cell"].value = "lstm"  # its controls follow: no activation, gain, zero bias

@@ -52,7 +52,7 @@ from ..core.unroll import Trace
 from ..core.vocab import ACTIVATIONS, MODERN_KINDS
 from ..dynamics import memory as _memory
 
-__all__ = ["MODERN_KINDS", "ACTIVATED", "OPTIONS", "OPTION_FIELDS", "DEFAULT_ACTIVATION", "DIAGONAL",
+__all__ = ["MODERN_KINDS", "ACTIVATED", "OPTIONS", "OPTION_FIELDS", "DEFAULT_ACTIVATION", "default_activation", "DIAGONAL",
            "WEIGHT_TRANSITIONS", "TRAJECTORY_TRANSITIONS", "check_memory_budget",
            "option_defaults", "check_modern", "check_options", "options_of", "state_note", "state_size",
            "transition_view", "factor_view", "FACTOR_DECADES", "MEMORY_CASES", "memory_view", "parse_lambdas"]
@@ -61,6 +61,19 @@ OPTIONS = {"lru": ("r_min", "r_max"), "mamba": ("dt_min", "dt_max")}  # the mode
 OPTION_FIELDS = ("r_min", "r_max", "dt_min", "dt_max")
 _OWNER = {name: kind for kind, names in OPTIONS.items() for name in names}
 DEFAULT_ACTIVATION = {"indrnn": "relu", "exprnn": "tanh"}  # random_cell's phi when none is given (the papers')
+
+
+def default_activation(cell: str) -> str | None:
+    """The explorer's phi for a cell when none is given: tanh for elman and pal, the paper's for indrnn and exprnn,
+    None for the cells whose nonlinearities are fixed (lstm, gru and the other modern cells).
+
+    Example:
+        >>> default_activation("elman"), default_activation("indrnn"), default_activation("lstm")
+        ('tanh', 'relu', None)
+    """
+    if cell in ("elman", "pal"):
+        return "tanh"
+    return DEFAULT_ACTIVATION.get(cell)
 DIAGONAL = ("lru", "mingru", "minlstm", "mamba")  # J_t = diag(a_t): memory per unit, per step
 WEIGHT_TRANSITIONS = ("lru", "exprnn")  # transition_view reads lambda / W_hh = expm(A) from the weights
 TRAJECTORY_TRANSITIONS = tuple(k for k in MODERN_KINDS if k not in WEIGHT_TRANSITIONS)  # the one-step Jacobian J_T

@@ -364,7 +364,10 @@ def explorer(**initial):
     The returned widget has .result (the last explore(config) dict), .config, .error, .controls (by field name),
     .set(**fields) and .refresh().
     """
-    cfg = ex.ExplorerConfig(**_known(initial)).validate()
+    initial = _known(initial)
+    if "activation" not in initial:  # as the page does: the cell's own phi, none for the gated and modern cells
+        initial["activation"] = modern.default_activation(initial.get("cell", "elman"))
+    cfg = ex.ExplorerConfig(**initial).validate()
     return _types()[0](cfg)
 
 
@@ -373,7 +376,7 @@ def _known(initial: dict) -> dict:
     bad = [k for k in initial if k not in names]
     if bad:
         raise InputError(f"explorer: expected fields of ExplorerConfig ({', '.join(names)}), got {bad[0]!r}")
-    return initial
+    return dict(initial)
 
 
 def diagnose_widget(model, inputs, loss_fn=None, **diagnose_kwargs):

@@ -72,7 +72,7 @@ from ...core.errors import InputError
 from ...core.version import VERSION
 from ..explorer import BIASES, EXPLORER_INITS, LIMITS, SCALES, ExplorerConfig, Limits, check_budget, presets
 from ..explorer_modern import (ACTIVATED, DEFAULT_ACTIVATION, MEMORY_CASES, MEMORY_DEFAULTS, OPTIONS,
-                               check_memory_budget, option_defaults, parse_lambdas)
+                               check_memory_budget, default_activation, option_defaults, parse_lambdas)
 from .pool import ClientGone, ComputePool, PoolClosed, WorkerDied, disconnected
 
 __all__ = ["create_app", "serve", "background", "ComputePool", "STATIC_FILES", "MODEL_PARAMETERS"]
@@ -157,10 +157,8 @@ def _config(
     if len(given) > 1:
         raise InputError(f"W_hh scale: expected one of gain, rho, sigma_max, got {', '.join(n for n, _ in given)}")
     scale, value = given[0] if given else ("gain", 1.0)
-    if activation is None and cell in ("elman", "pal"):
-        activation = "tanh"
-    elif activation is None and cell in ACTIVATED:
-        activation = DEFAULT_ACTIVATION[cell]
+    if activation is None:
+        activation = default_activation(cell)
     cfg = ExplorerConfig(cell=cell, activation=activation, hidden=hidden, length=length, batch=batch, scale=scale,
                          value=float(value), input_scale=float(input_scale), init=init, bias=bias, seed=seed,
                          r_min=r_min, r_max=r_max, dt_min=dt_min, dt_max=dt_max)

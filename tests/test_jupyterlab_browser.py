@@ -1,0 +1,159 @@
+"""The first notebook in JupyterLab, in Debian's chromium (Playwright), as a learner meets it: JupyterLab started
+on 127.0.0.1 with a random port and a random token, notebooks/01-seed-002-lab.ipynb opened, every cell run,
+a widget slider moved; the plot must change, no cell may show an error, the browser console must have no
+errors, and nothing may be requested from outside loopback. A screenshot is kept in test-artifacts/.
+
+JupyterLab runs on a copy of the notebook in a temporary folder, with its config, data and runtime folders there
+too (nothing written into the checkout or the home folder). The references are the page itself: the plot is the
+PNG that matplotlib's inline backend put into the widget's output area, read before and after the slider moved.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "01-seed-002-lab.ipynb"
+START_S = 90  # JupyterLab's first start (building its page) on a busy 2-core machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """(base URL, token, log file) of a JupyterLab serving a temporary copy of the notebooks folder."""
+    root = tmp_path_factory.mktemp("lab")
+    work = root / "notebooks"
+    work.mkdir()
+    shutil.copy(NOTEBOOK, work / NOTEBOOK.name)
+    token, port = secrets.token_hex(16), _free_port()
+    # no news or update pop-ups (they would ask the network, and cover the page)
+    notification = root / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True)
+    notification.write_text('{"fetchNews": "false", "checkForUpdates": false}\n')
+    # start the notebook's own kernel (this environment's python3) without asking, as after "Always start"
+    tracker = root / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text('{"autoStartDefaultKernel": true}\n')
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / "config"), "JUPYTER_DATA_DIR": str(root / "data"),
+           "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"), "IPYTHONDIR": str(root / "ipython"),
+           "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
+    # the kernels of this interpreter's environment (JUPYTER_DATA_DIR moved the user's; sys.prefix stays searched)
+    jupyter = Path(sys.executable).with_name("jupyter")
+    log = root / "jupyterlab.log"
+    cmd = [str(jupyter), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
+           "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.extension_manager=readonly", "--ServerApp.terminals_enabled=False"]
+    if os.geteuid() == 0:  # CI runs as root; JupyterLab refuses root unless told
+        cmd.append("--allow-root")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + START_S
+        while True:
+            assert proc.poll() is None, f"JupyterLab exited: {log.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"{base}api/status?token={token}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"JupyterLab did not answer within {START_S} s: {log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        yield base, token, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+
+
+# the seed's slider: the first `interact` of the notebook (a slider and an output area with the PNG it draws)
+INTERACT = ".jp-NotebookPanel .widget-interact"
+
+
+def _plot_src(page) -> str | None:
+    """The src of the PNG (matplotlib inline) in the first interact's output area, or None while there is none."""
+    return page.evaluate(f"""(() => {{ const box = document.querySelector('{INTERACT}');
+        const img = box && box.querySelector('.widget-output img');
+        return img ? img.getAttribute('src') : null; }})()""")
+
+
+def test_first_notebook_runs_and_its_slider_redraws(lab, browser_page, browser_log, artifacts_dir):
+    try:
+        _run_and_slide(lab, browser_page, browser_log, artifacts_dir)
+    finally:  # what the page showed at the end, pass or fail
+        browser_page.screenshot(path=str(artifacts_dir / "jupyterlab-01-seed-002-lab-last.png"))
+
+
+def _run_and_slide(lab, page, browser_log, artifacts_dir):
+    base, token, log = lab
+    page.set_default_timeout(120_000)
+    page.goto(f"{base}lab/tree/{NOTEBOOK.name}?token={token}")
+    page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=START_S * 1000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=START_S * 1000)
+    assert page.locator(".jp-Dialog").count() == 0, page.locator(".jp-Dialog").inner_text()
+    # run every cell from the menu, as a learner does (again if the first click came before the menu was ready:
+    # a run has started once some prompt shows '*' or a number)
+    started = """() => Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'))
+                        .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))"""
+    for attempt in range(3):
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        try:
+            page.wait_for_function(started, timeout=15_000)
+            break
+        except Exception:
+            assert attempt < 2, "Run > Run All Cells started nothing, three times"
+    # all code cells executed: each prompt shows a number, none '*'
+    page.wait_for_function(
+        """() => { const p = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
+                   return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }""", timeout=240_000)
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error'], "
+                          ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
+    assert errors.count() == 0, errors.first.inner_text()[:2000]
+
+    page.wait_for_selector(f"{INTERACT} .widget-slider", timeout=60_000)
+    page.wait_for_function(f"() => document.querySelector('{INTERACT} .widget-output img') !== null", timeout=60_000)
+    box = page.locator(INTERACT).first
+    box.scroll_into_view_if_needed()
+    before = _plot_src(page)
+    handle = box.locator(".noUi-handle").first
+    value_before = float(handle.get_attribute("aria-valuenow"))
+    handle.focus()
+    for _ in range(3):  # the keyboard, as a person can: three steps of 0.5 to the right
+        handle.press("ArrowRight")
+    page.wait_for_function(f"""(old) => {{ const img = document.querySelector('{INTERACT} .widget-output img');
+                               return img && img.getAttribute('src') !== old; }}""", arg=before, timeout=60_000)
+    after = _plot_src(page)
+    value_after = float(handle.get_attribute("aria-valuenow"))
+    assert before and after and before.startswith("data:image/png") and after != before
+    assert value_after == value_before + 1.5  # the slider moved by three steps of 0.5
+    page.screenshot(path=str(artifacts_dir / "jupyterlab-01-seed-002-lab.png"), full_page=False)
+
+    assert browser_log.page_errors == [], browser_log.page_errors
+    assert browser_log.console_errors == [], browser_log.console_errors
+    outside = {urlparse(u).hostname for u in browser_log.requests} - {"127.0.0.1", None}
+    outside -= {""}
+    assert not any(u.startswith("http") and urlparse(u).hostname != "127.0.0.1" for u in browser_log.requests), outside
