@@ -110,7 +110,7 @@ def test_progress_enabled_is_the_terminal_and_not_quiet(tmp_path):
     assert progress_enabled(False, closed) is False  # a closed stderr: no bar, no error
 
 
-@pytest.mark.parametrize("command", ["train", "study", "sweep", "phase"])
+@pytest.mark.parametrize("command", ["train", "study", "sweep", "phase", "demo"])
 def test_every_long_command_has_quiet(command):
     from typer.testing import CliRunner
 

@@ -228,6 +228,8 @@ def assert_parameter_table(d, ref: dict[str, float], rel: float = 1e-9) -> None:
     for n, v in d.parameters:
         assert 10.0 ** v == pytest.approx(ref[n], rel=rel, abs=1e-300), n
     assert d.gradient_norm == pytest.approx(math.sqrt(sum(v * v for v in ref.values())), rel=rel)
+    if any(layer.module for layer in d.layers):  # a whole model: the norm is over all of it, and says so
+        assert f"||dL/dtheta|| = {d.gradient_norm:.4g} (every parameter of the model" in d.summary()
 
 
 # ------------------------------------------------------------------------------------------------ tests

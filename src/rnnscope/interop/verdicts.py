@@ -250,7 +250,7 @@ class Diagnosis:
                        f"relative difference of {self.agreement:.2g}")
             lines.append(dt)
         if self.gradient_norm is not None:
-            whose = ("the recurrent submodules' parameters" if any(d.module for d in self.layers)
+            whose = ("every parameter of the model: its recurrent submodules' and the rest" if any(d.module for d in self.layers)
                      else "all the module's parameters")
             lines.append(f"||dL/dtheta|| = {self.gradient_norm:.4g} ({whose})")
         for d in self.layers:

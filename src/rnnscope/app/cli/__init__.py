@@ -29,8 +29,8 @@ former name, kept as an alias):
                       [--quiet]
     rnnscope claims   [--only ID[,ID...]] [--json]
     rnnscope reproduce SEED|all [--out DIR] [--json]
-    rnnscope demo     [--out DIR] [--quick]
-    rnnscope serve    [--host 127.0.0.1] [--port 8765] [--open] [--report DIR]
+    rnnscope demo     [--out DIR] [--quick] [--quiet]
+    rnnscope serve    [--host 127.0.0.1] [--port 8765] [--open] [--report DIR] [--workers N]
     rnnscope diagnose MODEL.pt --inputs X.npy [--targets Y.npy] [--loss mse|ce] [--arch SPEC] [--trust]
                       [--jacobian-sequences N] [--json] [--plot FILE]
 

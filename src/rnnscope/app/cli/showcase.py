@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from .entry import app
-from .options import path, port as port_number, positive_int
+from .options import QuietOpt, path, port as port_number, positive_int, progress_enabled
 
 __all__ = ["demo", "serve"]
 
@@ -21,9 +21,10 @@ def demo(
     out: Annotated[Path, typer.Option(parser=path, metavar="DIR", help="Folder for the figures and summary.json.")]
     = Path("rnnscope-report"),
     quick: Annotated[bool, typer.Option("--quick", metavar="", help="A smaller, faster run (S = 32, T = 100, B = 2).")] = False,
+    quiet: QuietOpt = False,
 ) -> None:
     from ..demo import run_demo
-    run_demo(out, quick=quick)
+    run_demo(out, quick=quick, progress=progress_enabled(quiet))
 
 
 @app.command(help="The explorer: a local web page where sliders move the model and the gradient-flow views follow "
