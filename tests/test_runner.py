@@ -33,6 +33,7 @@ TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
 if str(TESTS) not in sys.path:  # sweep_probe, for this process and every worker it starts (they take its sys.path)
     sys.path.insert(0, str(TESTS))
+from process_table import session_processes  # noqa: E402
 from sweep_probe import PROBE, db_rows, probe  # noqa: E402
 
 # a coordinator started as a subprocess: rnnscope from this tree, and the probe's folder
@@ -64,24 +65,6 @@ def wait_for_rows(proc, db: Path, n: int, timeout: float = 60) -> None:
             finally:
                 con.close()
         time.sleep(0.05)
-
-
-def session_processes(sid: int) -> dict:
-    """{pid: command line} of the running (not zombie) processes of session sid, read from /proc alone: a
-    coordinator started with start_new_session=True, and every process it starts, are in its session."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:  # ended meanwhile
-            continue
-        fields = stat[stat.rindex(b")") + 2:].split()  # state ppid pgrp session ...
-        if int(fields[3]) == sid and fields[0] not in (b"Z", b"X"):
-            found[int(entry.name)] = cmdline
-    return found
 
 
 def closed_port() -> int:

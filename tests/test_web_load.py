@@ -11,9 +11,13 @@ cost; the kernel's process table says whether a worker is gone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import shutil
+import subprocess
+import sys
 import signal
 import socket
 import statistics
@@ -27,6 +31,9 @@ from urllib.parse import urlencode, urlparse
 import pytest
 
 from rnnscope.app.web.server import background, create_app
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from process_table import session_processes  # noqa: E402
 
 # What the page asks for while a learner moves the sliders: /api/explore for the setting, then /api/heatmap (Elman
 # and Pal), over presets and small edits of them (server time about 5 to 60 ms each here).
@@ -352,3 +359,42 @@ def test_shutdown_leaves_no_worker_behind():
         pids = app.state.pool.pids()
         assert len(pids) == 2 and not any(gone(p) for p in pids)
     assert all(gone(p) for p in pids)
+
+
+def test_a_killed_server_leaves_no_worker_running():
+    """`rnnscope serve` SIGKILLed while its worker computes the longest request: within 10 s no process it started
+    (forkserver, worker, resource tracker) runs any more (the kernel's process table, by session), and the worker
+    ended before its computation would have finished (the request's own duration, measured first)."""
+    exe = shutil.which("rnnscope", path=os.path.dirname(sys.executable)) or shutil.which("rnnscope")
+    proc = subprocess.Popen([exe, "serve", "--port", "0", "--workers", "1"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True, text=True)
+    try:
+        line = proc.stderr.readline()  # "rnnscope explorer: http://127.0.0.1:PORT/  (claims report: ...)"
+        base = line.split()[2]
+        assert base.startswith("http://127.0.0.1:"), line
+        assert wait_for(lambda: fetch(_url(base, *SHORT))[0] == 200, timeout=60)
+        status, _, alone = fetch(_url(base, *LONG))  # its own duration: what an orphaned worker would go on for
+        assert status == 200
+        client = threading.Thread(target=lambda: _quietly(fetch, _url(base, *LONG)), daemon=True)
+        client.start()
+        time.sleep(0.2)  # the long computation is running on the only worker
+        assert len(session_processes(proc.pid)) >= 3  # the server, its forkserver and its worker at least
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        killed = time.monotonic()
+        while session_processes(proc.pid) and time.monotonic() < killed + 10:
+            time.sleep(0.02)
+        left, took = session_processes(proc.pid), time.monotonic() - killed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.stderr.close()
+    print(f"killed server: its processes gone {took:.2f} s later (the request alone takes {alone:.2f} s)")
+    assert left == {}, f"alive 10 s after the server was killed: {left}"
+    assert took < alone / 2  # the worker stopped mid-computation (within WATCH_PERIOD_S), not when it had finished
+
+
+def _quietly(fn, *args):
+    """fn(*args), its connection error (the server was killed under it) ignored."""
+    with contextlib.suppress(OSError):
+        fn(*args)

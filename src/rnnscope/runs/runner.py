@@ -10,7 +10,7 @@ pool or a dask.distributed cluster, each finished run written to the SQLite stor
 Resuming is re-running: a sweep killed at any point (Ctrl-C, SIGKILL of the coordinator, a lost machine) is
 continued by running the same spec against the same db; finished runs are never repeated nor rewritten.
 
-A killed coordinator leaves nothing running: each local worker watches it (_watch_coordinator) and ends within
+A killed coordinator leaves nothing running: each local worker watches it (core.processes) and ends within
 WATCH_PERIOD_S of its death, whatever the signal; the forkserver and multiprocessing's resource tracker then
 see their pipes close and end too. On dask, the scheduler releases a lost client's futures (queued tasks are
 dropped at once; a running task finishes on its worker and its result is discarded).
@@ -47,13 +47,13 @@ import os
 import re
 import signal
 import socket
-import threading
 import time
 import traceback
 from pathlib import Path
 from typing import Callable
 
 from ..core.errors import InputError
+from ..core.processes import watch_coordinator
 from ..core.results import jsonable
 from .progress import ProgressBar
 from .registry import import_task, load_task, task_path
@@ -64,7 +64,6 @@ __all__ = ["SweepReport", "run_sweep", "SCHEDULER_TIMEOUT_S", "MAX_DEATHS"]
 
 SCHEDULER_TIMEOUT_S = 10.0  # connecting to a dask scheduler: refused at once, silent for at most this long
 MAX_DEATHS = 2  # a config whose worker died this many times is recorded failed
-WATCH_PERIOD_S = 0.25  # a local worker looks this often whether its coordinator still runs
 
 _SCHEDULER = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$")
 
@@ -95,42 +94,13 @@ def _execute(path: str, config: dict) -> tuple:
         return "failed", None, _error_text(exc), time.perf_counter() - t0, host
 
 
-def _process_alive(pid: int) -> bool:
-    """Whether process pid runs: it exists and is not a zombie (a killed process its parent has not reaped
-    yet still answers os.kill(pid, 0); /proc/PID/stat's state field says 'Z' for it on Linux)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else: not our coordinator any more (pid reused)
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:  # no procfs (macOS): os.kill's answer is all there is
-        return True
-    return stat[stat.rindex(b")") + 2:][:1] not in (b"Z", b"X")  # the state follows "(comm) "
-
-
-def _watch_coordinator(pid: int, period: float = WATCH_PERIOD_S) -> None:
-    """A daemon thread of each local worker: end the worker (os._exit, whatever it is running) as soon as
-    its coordinator is gone, whatever killed it (SIGKILL included, which no handler sees). The worker is a
-    fork of the forkserver, not of the coordinator, so no parent-death signal would reach it."""
-    def watch() -> None:
-        while _process_alive(pid):
-            time.sleep(period)
-        os._exit(70)  # EX_SOFTWARE; nobody reads it: the coordinator is gone
-
-    threading.Thread(target=watch, name="rnnscope-watch-coordinator", daemon=True).start()
-
-
 def _init_local_worker(threads: int, started, coordinator: int) -> None:
     """Local pool workers: Ctrl-C is the coordinator's (it cancels and stops them); the worker ends within
-    WATCH_PERIOD_S of its coordinator's death (_watch_coordinator); torch gets an equal share of the cores
+    WATCH_PERIOD_S of its coordinator's death (core.processes.watch_coordinator); torch gets an equal share of the cores
     (cpu_count // workers) instead of every worker using all of them; `started` counts the workers that came
     up (a pool whose workers all die before this point cannot run anything)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _watch_coordinator(coordinator)
+    watch_coordinator(coordinator)
     import torch
 
     torch.set_num_threads(threads)

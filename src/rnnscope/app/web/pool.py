@@ -55,6 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from ...core.errors import InputError
+from ...core.processes import watch_coordinator
 from ..explorer import Limits, compute
 from ..explorer_modern import memory_view
 
@@ -87,11 +88,13 @@ def _answer(view: str, payload, limits: Limits) -> tuple:
     return ("ok", body, time.perf_counter() - start)
 
 
-def _worker_main(conn) -> None:
+def _worker_main(conn, server: int) -> None:
     """A worker process of ComputePool: answer the jobs (view, payload, limits) that arrive on conn, one at a time,
-    until None arrives or the server's end closes (the server has gone: EOF). Ctrl-C is the server's (it stops the
+    until None arrives or the server's end closes (the server has gone: EOF). A server killed mid-computation ends
+    the worker too, within core.processes.WATCH_PERIOD_S (watch_coordinator). Ctrl-C is the server's (it stops the
     workers); one torch thread (the pool runs one worker per core)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_coordinator(server)
     torch.set_num_threads(1)
     with conn:
         while True:
@@ -137,7 +140,8 @@ class _Worker:
 
     def __init__(self, ctx) -> None:
         ours, theirs = ctx.Pipe(duplex=True)
-        self.process = ctx.Process(target=_worker_main, args=(theirs,), name="rnnscope-explorer-worker", daemon=True)
+        self.process = ctx.Process(target=_worker_main, args=(theirs, os.getpid()), name="rnnscope-explorer-worker",
+                                   daemon=True)
         self.process.start()
         theirs.close()  # the worker's end lives in the worker only: its death is EOF here
         self.conn = ours
