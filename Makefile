@@ -32,7 +32,7 @@ test: setup chromium
 
 # The lessons in notebooks/ (each runs in well under a minute on a CPU), in JupyterLab from the same .venv.
 notebook: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $$([ "$$(id -u)" -eq 0 ] && echo --allow-root)
 
 bench: setup
 	$(PY) benchmarks/profile.py
