@@ -1,7 +1,8 @@
 """The first notebook in JupyterLab, in Debian's chromium (Playwright), as a learner meets it: JupyterLab started
 on 127.0.0.1 with a random port and a random token, notebooks/01-seed-002-lab.ipynb opened, every cell run,
-a widget slider moved; the plot must change, no cell may show an error, the browser console must have no
-errors, and nothing may be requested from outside loopback. A screenshot is kept in test-artifacts/.
+the seed's slider moved, then the W_hh slider of rnnscope's own explorer widget (rs.notebook.explorer); each plot
+must be redrawn, no cell may show an error, the browser console must have no errors, and nothing may be requested
+from outside loopback. Screenshots are kept in test-artifacts/.
 
 JupyterLab runs on a copy of the notebook in a temporary folder, with its config, data and runtime folders there
 too (nothing written into the checkout or the home folder). The references are the page itself: the plot is the
@@ -151,6 +152,24 @@ def _run_and_slide(lab, page, browser_log, artifacts_dir):
     assert before and after and before.startswith("data:image/png") and after != before
     assert value_after == value_before + 1.5  # the slider moved by three steps of 0.5
     page.screenshot(path=str(artifacts_dir / "jupyterlab-01-seed-002-lab.png"), full_page=False)
+
+    # rnnscope's own widget in the same notebook: rs.notebook.explorer; its W_hh value slider moved by keyboard
+    # must redraw the profile (computed in the kernel by the explorer's functions) and update the readout
+    explorer = page.locator(".rnnscope-explorer").first
+    explorer.scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelector('.rnnscope-explorer img') !== null", timeout=60_000)
+    profile_before = explorer.locator("img").first.get_attribute("src")
+    value = explorer.locator(".widget-slider", has_text="value").locator(".noUi-handle").first
+    v_before = float(value.get_attribute("aria-valuenow"))
+    value.focus()
+    for _ in range(5):
+        value.press("PageDown")  # large steps down: rho from 3 towards the vanishing side
+    page.wait_for_function("(old) => { const i = document.querySelector('.rnnscope-explorer img'); "
+                           "return i && i.getAttribute('src') !== old; }", arg=profile_before, timeout=60_000)
+    assert float(value.get_attribute("aria-valuenow")) < v_before
+    explorer.evaluate("e => e.scrollIntoView({block: 'start'})")  # its controls at the top of the view
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifacts_dir / "jupyterlab-explorer-widget.png"), full_page=False)
 
     assert browser_log.page_errors == [], browser_log.page_errors
     assert browser_log.console_errors == [], browser_log.console_errors

@@ -145,9 +145,9 @@ class _Explorer:
     def __init__(self, cfg: ex.ExplorerConfig):
         w = _ipywidgets()
         L = ex.LIMITS
-        slider = dict(continuous_update=False, style={"description_width": "90px"},
-                      layout=w.Layout(width="330px"))
-        drop = dict(style={"description_width": "90px"}, layout=w.Layout(width="330px"))
+        slider = dict(continuous_update=False, style={"description_width": "110px"},
+                      layout=w.Layout(width="350px"))
+        drop = dict(style={"description_width": "110px"}, layout=w.Layout(width="350px"))
         opts = modern.option_defaults()
         c = self.controls = {
             "preset": w.Dropdown(options=[("(choose a preset)", "")] + [(p.title, p.name) for p in ex.PRESETS],
@@ -159,7 +159,7 @@ class _Explorer:
             "length": w.IntSlider(cfg.length, min=L.length[0], max=L.length[1], description="length T", **slider),
             "batch": w.IntSlider(cfg.batch, min=L.batch[0], max=L.batch[1], description="batch B", **slider),
             "scale": w.ToggleButtons(options=list(ex.SCALES), value=cfg.scale, description="W_hh by",
-                                     style={"description_width": "90px", "button_width": "74px"}),
+                                     style={"description_width": "110px", "button_width": "96px"}),
             "value": w.FloatSlider(cfg.value, min=L.value[0], max=L.value[1], step=0.01, description="value",
                                    **slider),
             "input_scale": w.FloatSlider(cfg.input_scale, min=L.input_scale[0], max=L.input_scale[1], step=0.01,
@@ -185,6 +185,7 @@ class _Explorer:
         right = w.VBox([c[k] for k in ("input_scale", "init", "bias", "seed", "r_min", "r_max", "dt_min", "dt_max")])
         super().__init__(children=[w.HBox([left, right]), self.status, self.readout, self.profile_image,
                                    self.spectrum_image])
+        self.add_class("rnnscope-explorer")  # a name in the page's DOM (styles, the JupyterLab browser test)
         self._enable()
         for name, control in c.items():
             control.observe(functools.partial(self._changed, name), names="value")
@@ -308,6 +309,7 @@ class _Diagnose:
         self.image = w.Image(format="png", layout=w.Layout(max_width="100%"))
         self.readout = w.HTML()
         super().__init__(children=[w.HBox([self.layer, self.step]), self.readout, self.image, self.card])
+        self.add_class("rnnscope-diagnose")
         self._busy = False
         self.layer.observe(self._show, names="value")
         self.step.observe(self._show, names="value")
