@@ -48,10 +48,11 @@ def lab(tmp_path_factory):
     notification = root / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text('{"fetchNews": "false", "checkForUpdates": false}\n')
-    # start the notebook's own kernel (this environment's python3) without asking, as after "Always start"
+    # start the notebook's own kernel (this environment's python3) without asking, as after "Always start"; every
+    # cell in the page (no windowing: a cell scrolled out of view is not skipped by the browser's rendering)
     tracker = root / "settings" / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
     tracker.parent.mkdir(parents=True)
-    tracker.write_text('{"autoStartDefaultKernel": true}\n')
+    tracker.write_text('{"autoStartDefaultKernel": true, "windowingMode": "none"}\n')
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / "config"), "JUPYTER_DATA_DIR": str(root / "data"),
            "JUPYTER_RUNTIME_DIR": str(root / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
            "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"), "IPYTHONDIR": str(root / "ipython"),
@@ -104,8 +105,9 @@ def _plot_src(page) -> str | None:
 def test_first_notebook_runs_and_its_slider_redraws(lab, browser_page, browser_log, artifacts_dir):
     try:
         _run_and_slide(lab, browser_page, browser_log, artifacts_dir)
-    finally:  # what the page showed at the end, pass or fail
-        browser_page.screenshot(path=str(artifacts_dir / "jupyterlab-01-seed-002-lab-last.png"))
+    except BaseException:  # what the page showed when it failed
+        browser_page.screenshot(path=str(artifacts_dir / "jupyterlab-01-seed-002-lab-failed.png"))
+        raise
 
 
 def _run_and_slide(lab, page, browser_log, artifacts_dir):
@@ -135,10 +137,10 @@ def _run_and_slide(lab, page, browser_log, artifacts_dir):
                           ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
     assert errors.count() == 0, errors.first.inner_text()[:2000]
 
-    page.wait_for_selector(f"{INTERACT} .widget-slider", timeout=60_000)
+    page.wait_for_selector(f"{INTERACT} .widget-slider", state="attached", timeout=60_000)
     page.wait_for_function(f"() => document.querySelector('{INTERACT} .widget-output img') !== null", timeout=60_000)
     box = page.locator(INTERACT).first
-    box.scroll_into_view_if_needed()
+    box.scroll_into_view_if_needed()  # Run All leaves the view at the last cell
     before = _plot_src(page)
     handle = box.locator(".noUi-handle").first
     value_before = float(handle.get_attribute("aria-valuenow"))
