@@ -17,9 +17,7 @@ rnnscope. Examples are derandomised (the same lists in CI every time); raise FUZ
 from __future__ import annotations
 
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,13 +25,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.main import get_command
 
-from rnnscope.app.cli import COMMANDS, app, main
+from rnnscope.app.cli import COMMANDS, app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hostile_files import make_files, snapshot  # noqa: E402
-from test_hostile_inputs import LINE  # noqa: E402
+from test_hostile_inputs import HANG_S, LINE, run_in_process  # noqa: E402
 
-HANG_S = 60
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
 
 HOSTILE = ["-1", "0", "-0", "abc", "", " ", "nan", "inf", "-inf", "1e400", "10000000000", "2.5", "0x10", "1,2,3",
@@ -135,10 +132,6 @@ def _default_output(command: str, name: str) -> bool:
     return (command == "phase" and name == "phase.png") or (command == "study" and name.startswith("study-"))
 
 
-class _Hang(Exception):
-    pass
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     return make_files(tmp_path_factory.mktemp("fuzz"))
@@ -159,23 +152,9 @@ def test_fuzzed_argument_lists(command, folder, capsys, monkeypatch):
     @given(argv=argument_lists(command))
     def check(argv):
         before = snapshot(folder)
-
-        def alarm(signum, frame):
-            raise _Hang()
-
-        old = signal.signal(signal.SIGALRM, alarm)
-        signal.alarm(HANG_S)
-        t0 = time.perf_counter()
-        try:
-            code = main(list(argv))
-        except _Hang:
-            code = None
-        finally:
-            signal.alarm(0)
-            signal.signal(signal.SIGALRM, old)
-        out, err = capsys.readouterr()
+        code, out, err, seconds = run_in_process(argv, capsys)  # None: no answer within HANG_S
         after = snapshot(folder)
-        seen.append((code, time.perf_counter() - t0))
+        seen.append((code, seconds))
         assert code is not None, f"{argv!r}: no answer within {HANG_S} s"
         assert "Traceback" not in err + out, err
         assert code in (0, 2, 3), f"{argv!r}: exit {code}: {err}"

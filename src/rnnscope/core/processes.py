@@ -1,6 +1,7 @@
 """Worker processes that end with the process that started them, whatever killed it.
 
     process_alive(pid)                 True while pid runs (exists and is not a zombie)
+    exit_text(code)                    a process's exit code in words ("killed by SIGKILL", "exit code 3")
     watch_coordinator(pid, period)     in a worker: a daemon thread that ends this process (os._exit) within
                                        `period` seconds of pid's death
 
@@ -19,10 +20,11 @@ Example (this process is alive; a pid that ran and was reaped is not):
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
-__all__ = ["process_alive", "watch_coordinator", "WATCH_PERIOD_S"]
+__all__ = ["process_alive", "watch_coordinator", "exit_text", "WATCH_PERIOD_S"]
 
 WATCH_PERIOD_S = 0.25  # a worker looks this often whether its coordinator still runs
 
@@ -55,3 +57,20 @@ def watch_coordinator(pid: int, period: float = WATCH_PERIOD_S) -> threading.Thr
     thread = threading.Thread(target=watch, name="rnnscope-watch-coordinator", daemon=True)
     thread.start()
     return thread
+
+
+def exit_text(code: int | None) -> str:
+    """A process exit code (multiprocessing's exitcode) in words.
+
+    Example:
+        >>> exit_text(-9), exit_text(3), exit_text(None)
+        ('killed by SIGKILL', 'exit code 3', 'no exit code')
+    """
+    if code is None:
+        return "no exit code"
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"

@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import InputError
-from ..core.processes import watch_coordinator
+from ..core.processes import exit_text, watch_coordinator
 from ..core.results import jsonable
 from .progress import ProgressBar
 from .registry import import_task, load_task, task_path
@@ -110,15 +110,6 @@ def _init_local_worker(threads: int, started, coordinator: int) -> None:
 
 # ------------------------------------------------------------------------------------------------ pools
 
-def _exit_text(code: int) -> str:
-    """A process exit code in words: -9 -> "killed by SIGKILL", 3 -> "exit code 3"."""
-    if code >= 0:
-        return f"exit code {code}"
-    try:
-        return f"killed by {signal.Signals(-code).name}"
-    except ValueError:
-        return f"killed by signal {-code}"
-
 
 class _LocalPool:
     """A ProcessPoolExecutor on the forkserver context (the forkserver imports rnnscope and torch once;
@@ -160,7 +151,7 @@ class _LocalPool:
                 code = p.exitcode
                 if code is None or code == 0 or code == -signal.SIGTERM:  # alive, or stopped by the broken pool
                     continue
-                dead.append(_exit_text(code))
+                dead.append(exit_text(code))
             self._reasons[generation] = reason = ", ".join(sorted(set(dead))) or f"{type(exc).__name__}: {exc}"
             if self._started.value == 0:  # no worker came up: no task ran, none is to blame; stop here
                 raise RuntimeError(

@@ -55,7 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from ...core.errors import InputError
-from ...core.processes import watch_coordinator
+from ...core.processes import exit_text, watch_coordinator
 from ..explorer import Limits, compute
 from ..explorer_modern import memory_view
 
@@ -109,17 +109,6 @@ def _worker_main(conn, server: int) -> None:
             except (OSError, ValueError):
                 return
 
-
-def _exit_text(code: int | None) -> str:
-    """A process exit code in words: -9 -> "killed by SIGKILL", 3 -> "exit code 3", None -> "no exit code"."""
-    if code is None:
-        return "no exit code"
-    if code >= 0:
-        return f"exit code {code}"
-    try:
-        return f"killed by {signal.Signals(-code).name}"
-    except ValueError:
-        return f"killed by signal {-code}"
 
 
 class WorkerDied(Exception):
@@ -183,7 +172,7 @@ class _Worker:
                     os.kill(self.pid, signal.SIGKILL)
                 self.process.join(timeout)
             code = self.process.exitcode
-            self._how = _exit_text(code)
+            self._how = exit_text(code)
             self._reaped = code is not None
             self.conn.close()
             if self._reaped:
