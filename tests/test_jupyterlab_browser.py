@@ -129,13 +129,19 @@ def _run_and_slide(lab, page, browser_log, artifacts_dir):
             break
         except Exception:
             assert attempt < 2, "Run > Run All Cells started nothing, three times"
-    # all code cells executed: each prompt shows a number, none '*'
+    # the run ends: every prompt shows a number, or a cell failed (Run All stops there: an error output, the kernel
+    # idle and no prompt '*'), which is then reported with its traceback rather than waited for
+    error_css = (".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error'], "
+                 ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
     page.wait_for_function(
-        """() => { const p = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
-                   return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }""", timeout=240_000)
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error'], "
-                          ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
-    assert errors.count() == 0, errors.first.inner_text()[:2000]
+        f"""() => {{ const p = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
+                   const done = p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent));
+                   const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']") !== null;
+                   const failed = document.querySelector("{error_css}") !== null;
+                   return done || (failed && idle && !p.some(e => /\\[\\*\\]/.test(e.textContent))); }}""",
+        timeout=240_000)
+    errors = page.locator(error_css)
+    assert errors.count() == 0, errors.first.inner_text()[:3000]
 
     page.wait_for_selector(f"{INTERACT} .widget-slider", state="attached", timeout=60_000)
     page.wait_for_function(f"() => document.querySelector('{INTERACT} .widget-output img') !== null", timeout=60_000)
