@@ -127,6 +127,20 @@ class LSTMCell(_Gated):
         h_new = self._project(o * torch.tanh(c_new))  # h_t = W_hr (o tanh(c_t)), no W_hr without projection (B, P)
         return torch.cat([h_new, c_new], dim=1), z
 
+    def step_into(self, z, s_prev, s_out):
+        """forward_driven in place (unroll's buffers, no autograd): z (B, 4H) holds u_t on entry and z_t on exit,
+        s_t is written into s_out (B, S). The same lines as forward_driven, without a new tensor per result."""
+        H, P = self.hidden_size, self.h_size
+        h, c = s_prev[:, :P], s_prev[:, P:]
+        z.addmm_(h, self.W_hh.T)  # z_t = u_t + W_hh h_{t-1}   (B, 4H)
+        sz = torch.sigmoid(z)  # i, f, o (the g block unused)
+        c_new = torch.addcmul(sz[:, H:2 * H] * c, sz[:, :H], torch.tanh(z[:, 2 * H:3 * H]), out=s_out[:, P:])  # c_t
+        m = sz[:, 3 * H:] * torch.tanh(c_new)  # m_t = o tanh(c_t)
+        if P == H and type(self) is LSTMCell:
+            s_out[:, :P] = m  # h_t = m_t
+        else:
+            torch.matmul(m, self.W_hr.T, out=s_out[:, :P])  # h_t = W_hr m_t (ProjLSTMCell)
+
     def jacobian(self, x, s_prev):
         H, P = self.hidden_size, self.h_size
         s, z = self.forward(x, s_prev)
@@ -171,19 +185,23 @@ class LSTMCell(_Gated):
 
     def vjp_apply(self, F, g, carry=True, out=None):
         A, K, f = F
-        P = self.h_size
+        P, H = self.h_size, self.hidden_size
         g_m = self._project_back(g[..., :P])  # dL/dm_t: through h_t = W_hr m_t (the identity without projection)
         g_c = torch.addcmul(g[..., P:], g_m, K)  # dL/dc_t: the state's own part plus through m_t = o tanh(c_t)
         # dL/dz_t: through c_t = f c_{t-1} + i g (i = sigmoid(z_i), f = sigmoid(z_f), g = tanh(z_g)) and
-        # m_t = o tanh(c_t) (o = sigmoid(z_o))   (B, 4H)
-        dz = torch.mul(A, torch.cat([g_c, g_c, g_c, g_m], -1), out=out)
-        if carry is True:
-            g_f = g_c * f  # dL/dc_{t-1}: back through the cell path f * c_{t-1}
-        elif carry is False:
-            g_f = torch.zeros_like(g_c)  # c_{t-1} reaches s_t only through f * c_{t-1}: held constant, nothing
+        # m_t = o tanh(c_t) (o = sigmoid(z_o))   (B, 4H), block by block into one buffer (no concatenation)
+        dz = torch.empty_like(A) if out is None else out
+        torch.mul(A.unflatten(-1, (4, H))[..., :3, :], g_c.unsqueeze(-2), out=dz.unflatten(-1, (4, H))[..., :3, :])
+        torch.mul(A[..., 3 * H:], g_m, out=dz[..., 3 * H:])
+        w = g.new_empty(g.shape)  # g J_t = [dL/dh_{t-1}, dL/dc_{t-1}]
+        torch.matmul(dz, self.W_hh, out=w[..., :P])  # dL/dh_{t-1}: back through z = ... + W_hh h_{t-1}
+        if carry is False:
+            w[..., P:] = 0.0  # c_{t-1} reaches s_t only through f * c_{t-1}: held constant, nothing
         else:
-            g_f = g_c * f * carry  # the cut rows (carry 0) as above
-        return torch.cat([dz @ self.W_hh, g_f], -1), dz  # dL/dh_{t-1}: back through z = ... + W_hh h_{t-1}
+            torch.mul(g_c, f, out=w[..., P:])  # dL/dc_{t-1}: back through the cell path f * c_{t-1}
+            if carry is not True:
+                w[..., P:] *= carry  # the cut rows (carry 0) as above
+        return w, dz
 
     def param_grads(self, x, s_prev, a, du):
         if type(self) is not LSTMCell:
@@ -283,6 +301,16 @@ class GRUCell(_Gated):
         a_r, a_z, a_n, _ = self._parts(u, s_prev)
         z, n = torch.sigmoid(a_z), torch.tanh(a_n)
         return (1 - z) * n + z * s_prev, torch.cat([a_r, a_z, a_n], dim=1)
+
+    def step_into(self, a, s_prev, s_out):
+        """forward_driven in place (unroll's buffers, no autograd): a (B, 3H) holds u_t on entry and
+        [a_r, a_z, a_n] on exit, h_t is written into s_out (B, H). The same lines as _parts and forward_driven."""
+        H = self.hidden_size
+        gh = torch.addmm(self.b_hh, s_prev, self.W_hh.T)  # W_hh h + b_hh (B, 3H)
+        a[:, :2 * H] += gh[:, :2 * H]  # a_r, a_z
+        a[:, 2 * H:].addcmul_(torch.sigmoid(a[:, :H]), gh[:, 2 * H:])  # a_n = u_n + r * (W_hn h + b_hn)
+        z, n = torch.sigmoid(a[:, H:2 * H]), torch.tanh(a[:, 2 * H:])
+        torch.add((1 - z) * n, z * s_prev, out=s_out)  # h_t = (1 - z) n + z h_{t-1}
 
     def jacobian(self, x, s_prev):
         a_r, a_z, a_n, hn = self._parts(self.drive(x), s_prev)

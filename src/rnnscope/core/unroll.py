@@ -145,6 +145,8 @@ def unroll(cell: Cell, x, s0=None, *, finite: bool = True) -> Trace:
     if finite and not torch.isfinite(s0).all():
         raise InputError("initial state: expected finite numbers, got NaN or Inf")
     u = cell.drive(x)  # (T, B, U): the state-independent part of every step, in one product
+    if _in_place(cell, x, u, s0):
+        return _unroll_into(cell, x, u, s0)
     states, preacts = [s0], []
     s = s0
     with step_threads(cell.state_size):  # small per-step products: one thread (threads.py)
@@ -153,3 +155,26 @@ def unroll(cell: Cell, x, s0=None, *, finite: bool = True) -> Trace:
             states.append(s)
             preacts.append(a)
     return Trace(torch.stack(states), torch.stack(preacts), x)
+
+
+def _in_place(cell: Cell, x: torch.Tensor, u: torch.Tensor, s0: torch.Tensor) -> bool:
+    """Whether the loop may run in place (Cell.step_into): the cell has it, nothing needs autograd, and the drives
+    u are a tensor of their own (not x itself), to become the pre-activations."""
+    if getattr(cell, "step_into", None) is None or u.untyped_storage().data_ptr() == x.untyped_storage().data_ptr():
+        return False
+    if not torch.is_grad_enabled():
+        return True
+    return not any(isinstance(v, torch.Tensor) and v.requires_grad for v in (u, s0, *vars(cell).values()))
+
+
+def _unroll_into(cell: Cell, x: torch.Tensor, u: torch.Tensor, s0: torch.Tensor) -> Trace:
+    """The same loop written into two buffers: the drives u (T, B, A) become the pre-activations a_t in place and
+    every s_t goes into states[t] (T+1, B, S): no tensor per step, no stacking (a (T, B, 4H) float64 buffer is
+    tens of MB, each new one paid in page faults)."""
+    T, B = u.shape[0], u.shape[1]
+    states = torch.empty(T + 1, B, cell.state_size, dtype=s0.dtype)
+    states[0] = s0
+    with step_threads(cell.state_size):  # small per-step products: one thread (threads.py)
+        for t in range(T):
+            cell.step_into(u[t], states[t], states[t + 1])  # u[t] <- a_t, states[t + 1] <- s_t
+    return Trace(states, u, x)

@@ -208,9 +208,9 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
             carry = torch.ones(R + C, 1, dtype=cell.dtype)
             carry[R:] = 0.0
         valid = None if lengths is None else valid_steps(T, lengths)[:, :, None]  # (T, R + C, 1)
-        Wd = None  # dL/du_k of every row, at the sweep's scale of step k
-        if factored and (need_x or fields):
-            Wd = torch.empty(t, R + C, cell.drive(tr.inputs[:1, :1]).shape[-1], dtype=cell.dtype)
+        Wd = None  # dL/du_k of every row, at the sweep's scale of step k: (R + C, t, U), each row's steps contiguous
+        if factored and (need_x or fields):  # (so that the batch rows' block is one (B t, U) matrix, no copy)
+            Wd = torch.empty(R + C, t, cell.drive(tr.inputs[:1, :1]).shape[-1], dtype=cell.dtype)
         chunk: dict = {}
 
         def factors(k: int) -> list:
@@ -227,11 +227,11 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
                 w, du = cell.vjp(rt.inputs[k - 1], rt.states[k - 1], v, rt.preacts[k - 1]), None
             else:
                 w, du = cell.vjp_apply(factors(k), v, True if carry is None else carry,  # back through step k
-                                       out=None if Wd is None else Wd[k - 1])  # dL/du_k kept in place
+                                       out=None if Wd is None else Wd[:, k - 1])  # dL/du_k kept in place
             if valid is not None:
                 w = torch.where(valid[k - 1], w, v)  # a padded step: s_k = s_{k-1}
                 if Wd is not None:
-                    Wd[k - 1].mul_(valid[k - 1])  # nothing passes through a padded step's input
+                    Wd[:, k - 1].mul_(valid[k - 1])  # nothing passes through a padded step's input
             return w
 
         carries = (U.reshape(T, -1) != 0).any(1).tolist()
@@ -254,11 +254,13 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
             out["share"][:, :t] = _share(adj.scale[1:, :C], adj.scaled[1:, :C], adj.scale[1:, R:],
                                          adj.scaled[1:, R:]).T.to(f64)
         live = None if valid is None else valid[:t]  # (t, R + C, 1): the real steps (packed batches)
+        m = _row_scale(adj, Wd)
         if need_x:
-            out["gx"], out["m"] = _upstream_below(cell, tr, adj, Wd, sel, t, R if x_rows is None else min(R, x_rows),
+            out["gx"], out["m"] = _upstream_below(cell, tr, adj, Wd, m, sel, t, R if x_rows is None else min(R, x_rows),
                                                   run.direction, lengths, live)
         if fields:
-            out["grads"], out["gm"] = _param_grads(cell, tr, adj, t, B, fields, None if live is None else live[:, :B], Wd)
+            out["grads"], out["gm"] = _param_grads(cell, tr, adj, t, B, fields, None if live is None else live[:, :B],
+                                                   Wd, m)
     if scaled is None:
         scaled = torch.zeros(T + 1, R + C, S, dtype=cell.dtype)
     ah = _log10_norms(scale[1:], scaled[1:, :, :P]).T  # (R + C, T)
@@ -278,15 +280,24 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
     return out
 
 
-def _upstream_below(cell: Cell, tr: Trace, adj, Wd, sel, t: int, R: int, direction: str, lengths, live):
+def _row_scale(adj, Wd) -> torch.Tensor:
+    """m (R + C,): one log-offset per row, the largest finite log-scale of that row's vjp calls; with the kept
+    dL/du_k (Wd) brought to it in place, Wd[r, k] = dL/du_k exp(-m_r) (the sweep wrote them at each step's scale)."""
+    vs = adj.vjp_log_scale[1:].to(torch.float64)  # (t, R + C): the scale of step k's product
+    vs = torch.where(torch.isfinite(vs), vs, torch.full_like(vs, float("-inf")))
+    m = vs.amax(0)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    if Wd is not None:
+        Wd.mul_(torch.exp(vs - m).T.to(Wd.dtype).unsqueeze(-1))  # in place: a (R + C, t, U) buffer is tens of MB
+    return m
+
+
+def _upstream_below(cell: Cell, tr: Trace, adj, Wd, m, sel, t: int, R: int, direction: str, lengths, live):
     """dL/dx_k (T, R, D) in position order times exp(-m) and m (R,): the carried rows' upstream of the layer below."""
     T = tr.T
-    vs = adj.vjp_log_scale[1:, :R].to(torch.float64)  # (t, R): the scale of step k's product
-    m = torch.where(torch.isfinite(vs), vs, torch.full_like(vs, float("-inf"))).amax(0)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))  # (R,) one offset per row
+    m = m[:R]
     if Wd is not None:  # dL/dx_k = dL/du_k W_xh: back through u_k = W_xh x_k + b, all steps in one product
-        scaled = Wd[:, :R] * torch.exp(vs - m).to(Wd.dtype).unsqueeze(-1)  # (t, R, U)
-        gx = (scaled.reshape(t * R, -1) @ cell.W_xh).reshape(t, R, -1)
+        gx = (Wd[:R].reshape(R * t, -1) @ cell.W_xh).reshape(R, t, -1).transpose(0, 1)  # (t, R, D)
     else:  # the generic path: one batched backward through the gathered rows' steps
         g = _scaled(adj, slice(0, R), m.unsqueeze(0), live if live is None else live[:, :R])
         gx, _ = _batched_backward(cell, _rows_trace(tr, None if sel is None else sel[:R]).truncated(t), g, True, {})
@@ -303,15 +314,15 @@ def _scaled(adj, rows: slice, m: torch.Tensor | float, live) -> torch.Tensor:
     return g if live is None else g * live
 
 
-def _param_grads(cell: Cell, tr: Trace, adj, t: int, B: int, fields: dict, live, Wd) -> tuple[dict, float]:
+def _param_grads(cell: Cell, tr: Trace, adj, t: int, B: int, fields: dict, live, Wd, m) -> tuple[dict, float]:
     """{field: dL/dfield exp(-gm)} of the batch rows and gm (one common scale): Cell.param_grads from the kept
-    dL/du_k (a few products over all the steps), else one batched backward (autograd)."""
+    dL/du_k (a few products over all the steps, the batch rows brought to gm in place), else one batched backward
+    (autograd)."""
     if Wd is not None:
-        vs = adj.vjp_log_scale[1:, :B].to(torch.float64)  # (t, B): the scale of each step's kept dL/du_k
-        fin = vs[torch.isfinite(vs)]
-        gm = float(fin.max()) if fin.numel() else 0.0
-        du = Wd[:, :B] * torch.exp(vs - gm).to(Wd.dtype).unsqueeze(-1)  # (t, B, U) dL/du_k exp(-gm)
-        grads = cell.param_grads(tr.inputs[:t], tr.states[:t], tr.preacts[:t], du)
+        gm = float(m[:B].max())
+        Wd[:B].mul_(torch.exp(m[:B] - gm).to(Wd.dtype)[:, None, None])  # (B, t, U) dL/du_k exp(-gm)
+        tm = lambda v: v.transpose(0, 1)  # noqa: E731  (t, B, .) -> (B, t, .): the rows' order of Wd
+        grads = cell.param_grads(tm(tr.inputs[:t]), tm(tr.states[:t]), tm(tr.preacts[:t]), Wd[:B])
         if grads is not None:
             return {f: grads[f] for f in fields}, gm
     gm = float(adj.scale[1:, :B].max())  # one common scale (finite by construction)
