@@ -266,3 +266,89 @@ def test_whole_model_errors_and_steps_without_gradients():
     got = {(t, s): v for t, v, s in mon.writer.got}
     assert got[("gradient_flow/clip_threshold", 40)] == pytest.approx(_norm_reference(lm), rel=1e-12)
     assert ("gradient_flow/clip_threshold", 2) not in got  # one norm only at step 2
+
+
+# ----------------------------------------------------------------------------------- sampled records
+
+def _full_step(model, x, y):
+    model.zero_grad(set_to_none=True)
+    ce(model(x), y).backward()
+
+
+def test_sampled_record_is_the_first_sequences_exactly():
+    lm = _lm(3)
+    w = batch(20, 24, 77)
+    x, y = w[:, :-1], w[:, 1:]
+    _full_step(lm, x, y)
+    mon = GradientFlowMonitor(lm, every=1, sequences=8)
+    assert mon.batch_dim == 0  # a whole model: token ids (B, T)
+    d = mon.step(x, ce, targets=y)
+    rec = mon.history[0]
+    assert d.batch == 8 and rec.of_batch == 24 and rec.to_dict()["of_batch"] == 24
+    assert d.notes[-1] == "monitor: the first 8 of 24 sequences (sequences=8; the loss_fn on them)"
+    # every number is diagnose's on the first 8 sequences with the training step's loss_fn ...
+    direct = diagnose(lm, x[:8], ce, targets=y[:8], gradient_history=list(mon.grad_norms), **mon.options)
+    got, want = _plain(d.to_dict()), _plain(direct.to_dict())
+    assert got.pop("notes")[:-1] == want.pop("notes") and got == want
+    with torch.no_grad():
+        assert d.loss == pytest.approx(float(ce(lm(x[:8]), y[:8])), rel=1e-12)  # the model's own float64 loss on them
+    # ... against autograd through nn.LSTMCell loops on those sequences
+    ref_loss, ref = model_reference(copy.deepcopy(lm), x[:8], lambda out: ce(out, y[:8]))
+    assert max_rel_error(d, ref) < 1e-9 and d.loss == pytest.approx(ref_loss, rel=1e-12)
+    # each sequence is the whole batch's, times B / n for a mean over the batch: dL_B/dh = (n / B) dL_n/dh
+    whole = diagnose(lm, x, ce, targets=y, **mon.options)
+    for a, b in zip(d.layers, whole.layers):
+        np.testing.assert_allclose(a.per_sequence_adjoint_h.numpy() + math.log10(8 / 24),
+                                   b.per_sequence_adjoint_h[:8].numpy(), rtol=0, atol=1e-9)
+    # the history and the clip advice are the whole batch's, from p.grad
+    assert mon.grad_norms[-1] == pytest.approx(_norm_reference(lm), rel=1e-12)
+
+
+def test_sampled_record_of_a_time_major_bare_module():
+    torch.manual_seed(5)
+    rnn = nn.LSTM(3, 8, num_layers=2, dtype=F64)
+    x = torch.randn(15, 20, 3, dtype=F64)
+    mon = GradientFlowMonitor(rnn, every=1, sequences=6)
+    assert mon.batch_dim == 1  # its own layout (T, B, D)
+    d = mon.step(x)
+    direct = diagnose(rnn, x[:, :6], **mon.options)
+    assert d.batch == 6 and mon.history[0].of_batch == 20
+    np.testing.assert_array_equal(d.layers[1].per_sequence_adjoint_h.numpy(), direct.layers[1].per_sequence_adjoint_h.numpy())
+    assert GradientFlowMonitor(nn.GRU(3, 4, batch_first=True)).batch_dim == 0
+
+
+def test_sampling_that_does_not_fit_takes_the_whole_batch_and_says_why():
+    torch.manual_seed(6)
+    # a whole model fed time-major (T, B, D) with the default batch_dim 0: narrowing cuts time, not sequences
+    model = nn.Sequential(nn.Linear(3, 4), nn.LSTM(4, 8)).double()
+    x = torch.randn(12, 20, 3, dtype=F64)
+    loss_fn = lambda out: out[0].pow(2).mean()  # noqa: E731
+    mon = GradientFlowMonitor(model, every=1, sequences=8)
+    d = mon.step(x, loss_fn)
+    assert d.batch == 20 and d.T == 12 and mon.history[0].of_batch is None and not mon.sampling
+    assert d.notes[-1] == ("monitor: the whole batch (narrowing axis 0 of the inputs to 8 gave the recurrent modules "
+                           "a batch of 20, not 8: set batch_dim)")
+    direct = diagnose(model, x, loss_fn, **mon.options)
+    np.testing.assert_array_equal(d.layers[0].per_sequence_adjoint_h.numpy(), direct.layers[0].per_sequence_adjoint_h.numpy())
+    d2 = mon.step(x, loss_fn)  # later records: the whole batch, no second try, the same note
+    assert d2.batch == 20 and d2.notes[-1] == d.notes[-1]
+    good = GradientFlowMonitor(model, every=1, sequences=8, batch_dim=1)
+    assert good.step(x, loss_fn).batch == 8
+    # a loss that closes over the whole batch's targets refuses the narrowed output
+    lm = _lm(4)
+    w = batch(10, 20, 78)
+    xx, yy = w[:, :-1], w[:, 1:]
+    mon = GradientFlowMonitor(lm, every=1, sequences=8)
+    d = mon.step(xx, lambda out: ce(out, yy))
+    assert d.batch == 20 and not mon.sampling
+    assert d.notes[-1].startswith("monitor: the whole batch (the narrowed batch was refused: loss_fn: expected it to accept")
+    # a user's error is the user's: raised, and sampling stays on
+    mon = GradientFlowMonitor(lm, every=1, sequences=8)
+    with pytest.raises(InputError, match="loss_fn: expected a loss function"):
+        mon.step(xx)
+    assert mon.sampling
+    for bad, match in [(dict(sequences=0), r"sequences: expected a positive integer, got 0"),
+                       (dict(batch_dim=-1), r"batch_dim: expected a non-negative integer or None, got -1"),
+                       (dict(batch_dim=True), r"batch_dim: expected a non-negative integer or None, got True")]:
+        with pytest.raises(InputError, match=match):
+            GradientFlowMonitor(lm, **bad)

@@ -88,6 +88,33 @@ def test_gru_unroll_equals_torch_gru():
     torch.testing.assert_close(tr.states[0], h0, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "lstm_proj", "gru"])
+def test_in_place_loop_equals_the_autograd_loop_and_torch(kind):
+    """unroll's in-place loop (Cell.step_into: no autograd) against the step-by-step forward_driven loop it
+    replaces (taken when x requires grad) and torch's own module; the inputs are left as they were."""
+    H, P = 5, 3
+    if kind == "gru":
+        m = _torch_params(torch.nn.GRU(D, H, dtype=F64), 11)
+        cell = rs.GRUCell(*(p.detach() for p in (m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)))
+    else:
+        m = _torch_params(torch.nn.LSTM(D, H, proj_size=P if kind == "lstm_proj" else 0, dtype=F64), 12)
+        w = [p.detach() for p in (m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0)]
+        cell = rs.ProjLSTMCell(*w, W_hr=m.weight_hr_l0.detach()) if kind == "lstm_proj" else rs.LSTMCell(*w)
+    g = torch.Generator().manual_seed(13)
+    x = _randn(g, T, B, D)
+    x_before = x.clone()
+    fast = rs.unroll(cell, x)
+    torch.testing.assert_close(x, x_before, rtol=0, atol=0)
+    xg = x.clone().requires_grad_(True)
+    slow = rs.unroll(cell, xg)  # autograd: the forward_driven loop, differentiable
+    assert slow.states.requires_grad
+    torch.testing.assert_close(fast.states, slow.states.detach(), **TOL)
+    torch.testing.assert_close(fast.preacts, slow.preacts.detach(), **TOL)
+    with torch.no_grad():
+        out = m(x)[0]
+    torch.testing.assert_close(fast.states[1:, :, :cell.h_size], out, **TOL)
+
+
 def _elman_and_rnncell(seed=8):
     m = _torch_params(torch.nn.RNNCell(D, S, dtype=F64), seed)
     cell = rs.ElmanCell(m.weight_hh.detach(), m.weight_ih.detach(), (m.bias_ih + m.bias_hh).detach(), "tanh")

@@ -13,6 +13,8 @@ A cell maps (x_t, s_{t-1}) to s_t for a batch:
     vjp_apply(F, g, carry) -> (g^T ds_t/ds_{t-1}, dL/du_t)   the VJP's products only, u_t = drive(x_t);
                          vjp = vjp_apply(vjp_factors(...), g)[0]: one copy of each cell's backward math, used
                          step by step or, factors formed once for a whole trace, inside a backward sweep
+    step_into(z, s_prev, s_out)  optional (LSTM, GRU): forward_driven in place, for unroll's buffers without
+                         autograd: z holds u_t on entry and a_t on exit, s_t is written into s_out
 
 a_t are the pre-activations, the arguments of the step's nonlinearities (where units saturate).
 Legend: T time, B batch, S state size, D input size, H hidden size (S = H, or S = 2H for LSTM).

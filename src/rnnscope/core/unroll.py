@@ -3,7 +3,8 @@
     s_t, a_t = cell.forward(x_t, s_{t-1}),   t = 1..T
 
 (computed as cell.forward_driven(u_t, s_{t-1}) with the drives u_t = cell.drive(x_t) of all steps formed
-in one product first).
+in one product first; for cells with Cell.step_into and nothing that needs autograd, the same lines in place:
+the drives' buffer becomes the pre-activations and each s_t is written into the states' buffer).
 
 Trace keeps everything later stages need: states s_0..s_T (T+1, B, S), pre-activations a_1..a_T
 (T, B, A) and the inputs x_1..x_T (T, B, D). Index convention: states[t] is s_t, so states[0] is

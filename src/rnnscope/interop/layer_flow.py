@@ -211,6 +211,7 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
         Wd = None  # dL/du_k of every row, at the sweep's scale of step k: (R + C, t, U), each row's steps contiguous
         if factored and (need_x or fields):  # (so that the batch rows' block is one (B t, U) matrix, no copy)
             Wd = torch.empty(R + C, t, cell.drive(tr.inputs[:1, :1]).shape[-1], dtype=cell.dtype)
+        du_k = None if Wd is None else torch.empty(R + C, Wd.shape[2], dtype=cell.dtype)
         chunk: dict = {}
 
         def factors(k: int) -> list:
@@ -227,7 +228,9 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
                 w, du = cell.vjp(rt.inputs[k - 1], rt.states[k - 1], v, rt.preacts[k - 1]), None
             else:
                 w, du = cell.vjp_apply(factors(k), v, True if carry is None else carry,  # back through step k
-                                       out=None if Wd is None else Wd[:, k - 1])  # dL/du_k kept in place
+                                       out=du_k)  # dL/du_k into one contiguous buffer (the product reads it)
+                if Wd is not None:
+                    Wd[:, k - 1] = du  # kept
             if valid is not None:
                 w = torch.where(valid[k - 1], w, v)  # a padded step: s_k = s_{k-1}
                 if Wd is not None:

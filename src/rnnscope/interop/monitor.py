@@ -33,11 +33,24 @@ What step(inputs, loss_fn=None, *, targets=None, global_step=None) does, call t 
                       same gradient_history (clip_threshold())
 
 The model is only read: diagnose leaves p.grad as it found it, so opt.step() after step() sees the user's
-gradients. Options default to the cheap ones, so that a record every 100 steps costs a few percent of
-training (benchmarks/monitor.py): the adjoint profiles, the credit profile on 4 anchors x 2 sequences, the
-carry share on 2 sequences; ||dL/dtheta|| is read from p.grad at every step (n_t above), so diagnose's own
-per-parameter gradients are off (gradient_norm=True adds them); the Jacobian-product profile (O(T S^3)) only
-with jacobian=True (on jacobian_sequences sequences). Thread counts are left to diagnose.
+gradients. Options default to the cheap ones, so that a record every 100 steps costs under 5% of training
+(benchmarks/monitor.py): the adjoint profiles, the credit profile on 4 anchors x 2 sequences, the carry share
+on 2 sequences; ||dL/dtheta|| is read from p.grad at every step (n_t above), so diagnose's own per-parameter
+gradients are off (gradient_norm=True adds them); the Jacobian-product profile (O(T S^3)) only with
+jacobian=True (on jacobian_sequences sequences). Thread counts are left to diagnose.
+
+Sampled records (sequences = n, default 8; None: the whole batch). A record diagnoses the first n sequences
+of the batch: every tensor of inputs (and targets) whose size along the batch axis is the batch's B is
+narrowed to its first n there (batch_dim; default: a bare module's own layout, 0 with batch_first and 1
+time-major; 0 for a whole model, the layout of token ids (B, T)), and the training step's loss_fn is taken on
+them. Each sequence's numbers are exact (the sequences of a batch do not interact in a recurrent layer); L and
+its gradients are those of loss_fn on the n sequences (for a mean over the batch, dL/dh_k is B / n times the
+whole batch's: the verdicts and the credit profile, which read ratios, are unchanged); the gradient-norm history
+and the clip advice are the whole batch's, read from p.grad. The cost of a record grows with the batch (the
+sweeps stream (T, B, .) float64 buffers), so a sample bounds it. The Diagnosis says "monitor: the first n of B
+sequences" in its notes. Where narrowing does not fit (no tensor with B > n along batch_dim, a PackedSequence,
+a recurrent module that then sees another batch size, or a loss_fn that refuses the narrowed output: an
+InputError), the record takes the whole batch and says why in its notes, and later records do too.
 
 With a TensorBoard SummaryWriter, under `tag` (default "gradient_flow"), at step s (global_step, default t):
 
@@ -80,6 +93,7 @@ A whole model (embedding -> LSTM -> head) in a training loop:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import deque
@@ -95,9 +109,10 @@ from ..core.errors import InputError
 from ..core.results import jsonable
 from .torch_models import SUPPORTED_MODULES, module_kind
 
-__all__ = ["GradientFlowMonitor", "MonitorRecord", "grad_norm", "CLIP_PERCENTILE"]
+__all__ = ["GradientFlowMonitor", "MonitorRecord", "grad_norm", "CLIP_PERCENTILE", "SAMPLE_SEQUENCES"]
 
 CLIP_PERCENTILE = 10.0  # AutoClip's p (Seetharaman et al. 2020), the advice's default
+SAMPLE_SEQUENCES = 8  # a record diagnoses the first 8 sequences of the batch by default (module docstring)
 
 
 @dataclass(frozen=True)
@@ -106,9 +121,10 @@ class MonitorRecord:
 
     step: int
     diagnosis: Diagnosis
+    of_batch: int | None = None  # the training batch's B when the record diagnosed a sample of it (diagnosis.batch)
 
     def to_dict(self) -> dict:
-        return jsonable({"step": self.step, **self.diagnosis.to_dict()})
+        return jsonable({"step": self.step, "of_batch": self.of_batch, **self.diagnosis.to_dict()})
 
 
 def grad_norm(parameters) -> float | None:
@@ -149,6 +165,41 @@ def _watched(model) -> tuple[str, ...]:
     return tuple(f"{n} ({type(m).__name__})" for n, m in subs)
 
 
+def _default_batch_dim(model) -> int:
+    """The batch axis of a record's inputs by default: a bare module's own (0 batch_first, 1 time-major; an
+    rnnscope Cell and nn.*Cell loops take (T, B, D): 1); 0 for a whole model (token ids (B, T))."""
+    if isinstance(model, torch.nn.RNNBase):
+        return 0 if model.batch_first else 1
+    try:
+        module_kind(model)
+        return 1
+    except InputError:
+        return 0
+
+
+def _batch_size(inputs, dim: int) -> int | None:
+    """B: the size along dim of the first tensor of inputs (a tensor or a tuple of arguments) that has that axis;
+    None when none has (a PackedSequence included)."""
+    for v in inputs if isinstance(inputs, (tuple, list)) else (inputs,):
+        if isinstance(v, torch.Tensor) and v.dim() > dim:
+            return int(v.shape[dim])
+    return None
+
+
+def _narrow(x, dim: int, B: int, n: int, fallback: int | None = None):
+    """x (a tensor, a tuple / list of them, or anything else) with every tensor whose size along dim is B narrowed
+    to its first n there (targets: along `fallback` when dim does not fit them, e.g. (B,) class labels of a
+    time-major batch); the rest as it is."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(_narrow(v, dim, B, n, fallback) for v in x)
+    if not isinstance(x, torch.Tensor):
+        return x
+    for d in (dim, fallback):
+        if d is not None and x.dim() > d and x.shape[d] == B:
+            return x.narrow(d, 0, n)
+    return x
+
+
 def _positive(name: str, v) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or v < 1:
         raise InputError(f"{name}: expected a positive integer, got {v!r}")
@@ -169,16 +220,28 @@ class GradientFlowMonitor:
                to diagnose (the verdict is diagnose's: verdicts.profile_verdict on the credit profile, or
                ||dL/dh_k|| for a last-step loss)
     figures    also write the profile figure to the writer (add_figure), on every figure_every-th record
+    sequences  a record diagnoses the first `sequences` sequences of the batch (None: the whole batch); batch_dim
+               the batch axis of inputs and targets (None: a bare module's own layout, 0 for a whole model):
+               "Sampled records" in the module docstring
     """
 
     def __init__(self, model, every: int = 100, writer=None, *, history: int = 10000, jacobian: bool = False,
                  jacobian_sequences: int | None = 1, attribution: bool | int = 2, gradient_norm: bool = False,
                  dtype=None, figures: bool = True, figure_every: int = 10, tag: str = "gradient_flow",
-                 credit_anchors: int = 4, credit_sequences: int = 2):
+                 credit_anchors: int = 4, credit_sequences: int = 2, sequences: int | None = SAMPLE_SEQUENCES,
+                 batch_dim: int | None = None):
         self.modules = _watched(model)  # an InputError now, not at the first record
         _positive("every", every)
         _positive("history", history)
         _positive("figure_every", figure_every)
+        if sequences is not None:
+            _positive("sequences", sequences)
+        if batch_dim is not None and (not isinstance(batch_dim, int) or isinstance(batch_dim, bool) or batch_dim < 0):
+            raise InputError(f"batch_dim: expected a non-negative integer or None, got {batch_dim!r}")
+        self.sequences = sequences
+        self.batch_dim = _default_batch_dim(model) if batch_dim is None else batch_dim
+        self.sampling = sequences is not None  # False once narrowing did not fit (the reason in sampling_note)
+        self.sampling_note: str | None = None
         need = ("add_scalar", "add_figure") if figures else ("add_scalar",)
         if writer is not None and not all(callable(getattr(writer, a, None)) for a in need):
             raise InputError(f"writer: expected a SummaryWriter ({', '.join(need)}), got {type(writer).__name__}")
@@ -241,8 +304,8 @@ class GradientFlowMonitor:
         step = self.calls if global_step is None else int(global_step)
         t0 = time.perf_counter()
         past = list(self.grad_norms) or None
-        d = diagnose(self.model, inputs, loss_fn, targets=targets, gradient_history=past, **self.options)
-        self.history.append(MonitorRecord(step, d))
+        d, of_batch = self._diagnose(inputs, loss_fn, targets, past)
+        self.history.append(MonitorRecord(step, d, of_batch))
         t1 = time.perf_counter()
         self.seconds["diagnose"] += t1 - t0
         if self.writer is not None:
@@ -254,6 +317,36 @@ class GradientFlowMonitor:
                 self.figures_written += 1
                 self.seconds["figure"] += time.perf_counter() - t2
         return d
+
+    def _diagnose(self, inputs, loss_fn, targets, past) -> tuple[Diagnosis, int | None]:
+        """diagnose on the first `sequences` sequences (module docstring), or on the whole batch where that does
+        not fit (and from then on), saying which in the Diagnosis' notes. Returns (d, B when sampled else None)."""
+        run = lambda i, t: diagnose(self.model, i, loss_fn, targets=t, gradient_history=past, **self.options)  # noqa: E731
+        why = None
+        if self.sampling:
+            n, dim = self.sequences, self.batch_dim
+            B = _batch_size(inputs, dim)
+            if B is None:
+                why = f"no input tensor has a batch axis {dim} (batch_dim)"
+            elif B > n:
+                try:
+                    d = run(_narrow(inputs, dim, B, n), _narrow(targets, dim, B, n, fallback=0))
+                except InputError as e:
+                    why = f"the narrowed batch was refused: {e}"
+                else:
+                    if d.batch == n:
+                        return dataclasses.replace(d, notes=(*d.notes, f"monitor: the first {n} of {B} sequences "
+                                                                       f"(sequences={n}; the loss_fn on them)")), B
+                    why = (f"narrowing axis {dim} of the inputs to {n} gave the recurrent modules a batch of "
+                           f"{d.batch}, not {n}: set batch_dim")
+            else:
+                return run(inputs, targets), None  # a batch of at most n: the whole batch, as asked
+        d = run(inputs, targets)  # (an error of the whole batch is the user's: raised, nothing changed)
+        if why is not None:
+            self.sampling, self.sampling_note = False, f"monitor: the whole batch ({why})"
+        if self.sampling_note is not None:
+            d = dataclasses.replace(d, notes=(*d.notes, self.sampling_note))
+        return d, None
 
     def _write(self, step: int, d: Diagnosis) -> None:
         w, tag = self.writer, self.tag
