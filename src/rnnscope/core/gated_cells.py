@@ -220,9 +220,9 @@ class LSTMCell(_Gated):
         s (B, S) = s_t, z (B, 4H) = the pre-activations of step t (Trace.preacts); any leading dimensions.
         """
         P, H = self.h_size, self.hidden_size
-        o = torch.sigmoid(z[..., 3 * H:])
-        tc = torch.tanh(s[..., P:])
-        return g[..., P:] + self._project_back(g[..., :P]) * o * (1 - tc * tc)  # through m_t = o tanh(c_t), h_t = W_hr m_t
+        k = torch.tanh(s[..., P:])  # tanh(c_t), then in place: k = o_t tanh'(c_t) = o_t (1 - tanh^2(c_t))
+        k.mul_(k).neg_().add_(1.0).mul_(torch.sigmoid(z[..., 3 * H:]))
+        return torch.addcmul(g[..., P:], self._project_back(g[..., :P]), k)  # through m_t = o tanh(c_t), h_t = W_hr m_t
 
     def vjp_cut(self, x, s_prev, g, a=None):
         return self.vjp_apply(self.vjp_factors(x, s_prev, a), g, carry=False)[0]

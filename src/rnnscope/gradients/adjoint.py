@@ -139,7 +139,8 @@ def _polar_add(ls_a: torch.Tensor, u_a: torch.Tensor, d: torch.Tensor,
 
 
 def sweep(t: int, vjp: VJP, direct: Direct, *, log_domain: bool = False,
-          keep: Callable[[torch.Tensor], torch.Tensor] | None = None, block: int = 1):
+          keep: Callable[[torch.Tensor], torch.Tensor] | None = None, block: int = 1,
+          buffer: torch.Tensor | None = None):
     """The adjoints g_t..g_0 of the recursion in the module docstring.
 
     direct(t) must be a tensor as wide as the state (it starts the sweep); direct(k) for k < t may be None.
@@ -147,11 +148,13 @@ def sweep(t: int, vjp: VJP, direct: Direct, *, log_domain: bool = False,
     bptt keeps the sum over its rows). Differentiable when vjp and direct are. Direct terms as tensors only.
     log (log_domain=True): returns Adjoints; vjp is called on g_k / exp(vjp_log_scale[k]): the unit vector u_k
     (block = 1) or the block-scaled v_k (||v_k|| <= 1 at a block's start), so its products stay near norm 1
-    however large g_k is. block: steps between renormalisations (module docstring).
+    however large g_k is. block: steps between renormalisations (module docstring). buffer: a flat tensor of the
+    state's dtype whose first (t+1) * (rows) * S numbers may hold the scaled adjoints (log domain; a caller's
+    memory reused between sweeps, so that a large (t+1, B, S) array is not paid in page faults again).
     """
     if log_domain:
         with torch.no_grad():
-            return _log_sweep(t, vjp, direct, max(1, int(block)))
+            return _log_sweep(t, vjp, direct, max(1, int(block)), buffer)
     keep = keep or (lambda v: v)
     g = direct(t)
     kept = [keep(g)]
@@ -164,7 +167,7 @@ def sweep(t: int, vjp: VJP, direct: Direct, *, log_domain: bool = False,
     return torch.stack(kept[::-1])
 
 
-def _log_sweep(t: int, vjp: VJP, direct: Direct, block: int) -> Adjoints:
+def _log_sweep(t: int, vjp: VJP, direct: Direct, block: int, buffer: torch.Tensor | None = None) -> Adjoints:
     """The log-domain sweep, renormalised every step (block = 1) or every `block` steps (module docstring).
 
     State between steps: g_k = exp(m) v (m per row, finite; v = 0 for a zero g_k). Kept per step: v_k (written
@@ -174,7 +177,11 @@ def _log_sweep(t: int, vjp: VJP, direct: Direct, block: int) -> Adjoints:
     m = _finite(ls + off)
     fin = torch.finfo(v.dtype)
     lo, hi = fin.tiny ** 0.9, fin.max ** 0.9  # a block's norms stay within these (precision, overflow), or it is redone
-    V = torch.empty(t + 1, *v.shape, dtype=v.dtype)  # (t+1, ..., S)
+    n = (t + 1) * v.numel()
+    if buffer is not None and buffer.dtype == v.dtype and buffer.numel() >= n:
+        V = buffer[:n].view(t + 1, *v.shape)  # (t+1, ..., S) in the caller's memory
+    else:
+        V = torch.empty(t + 1, *v.shape, dtype=v.dtype)  # (t+1, ..., S)
     M = torch.empty(t + 1, *m.shape, dtype=m.dtype)
     N = torch.empty(t + 1, *m.shape, dtype=v.dtype)
     vscale = torch.empty(t + 1, *m.shape, dtype=m.dtype)

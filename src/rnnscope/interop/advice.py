@@ -123,14 +123,14 @@ def gate_facts(cell, trace, valid: torch.Tensor | None = None) -> dict:
     n = float(w.sum())
     if n == 0:
         return {}
-    w = w.unsqueeze(-1)  # (T, B, 1)
+    w = None if valid is None else w.unsqueeze(-1)  # (T, B, 1); None: every step counts
     a = z[..., H:2 * H].detach().to(torch.float64)  # z_f (LSTM) or a_z (GRU) (T, B, H)
     g = torch.sigmoid(a)  # f or z (T, B, H)
-    units = (g * w).sum((0, 1)) / n  # (H,) mean over the real (t, b)
+    units = (g if w is None else g * w).sum((0, 1)) / n  # (H,) mean over the real (t, b)
     if isinstance(cell, GRUCell):
         return {"update_gate": float(units.mean())}
     b = (cell.b_xh + cell.b_hh)[H:2 * H].detach().to(torch.float64)  # b_f (H,)
-    rest = ((a - b) * w).sum() / (n * H)  # mean of W_xh x + W_hh h in z_f
+    rest = (a.sum() - n * b.sum() if w is None else ((a - b) * w).sum()) / (n * H)  # mean of W_xh x + W_hh h in z_f
     return {"forget_gate": float(units.mean()), "forget_bias": float(b.mean()), "forget_rest": float(rest),
             "forget_gate_units": units}
 

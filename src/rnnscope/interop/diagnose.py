@@ -177,7 +177,13 @@ def _is_bare(model) -> bool:
 
 
 def _finite_run(run: StackRun) -> bool:
-    return bool(torch.isfinite(run.output).all()) and all(bool(torch.isfinite(r.trace.states).all()) for r in run.runs)
+    return _all_finite(run.output) and all(_all_finite(r.trace.states) for r in run.runs)
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry is finite: a finite sum says so in one pass (an inf or NaN entry makes the sum inf or
+    NaN); only a sum that is not finite (an overflow of finite entries, or a bad entry) takes the entrywise test."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def _agreement(own: torch.Tensor | None, got: torch.Tensor) -> float | None:

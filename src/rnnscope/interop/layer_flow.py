@@ -113,6 +113,18 @@ def _batched_backward(cell: Cell, trace: Trace, g: torch.Tensor, need_x: bool,
     return gx, acc
 
 
+def _buffer(workspace: dict | None, name: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor of that shape: a view of workspace[name] when it is large enough (else a new one,
+    kept there for the next call); a new tensor without a workspace."""
+    n = math.prod(shape)
+    if workspace is None:
+        return torch.empty(shape, dtype=dtype)
+    flat = workspace.get(name)
+    if flat is None or flat.dtype != dtype or flat.numel() < n:
+        flat = workspace[name] = torch.empty(n, dtype=dtype)
+    return flat[:n].view(shape)
+
+
 def _rows_trace(trace: Trace, seq: torch.Tensor | None) -> Trace:
     """The trace with its batch columns gathered by seq (rows follow sequences); the trace itself for None."""
     if seq is None:
@@ -161,12 +173,14 @@ def _start(up_T: torch.Tensor, off: torch.Tensor, final: torch.Tensor | None, S:
 
 def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0.0, seq: torch.Tensor | None = None, *,
                   cut: int = 0, need_x: bool = False, gradient_norm: bool = False, final: torch.Tensor | None = None,
-                  x_rows: int | None = None) -> dict:
+                  x_rows: int | None = None, workspace: dict | None = None) -> dict:
     """One (layer, direction)'s sweep over stacked rows (module docstring), the upstream up (T, R, P) in position
     order times exp(off) (off: a float or per row (R,)); seq (R,) the sequence of each row (None: rows = the
     batch, R = B; rows 0..B-1 are always the batch); cut: C carry-cut copies of rows 0..C-1 (has_carry cells).
     final (B, S): dL/ds_T of the batch rows in the direction's own order (from h_n, c_n), unscaled. x_rows: the
     first rows whose dL/dx is wanted (None: all R; the bottom layer of a whole model needs the batch's only).
+    workspace: a dict whose flat buffers the sweep's two large arrays (the scaled adjoints, the kept dL/du_k) are
+    taken from and left in, for the next layer's sweep (sweep_stack): nothing of them is returned.
 
     Returns a dict: adjoint_h (B, T) and adjoint_c (B, T, LSTM) log10 norms and rows_h (R - B, T) of the extra
     rows, in the direction's own time order; share (C, T) or None; gx (T, R, D) dL/dx in position order times
@@ -210,7 +224,7 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
         valid = None if lengths is None else valid_steps(T, lengths)[:, :, None]  # (T, R + C, 1)
         Wd = None  # dL/du_k of every row, at the sweep's scale of step k: (R + C, t, U), each row's steps contiguous
         if factored and (need_x or fields):  # (so that the batch rows' block is one (B t, U) matrix, no copy)
-            Wd = torch.empty(R + C, t, cell.drive(tr.inputs[:1, :1]).shape[-1], dtype=cell.dtype)
+            Wd = _buffer(workspace, "du", (R + C, t, cell.drive(tr.inputs[:1, :1]).shape[-1]), cell.dtype)
         du_k = None if Wd is None else torch.empty(R + C, Wd.shape[2], dtype=cell.dtype)
         chunk: dict = {}
 
@@ -246,7 +260,8 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
             return (U[k - 1], off_all) if carries[k - 1] else None
 
         with step_threads(S):  # small per-step products: one thread (core/threads.py)
-            adj = sweep(t, vjp, direct, log_domain=True, block=BLOCK.get(cell.dtype, 1))
+            adj = sweep(t, vjp, direct, log_domain=True, block=BLOCK.get(cell.dtype, 1),
+                        buffer=_buffer(workspace, "adjoints", ((t + 1) * (R + C) * S,), cell.dtype))
         # the scaled form dL/ds_k = exp(scale_k) scaled_k throughout: norms of parts and linear maps need no scaled
         scale[:t + 1] = adj.scale.to(f64)
         scaled = adj.scaled if t == T else torch.cat([adj.scaled, adj.scaled.new_zeros(T - t, R + C, S)])
@@ -345,6 +360,7 @@ def sweep_stack(run: StackRun, up: torch.Tensor, off: torch.Tensor | float = 0.0
     B = run.output.shape[1]
     off = torch.full((R,), float(off), dtype=torch.float64) if not isinstance(off, torch.Tensor) else off
     res: dict[tuple[int, str], dict] = {}
+    workspace: dict = {}  # the sweeps' large arrays, reused layer after layer (adjoint_layer)
     for l in range(run.num_layers - 1, -1, -1):
         layer = run.layer(l)
         parts = []
@@ -354,7 +370,8 @@ def sweep_stack(run: StackRun, up: torch.Tensor, off: torch.Tensor | float = 0.0
             d = 0 if r.direction == "forward" else 1
             fin = None if finals is None else finals.get((l, r.direction))
             o = adjoint_layer(r, up[:, :, d * P:(d + 1) * P], off, seq, cut=cut, need_x=below,
-                              gradient_norm=gradient_norm, final=fin, x_rows=None if l > 0 else B)
+                              gradient_norm=gradient_norm, final=fin, x_rows=None if l > 0 else B,
+                              workspace=workspace)
             res[(l, r.direction)] = o
             if o["gx"] is not None:
                 parts.append((o["gx"], o["m"]))
