@@ -5,6 +5,8 @@ windows of real text (pydoc_data.topics), T = 200, B = 32, cross-entropy at ever
 with an input of 32 and a linear head, T = 500, B = 32, a loss on the last step. Both models float32.
 
     fwd+bwd      loss_fn(model(x), y).backward(): torch's own kernels, torch's default threads (the baseline)
+    fwd+bwd f64  the same on a float64 copy of the model (torch's own float64 kernels): what the analysis'
+                 precision costs by itself, without any analysis
     default      diagnose(model, x, loss_fn, targets=y): float64 analysis of an upcast copy, adjoints, the
                  credit profile (4 anchors x 4 sequences), the carry share (4 sequences), every parameter's
                  gradient norm, verdicts and advice                                       goal <= 3x fwd+bwd
@@ -13,8 +15,9 @@ with an input of 32 and a linear head, T = 500, B = 32, a loss on the last step.
     jacobian     the Jacobian-product profile of one sequence (diagnose(..., jacobian=True,
                  jacobian_sequences=1) minus the default): O(T S^3), on request
 
-Rounds are interleaved (fwd+bwd, default, adjoints, float32, then again) so that a burst of load on a shared
-machine hits every side; the ratios are of the best rounds, with the median of the per-round ratios beside.
+Rounds are interleaved (fwd+bwd, fwd+bwd f64, default, adjoints, float32, then again) so that a burst of load
+on a shared machine hits every side; the ratios are of the best rounds, with the median of the per-round ratios
+beside; `*_ratio_float64` are the float64 analyses against fwd+bwd f64.
 The monitor's cost in a training loop is benchmarks/monitor.py.
 
 Usage:
@@ -24,6 +27,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -85,9 +89,17 @@ def timed(fn) -> float:
 
 
 def measure(name: str, model, x, y, loss_fn, rounds: int) -> dict:
+    m64 = copy.deepcopy(model).double()
+    y64 = y.double() if y.is_floating_point() else y
+    x64 = x.double() if x.is_floating_point() else x
+
     def fwd_bwd():
         model.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
+
+    def fwd_bwd_f64():
+        m64.zero_grad(set_to_none=True)
+        loss_fn(m64(x64), y64).backward()
 
     variants = {
         "default": lambda: diagnose(model, x, loss_fn, targets=y),
@@ -96,11 +108,13 @@ def measure(name: str, model, x, y, loss_fn, rounds: int) -> dict:
         "float32": lambda: diagnose(model, x, loss_fn, targets=y, dtype=torch.float32),
     }
     fwd_bwd()
+    fwd_bwd_f64()
     for f in variants.values():  # warm-up
         f()
-    times = {"fwd_bwd": [], **{k: [] for k in variants}}
+    times = {"fwd_bwd": [], "fwd_bwd_float64": [], **{k: [] for k in variants}}
     for r in range(rounds):
         times["fwd_bwd"].append(timed(fwd_bwd))
+        times["fwd_bwd_float64"].append(timed(fwd_bwd_f64))
         for k, f in variants.items():
             times[k].append(timed(f))
         log(f"{name} round {r}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()))
@@ -108,9 +122,13 @@ def measure(name: str, model, x, y, loss_fn, rounds: int) -> dict:
     base = min(times["fwd_bwd"])
     out = {"seconds": times, "jacobian_seconds_per_sequence": d.jacobian_seconds,
            "verdicts": [f"{l.name}: {l.verdict}" for l in d.layers]}
+    base64 = min(times["fwd_bwd_float64"])
+    out["fwd_bwd_float64_ratio"] = base64 / base  # float64 arithmetic alone, torch's own kernels
     for k in variants:
         out[f"{k}_ratio"] = min(times[k]) / base
         out[f"{k}_ratio_median"] = statistics.median(a / b for a, b in zip(times[k], times["fwd_bwd"]))
+        if k != "float32":
+            out[f"{k}_ratio_float64"] = min(times[k]) / base64
     return out
 
 
@@ -137,10 +155,12 @@ def main(argv=None) -> int:
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     for name, r in results.items():
         base = min(r["seconds"]["fwd_bwd"])
-        print(f"{name}: forward+backward {base:.3f} s")
+        print(f"{name}: forward+backward {base:.3f} s; the same on a float64 copy {min(r['seconds']['fwd_bwd_float64']):.3f} s "
+              f"= {r['fwd_bwd_float64_ratio']:.2f}x")
         for k in ("default", "adjoints", "float32"):
+            f64 = f", {r[k + '_ratio_float64']:.2f}x the float64 forward+backward" if k != "float32" else ""
             print(f"  diagnose {k:9s} {min(r['seconds'][k]):7.3f} s   ratio {r[k + '_ratio']:5.2f} "
-                  f"(median per round {r[k + '_ratio_median']:.2f})")
+                  f"(median per round {r[k + '_ratio_median']:.2f}){f64}")
         print(f"  Jacobian-product profile, one sequence: {r['jacobian_seconds_per_sequence']:.3f} s")
     print(f"written to {args.out}")
     return 0

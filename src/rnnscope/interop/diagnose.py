@@ -54,7 +54,8 @@ How it is computed (reusing the engine, no second copy of its math):
     the Jacobian products (verdicts.profile_verdict, the one verdict of diagnose, the monitor and the CLI)
     Loops over time of small states run on one torch thread, products over all steps on torch's (core/threads.py).
 
-Cost (benchmarks/diagnose.py): about 2 to 3 times one forward + backward of the model on the same batch.
+Cost (benchmarks/diagnose.py): about 2 times one forward + backward of a float64 copy of the model on the same
+batch (torch's own kernels), which is itself about 3 times the float32 model's (the char-LM: 6.7x in all).
 
 Legend: T time, B batch, D input size, H hidden (cell) size, P size of h (H, or proj_size), S state size.
 
