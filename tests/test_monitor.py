@@ -326,14 +326,19 @@ def test_sampling_that_does_not_fit_takes_the_whole_batch_and_says_why():
     mon = GradientFlowMonitor(model, every=1, sequences=8)
     d = mon.step(x, loss_fn)
     assert d.batch == 20 and d.T == 12 and mon.history[0].of_batch is None and not mon.sampling
-    assert d.notes[-1] == ("monitor: the whole batch (narrowing axis 0 of the inputs to 8 gave the recurrent modules "
-                           "a batch of 20, not 8: set batch_dim)")
+    assert d.notes[-1] == ("monitor: the whole batch (the recurrent modules see a batch of 20, not the 12 along axis 0 "
+                           "of the inputs: set batch_dim)")
     direct = diagnose(model, x, loss_fn, **mon.options)
     np.testing.assert_array_equal(d.layers[0].per_sequence_adjoint_h.numpy(), direct.layers[0].per_sequence_adjoint_h.numpy())
     d2 = mon.step(x, loss_fn)  # later records: the whole batch, no second try, the same note
     assert d2.batch == 20 and d2.notes[-1] == d.notes[-1]
     good = GradientFlowMonitor(model, every=1, sequences=8, batch_dim=1)
     assert good.step(x, loss_fn).batch == 8
+    # a bare module told the wrong axis: the narrowed run shows it
+    bare = GradientFlowMonitor(nn.GRU(3, 4, dtype=F64), every=1, sequences=8, batch_dim=0)
+    d = bare.step(x)
+    assert d.batch == 20 and d.notes[-1] == ("monitor: the whole batch (narrowing axis 0 of the inputs to 8 gave the "
+                                             "recurrent modules a batch of 20, not 8: set batch_dim)")
     # a loss that closes over the whole batch's targets refuses the narrowed output
     lm = _lm(4)
     w = batch(10, 20, 78)
@@ -352,3 +357,22 @@ def test_sampling_that_does_not_fit_takes_the_whole_batch_and_says_why():
                        (dict(batch_dim=True), r"batch_dim: expected a non-negative integer or None, got True")]:
         with pytest.raises(InputError, match=match):
             GradientFlowMonitor(lm, **bad)
+
+
+def test_sampling_checks_a_whole_model_s_batch_axis_once():
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Linear(3, 4), nn.LSTM(4, 8)).double()
+    loss_fn = lambda out: out[0].pow(2).mean()  # noqa: E731
+    # time-major (T = 12, B = 8): narrowing axis 0 to 8 steps would leave the LSTM a batch of 8 = sequences
+    x = torch.randn(12, 8, 3, dtype=F64)
+    mon = GradientFlowMonitor(model, every=1, sequences=8)
+    d = mon.step(x, loss_fn)
+    assert d.T == 12 and d.batch == 8 and not mon.sampling
+    assert d.notes[-1] == ("monitor: the whole batch (the recurrent modules see a batch of 8, not the 12 along axis 0 "
+                           "of the inputs: set batch_dim)")
+    # the right axis: checked once, then sampled
+    mon = GradientFlowMonitor(model, every=1, sequences=4, batch_dim=1)
+    assert mon.step(x, loss_fn).batch == 4 and mon._verified
+    direct = diagnose(model, x[:, :4], loss_fn, **mon.options)
+    np.testing.assert_array_equal(mon.history[0].diagnosis.layers[0].per_sequence_adjoint_h.numpy(),
+                                  direct.layers[0].per_sequence_adjoint_h.numpy())

@@ -165,7 +165,7 @@ def _in_place(cell: Cell, x: torch.Tensor, u: torch.Tensor, s0: torch.Tensor) ->
         return False
     if not torch.is_grad_enabled():
         return True
-    return not any(isinstance(v, torch.Tensor) and v.requires_grad for v in (u, s0, *vars(cell).values()))
+    return not any(isinstance(v, torch.Tensor) and v.requires_grad for v in (u, s0, *getattr(cell, "__dict__", {}).values()))
 
 
 def _unroll_into(cell: Cell, x: torch.Tensor, u: torch.Tensor, s0: torch.Tensor) -> Trace:

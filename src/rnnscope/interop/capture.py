@@ -54,7 +54,8 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 from ..core.errors import InputError
 from .torch_models import SUPPORTED_MODULES, StackRun, rerun
 
-__all__ = ["Call", "recurrent_submodules", "recurrent_eval", "own_forward", "capture_forward", "accumulate", "push_back"]
+__all__ = ["Call", "recurrent_submodules", "recurrent_eval", "own_forward", "capture_forward", "accumulate", "push_back",
+           "recurrent_batch"]
 
 
 @dataclass
@@ -221,6 +222,30 @@ def capture_forward(model: nn.Module, inputs, own: dict | None = None,
         raise InputError(f"model: expected its forward to call its recurrent submodules "
                          f"({', '.join(n for n, _ in subs)}), got a forward that called none of them")
     return output, calls, notes
+
+
+def recurrent_batch(model: nn.Module, inputs) -> int | None:
+    """The batch size the first recurrent submodule receives in model(*inputs) (one forward in the model's own
+    dtype, no_grad, the submodules' outputs untouched): a PackedSequence's number of sequences, 1 for unbatched
+    input; None when no recurrent submodule is called."""
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
+    seen: list[int] = []
+
+    def hook(mod, a, kw):
+        x = a[0] if a else kw.get("input")
+        if isinstance(x, PackedSequence):
+            seen.append(int(x.batch_sizes[0]))
+        elif isinstance(x, torch.Tensor):
+            seen.append(1 if x.dim() == 2 else int(x.shape[0 if mod.batch_first else 1]))
+
+    with recurrent_eval(model) as subs, _seeded(0), torch.no_grad():
+        handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for _, m in subs]
+        try:
+            model(*args)
+        finally:
+            for h in handles:
+                h.remove()
+    return seen[0] if seen else None
 
 
 def accumulate(calls: list[Call], outputs: list[torch.Tensor], grads: list[torch.Tensor],

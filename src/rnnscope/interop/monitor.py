@@ -48,9 +48,11 @@ its gradients are those of loss_fn on the n sequences (for a mean over the batch
 whole batch's: the verdicts and the credit profile, which read ratios, are unchanged); the gradient-norm history
 and the clip advice are the whole batch's, read from p.grad. The cost of a record grows with the batch (the
 sweeps stream (T, B, .) float64 buffers), so a sample bounds it. The Diagnosis says "monitor: the first n of B
-sequences" in its notes. Where narrowing does not fit (no tensor with B > n along batch_dim, a PackedSequence,
-a recurrent module that then sees another batch size, or a loss_fn that refuses the narrowed output: an
-InputError), the record takes the whole batch and says why in its notes, and later records do too.
+sequences" in its notes. For a whole model the axis is checked once, on the first sampled record: one forward
+of the model (its own dtype, no_grad) finds the batch its first recurrent module receives, which must be the
+inputs' B. Where narrowing does not fit (no input tensor with that axis, a PackedSequence, a recurrent module
+that sees another batch size, or a loss_fn that refuses the narrowed output: an InputError), the record takes
+the whole batch and says why in its notes, and later records do too.
 
 With a TensorBoard SummaryWriter, under `tag` (default "gradient_flow"), at step s (global_step, default t):
 
@@ -103,7 +105,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .capture import recurrent_submodules
+from .capture import recurrent_batch, recurrent_submodules
 from .diagnose import Diagnosis, diagnose
 from ..core.errors import InputError
 from ..core.results import jsonable
@@ -242,6 +244,7 @@ class GradientFlowMonitor:
         self.batch_dim = _default_batch_dim(model) if batch_dim is None else batch_dim
         self.sampling = sequences is not None  # False once narrowing did not fit (the reason in sampling_note)
         self.sampling_note: str | None = None
+        self._verified = False  # whether a whole model's batch axis was checked against what its recurrent modules see
         need = ("add_scalar", "add_figure") if figures else ("add_scalar",)
         if writer is not None and not all(callable(getattr(writer, a, None)) for a in need):
             raise InputError(f"writer: expected a SummaryWriter ({', '.join(need)}), got {type(writer).__name__}")
@@ -326,9 +329,14 @@ class GradientFlowMonitor:
         if self.sampling:
             n, dim = self.sequences, self.batch_dim
             B = _batch_size(inputs, dim)
+            seen = B if B is None or B <= n or self.modules == () or self._verified else recurrent_batch(self.model, inputs)
             if B is None:
                 why = f"no input tensor has a batch axis {dim} (batch_dim)"
+            elif seen != B:  # checked once, on the first record of a whole model: the axis is the sequences'
+                why = (f"the recurrent modules see a batch of {seen}, not the {B} along axis {dim} of the inputs: "
+                       f"set batch_dim")
             elif B > n:
+                self._verified = True
                 try:
                     d = run(_narrow(inputs, dim, B, n), _narrow(targets, dim, B, n, fallback=0))
                 except InputError as e:
