@@ -55,7 +55,7 @@ How it is computed (reusing the engine, no second copy of its math):
     Loops over time of small states run on one torch thread, products over all steps on torch's (core/threads.py).
 
 Cost (benchmarks/diagnose.py): about 2 times one forward + backward of a float64 copy of the model on the same
-batch (torch's own kernels), which is itself about 3 times the float32 model's (the char-LM: 6.7x in all).
+batch (torch's own kernels), which is itself about 3 times the float32 model's (the char-LM: 6.5x in all).
 
 Legend: T time, B batch, D input size, H hidden (cell) size, P size of h (H, or proj_size), S state size.
 
