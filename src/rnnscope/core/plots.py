@@ -48,6 +48,15 @@ PLOT_EXTENSIONS = (".png", ".svg", ".pdf")
 _MAX_SEQUENCE_LINES = 16  # faint per-sequence lines drawn for B > 1 (more would only be noise)
 
 
+def _finish(fig: Figure, ax, path) -> Figure:
+    """The common end of a one-axes figure: a light grid, the legend, saved to path when given."""
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
 def check_plot_path(path, what: str = "plot") -> Path:
     """The path of a figure to write: its extension must be .png, .svg or .pdf, its folder must exist."""
     p = Path(path)
@@ -169,11 +178,7 @@ def plot_profile(profile, path=None, *, ax=None) -> Figure:
     ax.set_xlabel(f"k (step the gradient flows back to; t = {t})")
     ax.set_ylabel("log10 of the norm")
     ax.set_title(_title(profile) + "\n" + _facts(profile), fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, ax, path)
 
 
 def plot_overview(profiles: Mapping[str, object], path=None, *, title: str | None = None) -> Figure:
@@ -200,11 +205,7 @@ def plot_overview(profiles: Mapping[str, object], path=None, *, title: str | Non
     ax.set_ylabel(r"log10 $\|\partial s_t/\partial s_k\|_2$ (batch mean)")
     ax.set_title(title or "Gradient flow: measured (solid) against the bound (gamma sigma_max)^(t-k) (dashed)",
                  fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, ax, path)
 
 
 _STYLES = {"solid": dict(ls="-", lw=1.8), "dashed": dict(ls="--", lw=1.2), "dotted": dict(ls=":", lw=1.4),
@@ -433,11 +434,7 @@ def plot_jacobian_profile(jp, path=None) -> Figure:
     ax.set_ylabel("log10 of the norm")
     ax.set_title(f"Jacobian products ds_t/ds_k, t = {jp.t}, B = {B}; {jp.power_half_steps} power half-steps, "
                  f"{jp.svd_fallbacks} SVD fallbacks", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, ax, path)
 
 
 def plot_lyapunov(ly, path=None) -> Figure:
@@ -472,11 +469,7 @@ def plot_lyapunov(ly, path=None) -> Figure:
     ax.set_title(f"Lyapunov spectrum of {ly.cell}, S = {ly.state_size}: lambda_1 = {ly.max_exponent:.4g}, "
                  f"D_KY = {ly.kaplan_yorke_dimension:.3g}\n{ly.steps} steps after a warm-up of {ly.warmup}, QR every "
                  f"{ly.every}, B = {ly.batch}", fontsize=9)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, ax, path)
 
 
 def plot_layer_step(layer, k: int | None = None, path=None) -> Figure:
@@ -511,8 +504,4 @@ def plot_layer_step(layer, k: int | None = None, path=None) -> Figure:
     ax.set_xlabel("k (the direction's own step)")
     ax.set_ylabel("log10 of the norm (batch mean)")
     ax.set_title(textwrap.fill(f"{layer.name} ({layer.cell}, state {layer.state}): {layer.verdict}", 100), fontsize=8)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    if path is not None:
-        save_figure(fig, path)
-    return fig
+    return _finish(fig, ax, path)
