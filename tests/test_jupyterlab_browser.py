@@ -11,6 +11,7 @@ PNG that matplotlib's inline backend put into the widget's output area, read bef
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -102,6 +103,48 @@ def _plot_src(page) -> str | None:
         return img ? img.getAttribute('src') : null; }})()""")
 
 
+def _kernels(base: str, token: str) -> list[tuple[str, int]] | str:
+    """(execution_state, connections) of each kernel the server runs, from its REST API, or why it did not answer
+    (a busy server may refuse a request while it starts the kernel; the callers ask again or report it)."""
+    try:
+        with urllib.request.urlopen(f"{base}api/kernels?token={token}", timeout=10) as r:
+            return [(k["execution_state"], k["connections"]) for k in json.loads(r.read())]
+    except (OSError, ValueError) as e:
+        return f"no answer ({e!r})"
+
+
+def _prompts(page) -> str:
+    return page.evaluate("""() => Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'))
+                            .map(e => e.textContent.trim()).join(' ')""")
+
+
+# the status bar's kernel item once the notebook's kernel is connected and idle ("Python 3 (ipykernel) | Idle");
+# before that it reads "No Kernel | Initializing", then "| Connecting", "| Unknown". The toolbar's execution
+# indicator is no signal: it already says idle while there is no kernel. A Run All clicked then ran nothing (half of
+# 14 runs here, which the second click below rescued), or, clicked while the kernel connected, left cells queued that
+# never ran (2 of 17 runs here, and one CI run, waited out the 240 s). Waiting for this: 20 passes in 20, 4 of them
+# beside two busy loops, each with the first click.
+KERNEL_IDLE = """() => Array.from(document.querySelectorAll('.jp-StatusBar-TextItem'))
+                   .some(e => /^(?!No Kernel).+ \\| Idle$/.test(e.textContent.trim()))"""
+
+
+def _wait_for_kernel(page, base: str, token: str, log: Path) -> None:
+    """Until the page shows its kernel idle and the server has it idle with the page's connection, for 1 s on end
+    (the kernel_info exchange that follows the connection makes it busy for a moment)."""
+    deadline, steady_since = time.monotonic() + START_S, None
+    while True:
+        kernels = _kernels(base, token)
+        ready = (page.evaluate(KERNEL_IDLE) and isinstance(kernels, list) and len(kernels) == 1
+                 and kernels[0][0] == "idle" and kernels[0][1] >= 1)
+        now = time.monotonic()
+        steady_since = (steady_since or now) if ready else None
+        if steady_since is not None and now - steady_since >= 1.0:
+            return
+        assert now < deadline, (f"the notebook's kernel was not connected and idle within {START_S} s: kernels "
+                                f"{kernels}; JupyterLab's log ends:\n{log.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
 def test_first_notebook_runs_and_its_slider_redraws(lab, browser_page, browser_log, artifacts_dir):
     try:
         _run_and_slide(lab, browser_page, browser_log, artifacts_dir)
@@ -115,7 +158,7 @@ def _run_and_slide(lab, page, browser_log, artifacts_dir):
     page.set_default_timeout(120_000)
     page.goto(f"{base}lab/tree/{NOTEBOOK.name}?token={token}")
     page.wait_for_selector(".jp-NotebookPanel .jp-CodeCell", timeout=START_S * 1000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=START_S * 1000)
+    _wait_for_kernel(page, base, token, log)
     assert page.locator(".jp-Dialog").count() == 0, page.locator(".jp-Dialog").inner_text()
     # run every cell from the menu, as a learner does (again if the first click came before the menu was ready:
     # a run has started once some prompt shows '*' or a number)
@@ -133,13 +176,17 @@ def _run_and_slide(lab, page, browser_log, artifacts_dir):
     # idle and no prompt '*'), which is then reported with its traceback rather than waited for
     error_css = (".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error'], "
                  ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
-    page.wait_for_function(
-        f"""() => {{ const p = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
-                   const done = p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent));
-                   const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']") !== null;
-                   const failed = document.querySelector("{error_css}") !== null;
-                   return done || (failed && idle && !p.some(e => /\\[\\*\\]/.test(e.textContent))); }}""",
-        timeout=240_000)
+    try:
+        page.wait_for_function(
+            f"""() => {{ const p = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell .jp-InputPrompt'));
+                       const done = p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent));
+                       const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']") !== null;
+                       const failed = document.querySelector("{error_css}") !== null;
+                       return done || (failed && idle && !p.some(e => /\\[\\*\\]/.test(e.textContent))); }}""",
+            timeout=240_000)
+    except Exception as e:  # what was left running, and what the kernel and JupyterLab said
+        raise AssertionError(f"Run All did not end within 240 s: prompts {_prompts(page)}; kernels "
+                             f"{_kernels(base, token)}; JupyterLab's log ends:\n{log.read_text()[-3000:]}") from e
     errors = page.locator(error_css)
     assert errors.count() == 0, errors.first.inner_text()[:3000]
 
