@@ -189,8 +189,11 @@ def test_sigkill_of_the_coordinator_loses_nothing(tmp_path):
 
 def test_ctrl_c_stops_cleanly_and_keeps_finished_runs(tmp_path):
     db = tmp_path / "runs.db"
+    # Python's Ctrl-C handler, as a program started from a terminal has: a test run started in the background
+    # (`pytest &` in a non-interactive shell) ignores SIGINT, and its children would inherit that
     code = textwrap.dedent(f"""
-        import json
+        import json, signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from rnnscope.runs.runner import run_sweep
         from rnnscope.runs.spec import SweepSpec
         spec = SweepSpec("ctrl-c", {PROBE!r}, grid={{"x": list(range(12))}}, fixed={{"sleep": 0.2}})
