@@ -102,6 +102,34 @@ def _linear_rnn(w: float, S: int = 4, T_: int = 40):
     return m, torch.zeros(T_, 3, 1, dtype=F64)
 
 
+@pytest.mark.parametrize("dtype, T_", [(torch.float64, 400), (torch.float32, 80)])
+def test_a_lower_layer_tail_beyond_the_dtype_range_against_its_closed_form(dtype, T_):
+    """Two ReLU layers h^l_k = relu(a h^l_{k-1} + b x^l_k) with a = 1/100, b = 1/2, positive inputs (every unit
+    active: the layers are linear), L = sum of h^1_T. Then ||dL/dh^1_k|| = a^(T-k) sqrt(H) and layer 0 collects
+    the upstream b dL/dh^1_k of every step: dL/dh^0_k = b dL/dh^1_k + a dL/dh^0_{k+1} = b (T-k+1) a^(T-k) (1..1).
+    Over T = 400 steps (float64) or 80 (float32) each row of layer 0's upstream spans 2 T decades, more than the
+    dtype holds (about 630 and 83): each step must keep its own scale."""
+    H, a, b = 3, 0.01, 0.5
+    m = nn.RNN(H, H, num_layers=2, nonlinearity="relu", dtype=F64)
+    with torch.no_grad():
+        for l in range(2):
+            getattr(m, f"weight_hh_l{l}").copy_(a * torch.eye(H, dtype=F64))
+            getattr(m, f"weight_ih_l{l}").copy_(b * torch.eye(H, dtype=F64))
+            getattr(m, f"bias_ih_l{l}").zero_()
+            getattr(m, f"bias_hh_l{l}").zero_()
+    x = torch.rand(T_, 2, H, generator=torch.Generator().manual_seed(0), dtype=F64) + 0.1
+    d = diagnose(m, x, lambda out: out[-1].sum(), dtype=dtype)
+    dist = torch.arange(T_ - 1, -1, -1, dtype=F64)  # T - k for k = 1..T
+    top = dist * math.log10(a) + 0.5 * math.log10(H)
+    below = math.log10(b) + torch.log10(dist + 1) + top
+    tol = 1e-9 if dtype == torch.float64 else 1e-4  # log10 units
+    for layer, want in ((1, top), (0, below)):
+        got = torch.as_tensor(np.asarray(d.layers[layer].per_sequence_adjoint_h, dtype=float))  # (B, T)
+        assert d.layers[layer].layer == layer
+        torch.testing.assert_close(got, want.expand_as(got), rtol=0, atol=tol)
+    assert float(below[0]) < (-700 if dtype == torch.float64 else -150)  # (the tail is beyond the dtype's range)
+
+
 def test_closed_form_vanishing_profile_rate_horizon_and_far_distance():
     m, x = _linear_rnn(0.5)
     d = diagnose(m, x, jacobian=True)

@@ -93,7 +93,7 @@ def test_stacked_rows_offsets_cut_and_final_against_jacrev(kind):
             nb = torch.linalg.vector_norm(bcut[1:], dim=-1)
             torch.testing.assert_close(o["share"][row], a / (a + nb), rtol=0, atol=1e-10)
     shifts = torch.where(torch.arange(R) < B, torch.zeros(R, dtype=F64), off)  # the extra rows' references at offset 0
-    got_gx = o["gx"] * torch.exp(o["m"] - shifts)[None, :, None]
+    got_gx = o["gx"] * torch.exp(o["m"] - shifts).unsqueeze(-1)  # m (T, R): each step and row at its own scale
     torch.testing.assert_close(got_gx, gx_ref, rtol=1e-9, atol=1e-12)
     # the parameter gradients of the batch rows: autograd of sum_k <g_k, s_k(x_k, s_{k-1}; theta)>, s_{k-1} held
     params = {f: getattr(cell, f).detach().clone().requires_grad_(True) for f in param_fields(cell, True)}
@@ -107,6 +107,36 @@ def test_stacked_rows_offsets_cut_and_final_against_jacrev(kind):
     grads = torch.autograd.grad(total, list(params.values()))
     for (f, _), gr in zip(params.items(), grads):
         torch.testing.assert_close(o["grads"][f] * math.exp(o["gm"]), gr, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh"])
+def test_offsets_per_step_and_row_in_both_directions_against_jacrev(kind):
+    """The upstream of a layer below comes at a log-offset per step and row (T, R): up_k exp(off_{k,r}), in position
+    order, read in each direction's own time order. Offsets up to e^200 here, so that the reference (jacrev
+    products in float64) can take every direct term unscaled; dL/dx_k (gx exp(m), m (T, R)) against autograd."""
+    m = make_module(kind, 1, True, False, True, scale=1.0)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(T, B, D, generator=gen, dtype=F64)
+    seq = torch.tensor([0, 1, 2, 1])  # the batch, then an extra row on sequence 1
+    R = len(seq)
+    for r in rerun(m, x).runs:  # forward, then reverse: the offsets turn with the direction's own time order
+        cell, tr = r.cell, r.trace
+        P = cell.h_size
+        up = torch.randn(T, R, P, generator=gen, dtype=F64)
+        off = (torch.rand(T, R, generator=gen, dtype=F64) - 0.5) * 400.0  # e^-200 .. e^200, a different one per step
+        o = adjoint_layer(r, up, off, seq, need_x=True)
+        own = (lambda v: v) if r.direction == "forward" else (lambda v: v.flip(0))  # position -> own order
+        for row in range(R):
+            b = int(seq[row])
+            g = _reference(cell, tr, own(up[:, row] * torch.exp(off[:, row]).unsqueeze(-1)), b, False)  # (T+1, S)
+            want = torch.log10(torch.linalg.vector_norm(g[1:, :P], dim=-1))
+            got = o["adjoint_h"][row] if row < B else o["rows_h"][row - B]
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-10)
+            xk = tr.inputs[:, b].clone().requires_grad_(True)  # (own order)
+            s = cell.forward(xk, tr.states[:-1, b])[0]
+            (gxr,) = torch.autograd.grad(s, xk, g[1:])
+            got_gx = own(o["gx"][:, row] * torch.exp(o["m"][:, row]).unsqueeze(-1))  # position -> own order
+            torch.testing.assert_close(got_gx, gxr, rtol=1e-9, atol=0)
 
 
 def test_packed_rows_are_the_identity_beyond_their_length_and_nan_in_the_profile():

@@ -29,7 +29,9 @@ kernel for h, outputs equal the module's to rounding; a given h0 / (h0, c0) used
 Precision: the analysis runs in float64 whatever the model's dtype (a float16 / bfloat16 / float32 model is
 analysed as an upcast copy: its weights, and floating inputs and targets, converted once; integer token ids as
 they are); `dtype=` chooses otherwise. The report states the model's dtype and how far the re-run's output is
-from the module's own output in it (agreement: max |re-run - own| / max(1, max |own|)).
+from the module's own output in it (agreement: max |re-run - own| / max(1, max |own|)). Adjoints stay in the log
+domain and a layer's upstream keeps a scale per step and row (layer_flow), so tails beyond the dtype's range
+are exact in either dtype.
 
 NaN hunting: when the model's own loss (in its dtype), the analysis' states or loss, or a parameter gradient
 (beyond the model dtype's range) is not finite, the diagnosis does not fail: nan_hunt.hunt finds where, in the
@@ -536,7 +538,8 @@ def _diagnose_model(model, inputs, loss_fn, targets, o: dict) -> Diagnosis:
             g0 = [s0[..., :P], s0[..., P:]][:len(c.hx)]
             g0 = [v[:, 0] if run.unbatched else v for v in g0]
         if gx is not None:
-            gx = gx[:, :B] * torch.exp(m_off[:B]).to(gx.dtype)[None, :, None]  # the batch rows, unscaled
+            # the batch rows, unscaled (each step's own log-offset: m_off (T, B))
+            gx = (gx[:, :B].to(torch.float64) * torch.exp(m_off[:, :B]).unsqueeze(-1)).to(gx.dtype)
             gx = gx[:, 0] if run.unbatched else (gx.transpose(0, 1) if run.batch_first else gx)
         if gx is not None or g0:
             push_back(c, calls[:i], gx, g0, params)

@@ -9,12 +9,15 @@ Rows. The sweep carries R + C rows of adjoints at once, each following one seque
                      held constant at every step of this layer (not passed to the layer below)
 
     direct_k = u_k on the h part of s_k (in the direction's own time order), + dL/ds_T from h_n (c_n) on the
-               batch rows and their cut copies; u (T, R, P) comes with a log-offset per row: u_k exp(off_r)
+               batch rows and their cut copies; u (T, R, P) comes with a log-offset per step and row:
+               u_k exp(off_{k,r}), so that a row whose upstream spans more decades than the dtype holds (a lower
+               layer's tail under a last-step loss: hundreds of decades) keeps every step exact
     g_k = dL/ds_k:  g_t = direct_t,  g_{k-1} = g_k ds_k/ds_{k-1} + direct_{k-1}
                (adjoint.sweep in the log domain, block-scaled; each step one Cell.vjp_apply on the step's
                factors, formed for the whole trace at once by Cell.vjp_factors and gathered for the rows)
     dL/du_k    what each product passes through on the way (the drive u_k = W_xh x_k + b: LSTM's dL/dz_k)
-    dL/dx_k = dL/du_k W_xh       the layer below's upstream, all steps in one product, with a log-offset per row
+    dL/dx_k = dL/du_k W_xh       the layer below's upstream, all steps in one product, each step at the scale
+                                 its sweep step had (the log-offsets (T, R) of the next sweep's direct terms)
     dL/dtheta = sum_k g_k d+s_k/dtheta (d+ the immediate partial, s_{k-1} held): one batched backward through
                all the steps at once, on the batch rows, per parameter field of the cell
 
@@ -175,8 +178,9 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
                   cut: int = 0, need_x: bool = False, gradient_norm: bool = False, final: torch.Tensor | None = None,
                   x_rows: int | None = None, workspace: dict | None = None) -> dict:
     """One (layer, direction)'s sweep over stacked rows (module docstring), the upstream up (T, R, P) in position
-    order times exp(off) (off: a float or per row (R,)); seq (R,) the sequence of each row (None: rows = the
-    batch, R = B; rows 0..B-1 are always the batch); cut: C carry-cut copies of rows 0..C-1 (has_carry cells).
+    order times exp(off) (off: a float, per row (R,), or per step and row (T, R) in position order); seq (R,) the
+    sequence of each row (None: rows = the batch, R = B; rows 0..B-1 are always the batch); cut: C carry-cut
+    copies of rows 0..C-1 (has_carry cells).
     final (B, S): dL/ds_T of the batch rows in the direction's own order (from h_n, c_n), unscaled. x_rows: the
     first rows whose dL/dx is wanted (None: all R; the bottom layer of a whole model needs the batch's only).
     workspace: a dict whose flat buffers the sweep's two large arrays (the scaled adjoints, the kept dL/du_k) are
@@ -184,8 +188,8 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
 
     Returns a dict: adjoint_h (B, T) and adjoint_c (B, T, LSTM) log10 norms and rows_h (R - B, T) of the extra
     rows, in the direction's own time order; share (C, T) or None; gx (T, R, D) dL/dx in position order times
-    exp(m), m (R,); grads {field: dL/dfield exp(-gm)} with gm (float) of the batch rows (gradient_norm); g0 (B, S)
-    = dL/ds_0 unscaled; t_last, the last step with a direct term.
+    exp(m), m (T, R) the log-offset of each step and row; grads {field: dL/dfield exp(-gm)} with gm (float) of
+    the batch rows (gradient_norm); g0 (B, S) = dL/ds_0 unscaled; t_last, the last step with a direct term.
     """
     cell, tr = run.cell, run.trace
     T, B = tr.T, tr.B
@@ -193,13 +197,14 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
     f64 = torch.float64
     R = up.shape[1]
     seq = torch.arange(B) if seq is None else seq.to(torch.int64)
-    off = torch.full((R,), float(off), dtype=f64) if not isinstance(off, torch.Tensor) else off.to(f64)
+    off = torch.as_tensor(off, dtype=f64).expand(T, R)  # (T, R): a float or a row's offset holds at every step
     C = cut if cell.has_carry else 0
     rows = torch.cat([seq, torch.arange(C)])  # (R + C,): every row's sequence
     lengths = None if run.lengths is None else run.lengths[rows]
     up = own_order(up, run.direction, None if lengths is None else lengths[:R])  # the direction's own time order
+    off = own_order(off.unsqueeze(-1), run.direction, None if lengths is None else lengths[:R])[..., 0]  # likewise
     U = torch.cat([up, up[:, :C]], 1) if C else up  # (T, R + C, P): the cut rows take their batch row's upstream
-    off_all = torch.cat([off, off[:C]]) if C else off
+    off_all = torch.cat([off, off[:, :C]], 1) if C else off  # (T, R + C)
     fin = None
     if final is not None:
         fin = torch.zeros(R + C, S, dtype=cell.dtype)
@@ -207,8 +212,8 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
         fin[R:] = final[:C]
     nz = torch.nonzero((U.reshape(T, -1) != 0).any(1))
     t = T if fin is not None and bool((fin != 0).any()) else (int(nz[-1]) + 1 if nz.numel() else 0)
-    out = {"gx": None, "m": torch.zeros(R, dtype=f64), "grads": {}, "gm": 0.0, "g0": torch.zeros(B, S, dtype=cell.dtype),
-           "t_last": t, "share": None}
+    out = {"gx": None, "m": torch.zeros(T, R, dtype=f64), "grads": {}, "gm": 0.0,
+           "g0": torch.zeros(B, S, dtype=cell.dtype), "t_last": t, "share": None}
     fields = param_fields(cell, run.bias) if gradient_norm else {}
     scale = torch.full((T + 1, R + C), float("-inf"), dtype=f64)
     scaled = None
@@ -252,12 +257,12 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
             return w
 
         carries = (U.reshape(T, -1) != 0).any(1).tolist()
-        first = _start(U[t - 1], off_all, None if t != T else fin, S)
+        first = _start(U[t - 1], off_all[t - 1], None if t != T else fin, S)
 
         def direct(k: int):
             if k == t:
                 return first
-            return (U[k - 1], off_all) if carries[k - 1] else None
+            return (U[k - 1], off_all[k - 1]) if carries[k - 1] else None  # u_k exp(off_k) of every row
 
         with step_threads(S):  # small per-step products: one thread (core/threads.py)
             adj = sweep(t, vjp, direct, log_domain=True, block=BLOCK.get(cell.dtype, 1),
@@ -272,13 +277,13 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
             out["share"][:, :t] = _share(adj.scale[1:, :C], adj.scaled[1:, :C], adj.scale[1:, R:],
                                          adj.scaled[1:, R:]).T.to(f64)
         live = None if valid is None else valid[:t]  # (t, R + C, 1): the real steps (packed batches)
-        m = _row_scale(adj, Wd)
+        vs = _step_scale(adj)
         if need_x:
-            out["gx"], out["m"] = _upstream_below(cell, tr, adj, Wd, m, sel, t, R if x_rows is None else min(R, x_rows),
-                                                  run.direction, lengths, live)
-        if fields:
+            out["gx"], out["m"] = _upstream_below(cell, tr, adj, Wd, vs, sel, t,
+                                                  R if x_rows is None else min(R, x_rows), run.direction, lengths, live)
+        if fields:  # (after the upstream: it brings the kept dL/du_k of the batch rows to one scale in place)
             out["grads"], out["gm"] = _param_grads(cell, tr, adj, t, B, fields, None if live is None else live[:, :B],
-                                                   Wd, m)
+                                                   Wd, vs)
     if scaled is None:
         scaled = torch.zeros(T + 1, R + C, S, dtype=cell.dtype)
     ah = _log10_norms(scale[1:], scaled[1:, :, :P]).T  # (R + C, T)
@@ -298,30 +303,30 @@ def adjoint_layer(run: LayerRun, up: torch.Tensor, off: torch.Tensor | float = 0
     return out
 
 
-def _row_scale(adj, Wd) -> torch.Tensor:
-    """m (R + C,): one log-offset per row, the largest finite log-scale of that row's vjp calls; with the kept
-    dL/du_k (Wd) brought to it in place, Wd[r, k] = dL/du_k exp(-m_r) (the sweep wrote them at each step's scale)."""
-    vs = adj.vjp_log_scale[1:].to(torch.float64)  # (t, R + C): the scale of step k's product
-    vs = torch.where(torch.isfinite(vs), vs, torch.full_like(vs, float("-inf")))
-    m = vs.amax(0)
-    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    if Wd is not None:
-        Wd.mul_(torch.exp(vs - m).T.to(Wd.dtype).unsqueeze(-1))  # in place: a (R + C, t, U) buffer is tens of MB
-    return m
+def _step_scale(adj) -> torch.Tensor:
+    """vs (t, R + C): the log-scale of each step's vjp call (finite; 0 where the sweep had none), the scale at which
+    the sweep kept dL/du_k: Wd[r, k - 1] = dL/du_k exp(-vs[k - 1, r])."""
+    vs = adj.vjp_log_scale[1:].to(torch.float64)
+    return torch.where(torch.isfinite(vs), vs, torch.zeros_like(vs))
 
 
-def _upstream_below(cell: Cell, tr: Trace, adj, Wd, m, sel, t: int, R: int, direction: str, lengths, live):
-    """dL/dx_k (T, R, D) in position order times exp(-m) and m (R,): the carried rows' upstream of the layer below."""
+def _upstream_below(cell: Cell, tr: Trace, adj, Wd, vs, sel, t: int, R: int, direction: str, lengths, live):
+    """dL/dx_k (T, R, D) in position order times exp(-m) and m (T, R), each step and row at its own scale: the
+    carried rows' upstream of the layer below, whose values may span more decades than the dtype holds."""
     T = tr.T
-    m = m[:R]
     if Wd is not None:  # dL/dx_k = dL/du_k W_xh: back through u_k = W_xh x_k + b, all steps in one product
-        gx = (Wd[:R].reshape(R * t, -1) @ cell.W_xh).reshape(R, t, -1).transpose(0, 1)  # (t, R, D)
-    else:  # the generic path: one batched backward through the gathered rows' steps
-        g = _scaled(adj, slice(0, R), m.unsqueeze(0), live if live is None else live[:, :R])
+        gx = (Wd[:R].reshape(R * t, -1) @ cell.W_xh).reshape(R, t, -1).transpose(0, 1)  # (t, R, D) at vs[k, r]
+        m = vs[:, :R]
+    else:  # the generic path: one batched backward through the gathered rows' steps (linear in each step's g_k)
+        m = adj.scale[1:, :R].to(torch.float64)  # (t, R): the sweep's own scale of g_k, finite
+        g = adj.scaled[1:, :R] if live is None else adj.scaled[1:, :R] * live[:, :R]
         gx, _ = _batched_backward(cell, _rows_trace(tr, None if sel is None else sel[:R]).truncated(t), g, True, {})
     full = torch.zeros(T, R, gx.shape[2], dtype=gx.dtype)
     full[:t] = gx
-    return own_order(full, direction, None if lengths is None else lengths[:R]), m
+    offs = torch.zeros(T, R, 1, dtype=torch.float64)
+    offs[:t, :, 0] = m
+    lr = None if lengths is None else lengths[:R]
+    return own_order(full, direction, lr), own_order(offs, direction, lr)[..., 0]
 
 
 def _scaled(adj, rows: slice, m: torch.Tensor | float, live) -> torch.Tensor:
@@ -332,13 +337,13 @@ def _scaled(adj, rows: slice, m: torch.Tensor | float, live) -> torch.Tensor:
     return g if live is None else g * live
 
 
-def _param_grads(cell: Cell, tr: Trace, adj, t: int, B: int, fields: dict, live, Wd, m) -> tuple[dict, float]:
-    """{field: dL/dfield exp(-gm)} of the batch rows and gm (one common scale): Cell.param_grads from the kept
-    dL/du_k (a few products over all the steps, the batch rows brought to gm in place), else one batched backward
-    (autograd)."""
+def _param_grads(cell: Cell, tr: Trace, adj, t: int, B: int, fields: dict, live, Wd, vs) -> tuple[dict, float]:
+    """{field: dL/dfield exp(-gm)} of the batch rows and gm (one common scale: a sum over the steps, whose terms
+    below the dtype's range next to the largest cannot change it): Cell.param_grads from the kept dL/du_k (a few
+    products over all the steps, the batch rows brought to gm in place), else one batched backward (autograd)."""
     if Wd is not None:
-        gm = float(m[:B].max())
-        Wd[:B].mul_(torch.exp(m[:B] - gm).to(Wd.dtype)[:, None, None])  # (B, t, U) dL/du_k exp(-gm)
+        gm = float(vs[:, :B].max())
+        Wd[:B].mul_(torch.exp(vs[:, :B] - gm).T.to(Wd.dtype).unsqueeze(-1))  # (B, t, U) dL/du_k exp(-gm), in place
         tm = lambda v: v.transpose(0, 1)  # noqa: E731  (t, B, .) -> (B, t, .): the rows' order of Wd
         grads = cell.param_grads(tm(tr.inputs[:t]), tm(tr.states[:t]), tm(tr.preacts[:t]), Wd[:B])
         if grads is not None:
@@ -354,8 +359,9 @@ def sweep_stack(run: StackRun, up: torch.Tensor, off: torch.Tensor | float = 0.0
     """Every (layer, direction)'s adjoint_layer, top to bottom, from the upstream up (T, R, dirs P) = dL/d(output)
     exp(-off) of R rows (seq: their sequences, None: the batch) and the direct terms finals[(l, direction)] =
     dL/ds_T (B, S) of the batch rows (from h_n, c_n). Each layer below reads the sum over the directions' dL/dx
-    of the carried rows, on a common log-offset per row. Returns (results by (layer, direction), dL/dx (T, B, D)
-    of the module's input for the batch rows times exp(-m), m (B,)) (the last two None without need_input)."""
+    of the carried rows, on a common log-offset per step and row. Returns (results by (layer, direction), dL/dx
+    (T, B, D) of the module's input for the batch rows times exp(-m), m (T, B)) (the last two None without
+    need_input)."""
     T, R = up.shape[0], up.shape[1]
     B = run.output.shape[1]
     off = torch.full((R,), float(off), dtype=torch.float64) if not isinstance(off, torch.Tensor) else off
@@ -375,13 +381,14 @@ def sweep_stack(run: StackRun, up: torch.Tensor, off: torch.Tensor | float = 0.0
             res[(l, r.direction)] = o
             if o["gx"] is not None:
                 parts.append((o["gx"], o["m"]))
-        if below:  # the layer below's upstream: the sum over this layer's directions, on one common scale per row
+        if below:  # the layer below's upstream: the sum over this layer's directions, one common scale per step, row
             D = layer[0].trace.inputs.shape[2]
             n = R if l > 0 else B
             if parts:
-                M = torch.stack([m for _, m in parts]).amax(0)  # (n,)
-                up = sum(gx * torch.exp(m - M).to(gx.dtype)[None, :, None] for gx, m in parts)
+                M = torch.stack([m for _, m in parts]).amax(0)  # (T, n)
+                up = sum(gx * torch.exp(m - M).to(gx.dtype).unsqueeze(-1) for gx, m in parts) if len(parts) > 1 \
+                    else parts[0][0]
                 off = M
             else:
-                up, off = torch.zeros(T, n, D, dtype=run.output.dtype), torch.zeros(n, dtype=torch.float64)
+                up, off = torch.zeros(T, n, D, dtype=run.output.dtype), torch.zeros(T, n, dtype=torch.float64)
     return res, (up if need_input else None), (off if need_input else None)
