@@ -1,6 +1,7 @@
 """interop/layer_flow.py: one (layer, direction)'s sweep over stacked rows (the batch, extra rows with their own
-upstream and a log-offset each, carry-cut copies, a final direct term, a packed batch) against products of
-torch.func.jacrev Jacobians, and dL/dx_k and the parameter gradients against autograd through one step.
+upstream and a log-offset each (per row, or per step and row), carry-cut copies, a final direct term, a packed
+batch) against products of torch.func.jacrev Jacobians, and dL/dx_k and the parameter gradients against autograd
+through one step.
 
 The rest of layer_flow (stacks, every module kind) is tested through diagnose against autograd through nn.*Cell
 loops in tests/test_diagnose.py and tests/test_diagnose_model.py.
