@@ -31,7 +31,7 @@ analysed as an upcast copy: its weights, and floating inputs and targets, conver
 they are); `dtype=` chooses otherwise. The report states the model's dtype and how far the re-run's output is
 from the module's own output in it (agreement: max |re-run - own| / max(1, max |own|)). Adjoints stay in the log
 domain and a layer's upstream keeps a scale per step and row (layer_flow), so tails beyond the dtype's range
-are exact in either dtype.
+keep the dtype's relative precision.
 
 NaN hunting: when the model's own loss (in its dtype), the analysis' states or loss, or a parameter gradient
 (beyond the model dtype's range) is not finite, the diagnosis does not fail: nan_hunt.hunt finds where, in the
