@@ -324,12 +324,15 @@ class GradientFlowMonitor:
     def _diagnose(self, inputs, loss_fn, targets, past) -> tuple[Diagnosis, int | None]:
         """diagnose on the first `sequences` sequences (module docstring), or on the whole batch where that does
         not fit (and from then on), saying which in the Diagnosis' notes. Returns (d, B when sampled else None)."""
-        run = lambda i, t: diagnose(self.model, i, loss_fn, targets=t, gradient_history=past, **self.options)  # noqa: E731
+        def run(i, t):
+            return diagnose(self.model, i, loss_fn, targets=t, gradient_history=past, **self.options)
+
         why = None
         if self.sampling:
             n, dim = self.sequences, self.batch_dim
             B = _batch_size(inputs, dim)
-            seen = B if B is None or B <= n or self.modules == () or self._verified else recurrent_batch(self.model, inputs)
+            check = B is not None and B > n and self.modules != () and not self._verified  # a whole model, once
+            seen = recurrent_batch(self.model, inputs) if check else B
             if B is None:
                 why = f"no input tensor has a batch axis {dim} (batch_dim)"
             elif seen != B:  # checked once, on the first record of a whole model: the axis is the sequences'

@@ -110,7 +110,6 @@ def _worker_main(conn, server: int) -> None:
                 return
 
 
-
 class WorkerDied(Exception):
     """The worker process running a job ended before it answered (the server's log says how)."""
 
